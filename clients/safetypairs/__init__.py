@@ -1,0 +1,7 @@
+"""SafetyPairs: counterfactual safety pairs, and the guard, judge and edit services behind them.
+
+This package's client side (`safetypairs.client`, `safetypairs.policy`, `safetypairs.v1`)
+imports without torch, onnxruntime or bentoml.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,99 @@
+"""Plain Python results the SDK returns, converted from the contract's messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from safetypairs.errors import SafetyPairsError, error_class, status_code_from_value
+from safetypairs.v1 import common_pb2, guard_pb2
+
+
+@dataclass(frozen=True)
+class CategoryScore:
+    category: str
+    probability: float
+    threshold: float
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rating: str  # "safe" | "unsafe"
+    category: str  # deciding category code; "" when safe
+    probability: float
+    scores: tuple[CategoryScore, ...]
+    model: str
+    untrained: bool
+    rationale: str = ""
+
+    @property
+    def unsafe(self) -> bool:
+        return self.rating == "unsafe"
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.Verdict) -> Verdict:
+        return cls(
+            rating=common_pb2.Rating.Name(msg.rating).lower(),
+            category=msg.category,
+            probability=msg.probability,
+            scores=tuple(
+                CategoryScore(s.category, s.probability, s.threshold, s.flagged)
+                for s in msg.scores
+            ),
+            model=msg.model,
+            untrained=msg.untrained,
+            rationale=msg.rationale,
+        )
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """One image of a batch: a verdict, or the error that image alone met."""
+
+    image_id: str
+    verdict: Verdict | None
+    error: SafetyPairsError | None = None
+
+    @classmethod
+    def from_proto(cls, msg: guard_pb2.ScreenResult) -> ScreenResult:
+        if msg.WhichOneof("outcome") == "error":
+            code = status_code_from_value(msg.error.code)
+            return cls(msg.image_id, None, error_class(None, code)(msg.error.message))
+        return cls(msg.image_id, Verdict.from_proto(msg.verdict))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    description: str
+    untrained: bool
+    notice: str
+    categories: tuple[str, ...]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    providers: tuple[str, ...] = ()
+    runtime: str = ""
+    input_size: int = 0
+    max_batch_size: int = 0
+    max_image_bytes: int = 0
+    max_image_pixels: int = 0
+    max_images_per_request: int = 0
+
+    @classmethod
+    def from_proto(cls, msg: guard_pb2.ModelInfo) -> ModelInfo:
+        return cls(
+            name=msg.name,
+            version=msg.version,
+            description=msg.description,
+            untrained=msg.untrained,
+            notice=msg.notice,
+            categories=tuple(msg.categories),
+            thresholds=dict(msg.thresholds),
+            providers=tuple(msg.providers),
+            runtime=msg.runtime,
+            input_size=msg.input_size,
+            max_batch_size=msg.max_batch_size,
+            max_image_bytes=msg.max_image_bytes,
+            max_image_pixels=msg.max_image_pixels,
+            max_images_per_request=msg.max_images_per_request,
+        )

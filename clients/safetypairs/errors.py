@@ -1,0 +1,114 @@
+"""The one exception set of the project, and its mapping to gRPC status codes and HTTP codes.
+
+Servers raise these; the gRPC interceptor and the HTTP adapter translate them with the
+attributes below and nothing else, and the SDK turns a failed call back into the same class.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import grpc
+
+# Trailing-metadata key carrying the error class name, so that a client can tell apart
+# errors that share a status code (payload too large vs overloaded are both RESOURCE_EXHAUSTED).
+ERROR_KIND_METADATA_KEY = "safetypairs-error-kind"
+
+
+class SafetyPairsError(Exception):
+    """Base class. `grpc_code` and `http_status` are the whole mapping table."""
+
+    grpc_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    http_status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+class InvalidInput(SafetyPairsError):
+    """The request is malformed: not an image, corrupt, unknown category, bad option."""
+
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    http_status = HTTPStatus.BAD_REQUEST
+
+
+class PayloadTooLarge(SafetyPairsError):
+    """An image or a request is over a size limit (bytes, pixels or item count)."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class Overloaded(SafetyPairsError):
+    """The bounded queue is full: refused at once rather than buffered without bound."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http_status = HTTPStatus.TOO_MANY_REQUESTS
+
+
+class Unavailable(SafetyPairsError):
+    """The service is not ready or is shutting down; safe to retry elsewhere."""
+
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class DeadlineExceeded(SafetyPairsError):
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    http_status = HTTPStatus.GATEWAY_TIMEOUT
+
+
+class Unauthenticated(SafetyPairsError):
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    http_status = HTTPStatus.UNAUTHORIZED
+
+
+class ModelError(SafetyPairsError):
+    """A model artifact is missing, invalid or failed to run (a server-side problem)."""
+
+
+_BY_KIND: dict[str, type[SafetyPairsError]] = {
+    cls.__name__: cls
+    for cls in (
+        SafetyPairsError,
+        InvalidInput,
+        PayloadTooLarge,
+        Overloaded,
+        Unavailable,
+        DeadlineExceeded,
+        Unauthenticated,
+        ModelError,
+    )
+}
+# For answers without the kind metadata (other servers, gRPC's own errors).
+_BY_CODE: dict[grpc.StatusCode, type[SafetyPairsError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: PayloadTooLarge,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+}
+
+
+def error_class(kind: str | None, code: grpc.StatusCode | None) -> type[SafetyPairsError]:
+    """The exception class for an error's kind name, else for its gRPC code."""
+    if kind and kind in _BY_KIND:
+        return _BY_KIND[kind]
+    return _BY_CODE.get(code, SafetyPairsError) if code is not None else SafetyPairsError
+
+
+def grpc_code_value(code: grpc.StatusCode) -> int:
+    """The numeric google.rpc.Code of a grpc.StatusCode (used in per-item errors)."""
+    return code.value[0]
+
+
+def status_code_from_value(value: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return grpc.StatusCode.UNKNOWN

@@ -1,0 +1,198 @@
+"""Policy and Category types, loading and validation of policy YAML."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from safetypairs.errors import InvalidInput
+from safetypairs.v1 import common_pb2
+
+_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+_MAX_POLICY_BYTES = 256 * 1024
+_POLICY_KEYS = {"name", "version", "categories"}
+_CATEGORY_KEYS = {"code", "name", "should_not", "can"}
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    name: str
+    should_not: tuple[str, ...] = ()
+    can: tuple[str, ...] = ()
+
+    def to_proto(self) -> common_pb2.Category:
+        return common_pb2.Category(
+            code=self.code, name=self.name, should_not=self.should_not, can=self.can
+        )
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.Category) -> Category:
+        return cls(msg.code, msg.name, tuple(msg.should_not), tuple(msg.can))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "should_not": list(self.should_not),
+            "can": list(self.can),
+        }
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: str
+    categories: tuple[Category, ...]
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.categories)
+
+    def category(self, code: str) -> Category:
+        for c in self.categories:
+            if c.code == code:
+                return c
+        raise InvalidInput(
+            f"unknown category {code!r}; policy {self.name!r} has: {', '.join(self.codes)}"
+        )
+
+    def check_codes(self, codes: Iterable[str]) -> tuple[str, ...]:
+        """Return `codes` as a tuple, raising InvalidInput naming any unknown or repeated one."""
+        codes = tuple(codes)
+        unknown = [c for c in codes if c not in self.codes]
+        if unknown:
+            raise InvalidInput(
+                f"unknown category {', '.join(map(repr, unknown))}; "
+                f"policy {self.name!r} has: {', '.join(self.codes)}"
+            )
+        if len(set(codes)) != len(codes):
+            raise InvalidInput(f"category listed twice in {list(codes)}")
+        return codes
+
+    def to_proto(self) -> common_pb2.Policy:
+        return common_pb2.Policy(
+            name=self.name,
+            version=self.version,
+            categories=[c.to_proto() for c in self.categories],
+        )
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases: policies never need them, and refusing them
+    closes the billion-laughs expansion attack on custom policy files."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise InvalidInput(
+                f"policy YAML uses an alias (*{event.anchor}) at line "
+                f"{event.start_mark.line + 1}; aliases are not allowed in policies"
+            )
+        return super().compose_node(parent, index)
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InvalidInput(f"{where} must be a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+def _unknown_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise InvalidInput(
+            f"{where} has unknown field(s) {', '.join(map(str, extra))}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _category(data: Any, index: int) -> Category:
+    where = f"categories[{index}]"
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where} must be a mapping with code, name, should_not, can")
+    _unknown_keys(data, _CATEGORY_KEYS, where)
+    for key in ("code", "name", "should_not"):
+        if key not in data:
+            raise InvalidInput(f"{where} is missing required field {key!r}")
+    code, name = data["code"], data["name"]
+    if not isinstance(code, str) or not _CODE_RE.match(code):
+        raise InvalidInput(
+            f"{where}.code {code!r} must be 1-32 letters, digits, '_' or '-', starting "
+            "with a letter"
+        )
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"{where}.name must be a non-empty string")
+    return Category(
+        code=code,
+        name=name.strip(),
+        should_not=_strings(data["should_not"], f"{where}.should_not"),
+        can=_strings(data.get("can", []), f"{where}.can") if data.get("can") else (),
+    )
+
+
+def parse_policy(text: str | bytes, source: str = "<policy>") -> Policy:
+    """Parse and validate a policy document; every problem raises InvalidInput naming it."""
+    if len(text) > _MAX_POLICY_BYTES:
+        raise InvalidInput(f"{source}: policy is {len(text)} bytes, over {_MAX_POLICY_BYTES}")
+    try:
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
+    except InvalidInput as exc:
+        raise InvalidInput(f"{source}: {exc.message}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{source}: not valid YAML: {exc}") from None
+    return policy_from_dict(data, source)
+
+
+def policy_from_dict(data: Any, source: str = "<policy>") -> Policy:
+    """Validate an already-parsed policy mapping (e.g. one embedded in a model's sidecar)."""
+    try:
+        return _policy(data)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{source}: {exc.message}") from None
+
+
+def _policy(data: Any) -> Policy:
+    if not isinstance(data, dict):
+        raise InvalidInput("a policy must be a mapping with name, version, categories")
+    _unknown_keys(data, _POLICY_KEYS, "policy")
+    name, version = data.get("name"), data.get("version", "1")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("policy.name must be a non-empty string")
+    if not isinstance(version, str | int):
+        raise InvalidInput("policy.version must be a string")
+    raw = data.get("categories")
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput("policy.categories must be a non-empty list")
+    categories = tuple(_category(c, i) for i, c in enumerate(raw))
+    seen: set[str] = set()
+    for c in categories:
+        if c.code in seen:
+            raise InvalidInput(f"category code {c.code!r} appears twice")
+        seen.add(c.code)
+    return Policy(name=name.strip(), version=str(version), categories=categories)
+
+
+def load_policy(path: str | Path) -> Policy:
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read policy file {path}: {exc.strerror}") from None
+    return parse_policy(text, source=str(path))
+
+
+@cache
+def default_policy() -> Policy:
+    """The built-in LlavaGuard-style taxonomy O1..O9."""
+    ref = resources.files("safetypairs.policy").joinpath("llavaguard_v1.yaml")
+    return parse_policy(ref.read_bytes(), source="llavaguard_v1.yaml")

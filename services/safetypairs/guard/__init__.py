@@ -1,0 +1,1 @@
+"""The guard: an ONNX image classifier served by onnxruntime for real-time screening."""

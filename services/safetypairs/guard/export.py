@@ -1,0 +1,63 @@
+"""Export an image classifier (pixels -> per-category probabilities) to ONNX with its sidecar,
+then check that onnxruntime agrees with torch. Build side only: needs the `models` extra."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from safetypairs.errors import ModelError
+from safetypairs.guard.sidecar import GuardSidecar, sidecar_path
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+
+
+def export_guard(
+    model: torch.nn.Module,
+    sidecar: GuardSidecar,
+    onnx_path: Path,
+    *,
+    example: torch.Tensor,
+    atol: float = 1e-4,
+) -> GuardSidecar:
+    """Write `onnx_path` (dynamic batch axis) and its sidecar; return the sidecar written.
+
+    Parity: the exported graph run by onnxruntime must match torch within `atol` on `example`
+    (a batch of at least two), otherwise ModelError; the measured difference goes into the
+    sidecar's `extra.parity_max_abs_diff`.
+    """
+    import onnxruntime as ort
+
+    model = model.eval()
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=[sidecar.input.name],
+            output_names=[sidecar.output.name],
+            dynamic_shapes=({0: batch},),
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
+        )
+        program.save(str(onnx_path))
+        expected = model(example).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {sidecar.input.name: example.numpy()})
+    diff = float(np.max(np.abs(got - expected)))
+    if diff > atol:
+        raise ModelError(f"ONNX export of {sidecar.name} differs from torch by {diff} > {atol}")
+    log.info("exported %s to %s (max |onnx - torch| = %.2e)", sidecar.name, onnx_path, diff)
+    written = replace(
+        sidecar, opset=OPSET, extra={**sidecar.extra, "parity_max_abs_diff": diff}
+    )
+    written.write(sidecar_path(onnx_path))
+    return written

@@ -1,0 +1,200 @@
+"""The guard's request handling, shared by the gRPC servicer and the HTTP API.
+
+Requests and answers are the contract's messages (safetypairs.v1); the protocols only carry
+them. Images are decoded and preprocessed per request in a thread pool, so a bad image fails
+alone before it can join a batch; good ones meet other requests in the micro-batcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError, grpc_code_value
+from safetypairs.guard.engine import GuardEngine
+from safetypairs.serving.batcher import MicroBatcher
+from safetypairs.serving.images import ImageLimits, decode_image
+from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.settings import GuardSettings
+from safetypairs.v1 import common_pb2, guard_pb2
+
+
+@dataclass(frozen=True)
+class _Options:
+    indices: np.ndarray  # columns of the model output to score
+    codes: tuple[str, ...]
+    thresholds: np.ndarray
+
+
+class GuardRuntime:
+    def __init__(self, engine: GuardEngine, settings: GuardSettings, metrics: ServiceMetrics):
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+        self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+        self._decoder = concurrent.futures.ThreadPoolExecutor(
+            settings.decode_threads or os.cpu_count() or 1, thread_name_prefix="decode"
+        )
+        self.batcher: MicroBatcher[np.ndarray, np.ndarray] = MicroBatcher(
+            engine.infer,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_batch_wait_ms / 1000.0,
+            max_queue=settings.max_queue,
+            observer=metrics,
+        )
+        sidecar = engine.sidecar
+        self._column = {code: i for i, code in enumerate(sidecar.categories)}
+        self._default = self._resolve((), {})
+        self._model = f"{sidecar.name}:{sidecar.version}"
+
+    def start(self) -> None:
+        """Start the batcher (needs the running event loop)."""
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self._decoder.shutdown(wait=True)
+
+    # -- options -------------------------------------------------------------------------
+
+    def _resolve(self, categories: Sequence[str], thresholds: Mapping[str, float]) -> _Options:
+        codes = self.engine.policy.check_codes(categories) if categories else ()
+        codes = tuple(c for c in codes if self._known(c)) or self.engine.categories
+        for code, value in thresholds.items():
+            self._known(code)
+            if not 0.0 <= value <= 1.0 or value != value:
+                raise InvalidInput(f"threshold for {code} is {value}; it must lie in [0, 1]")
+        base = self.engine.sidecar.thresholds
+        return _Options(
+            indices=np.array([self._column[c] for c in codes], dtype=np.intp),
+            codes=codes,
+            thresholds=np.array([thresholds.get(c, base[c]) for c in codes], dtype=np.float32),
+        )
+
+    def _known(self, code: str) -> bool:
+        if code not in self._column:
+            raise InvalidInput(
+                f"unknown category {code!r}; this guard scores: {', '.join(self._column)}"
+            )
+        return True
+
+    def _options(self, msg: guard_pb2.ScreenOptions) -> _Options:
+        if not msg.categories and not msg.thresholds:
+            return self._default
+        return self._resolve(tuple(msg.categories), dict(msg.thresholds))
+
+    # -- screening -----------------------------------------------------------------------
+
+    def _prepare_sync(self, data: bytes) -> np.ndarray:
+        img = decode_image(data, self.limits, draft_size=2 * self.engine.input_size)
+        return self.engine.preprocess(img)
+
+    async def _prepare(self, data: bytes) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._decoder, self._prepare_sync, data)
+
+    def _verdict(self, probs: np.ndarray, opts: _Options) -> common_pb2.Verdict:
+        selected = probs[opts.indices]
+        flagged = selected >= opts.thresholds
+        scores = [
+            common_pb2.CategoryScore(
+                category=code, probability=float(p), threshold=float(t), flagged=bool(f)
+            )
+            for code, p, t, f in zip(opts.codes, selected, opts.thresholds, flagged, strict=True)
+        ]
+        category = ""
+        if flagged.any():
+            category = opts.codes[int(np.argmax(np.where(flagged, selected, -1.0)))]
+        return common_pb2.Verdict(
+            rating=common_pb2.UNSAFE if category else common_pb2.SAFE,
+            category=category,
+            probability=float(selected.max()),
+            scores=scores,
+            model=self._model,
+            untrained=self.engine.sidecar.untrained,
+        )
+
+    async def screen(self, request: guard_pb2.ScreenRequest) -> guard_pb2.ScreenResponse:
+        opts = self._options(request.options)
+        pixels = await self._prepare(request.image.data)
+        probs = await self.batcher.submit(pixels)
+        return guard_pb2.ScreenResponse(
+            image_id=request.image.id, verdict=self._verdict(probs, opts)
+        )
+
+    async def screen_batch(
+        self, request: guard_pb2.ScreenBatchRequest
+    ) -> guard_pb2.ScreenBatchResponse:
+        images = request.images
+        if not images:
+            raise InvalidInput("the request holds no images")
+        if len(images) > self.settings.max_images_per_request:
+            raise PayloadTooLarge(
+                f"{len(images)} images in one request, over the limit of "
+                f"{self.settings.max_images_per_request}"
+            )
+        opts = self._options(request.options)
+        prepared = await asyncio.gather(
+            *(self._prepare(img.data) for img in images), return_exceptions=True
+        )
+        for outcome in prepared:  # anything but a per-image input error fails the call
+            if isinstance(outcome, BaseException) and not isinstance(outcome, SafetyPairsError):
+                raise outcome
+        good = [i for i, p in enumerate(prepared) if isinstance(p, np.ndarray)]
+        probs = await self.batcher.submit_many([prepared[i] for i in good])
+        by_index = dict(zip(good, probs, strict=True))
+        results = []
+        for i, img in enumerate(images):
+            if i in by_index:
+                results.append(
+                    guard_pb2.ScreenResult(
+                        image_id=img.id, verdict=self._verdict(by_index[i], opts)
+                    )
+                )
+            else:
+                err = prepared[i]
+                assert isinstance(err, SafetyPairsError)
+                results.append(
+                    guard_pb2.ScreenResult(
+                        image_id=img.id,
+                        error=common_pb2.ItemError(
+                            code=grpc_code_value(err.grpc_code),
+                            message=f"image {i} ({img.id or 'no id'}): {err.message}",
+                        ),
+                    )
+                )
+        return guard_pb2.ScreenBatchResponse(results=results)
+
+    # -- description ---------------------------------------------------------------------
+
+    def list_categories(self) -> guard_pb2.ListCategoriesResponse:
+        policy = self.engine.policy
+        return guard_pb2.ListCategoriesResponse(
+            categories=[policy.category(c).to_proto() for c in self.engine.categories]
+        )
+
+    def model_info(self) -> guard_pb2.ModelInfo:
+        sc = self.engine.sidecar
+        s = self.settings
+        return guard_pb2.ModelInfo(
+            name=sc.name,
+            version=sc.version,
+            description=sc.description,
+            untrained=sc.untrained,
+            notice=sc.notice,
+            categories=sc.categories,
+            thresholds=sc.thresholds,
+            providers=self.engine.providers,
+            runtime=f"onnxruntime {ort.__version__}",
+            input_size=sc.input.size,
+            max_batch_size=s.max_batch_size,
+            max_image_bytes=s.max_image_bytes,
+            max_image_pixels=s.max_image_pixels,
+            max_images_per_request=s.max_images_per_request,
+        )

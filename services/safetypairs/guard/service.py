@@ -1,0 +1,148 @@
+"""The guard as a BentoML service: HTTP APIs, plus the gRPC server in the same process.
+
+    bentoml serve safetypairs.guard.service:GuardService --port 3000
+
+Both protocols call one GuardRuntime (one model copy, one micro-batcher). Settings come from
+SAFETYPAIRS_* environment variables (see safetypairs.serving.settings).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+from safetypairs.guard.artifact import guard_onnx_path
+from safetypairs.guard.default_model import ensure_default_guard
+from safetypairs.guard.engine import GuardEngine
+from safetypairs.guard.runtime import GuardRuntime
+from safetypairs.guard.servicer import guard_registration
+from safetypairs.serving.grpc_server import GrpcServer
+from safetypairs.serving.http import answer, read_upload
+from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.settings import GuardSettings
+from safetypairs.v1 import common_pb2, guard_pb2
+
+log = logging.getLogger("safetypairs.guard")
+
+SETTINGS = GuardSettings.from_env()
+
+
+def load_engine(settings: GuardSettings) -> GuardEngine:
+    ref = settings.guard_model or str(ensure_default_guard(settings.home_dir()))
+    providers = [p.strip() for p in settings.ort_providers.split(",") if p.strip()]
+    return GuardEngine.load(
+        guard_onnx_path(ref), providers=providers, intra_op_threads=settings.ort_intra_op_threads
+    )
+
+
+def _options(categories: list[str], thresholds: dict[str, float]) -> guard_pb2.ScreenOptions:
+    return guard_pb2.ScreenOptions(categories=categories, thresholds=thresholds)
+
+
+@bentoml.service(
+    name="safetypairs-guard",
+    workers=SETTINGS.workers,
+    traffic={"timeout": 60},
+)
+class GuardService:
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        self.engine = load_engine(self.settings)
+        self.engine.warmup((1, min(4, self.settings.max_batch_size)))
+        self.metrics = ServiceMetrics("guard", bentoml.metrics)
+        self.runtime = GuardRuntime(self.engine, self.settings, self.metrics)
+        self.grpc = GrpcServer(
+            [guard_registration(self.runtime)],
+            self.metrics,
+            host=self.settings.grpc_host,
+            port=self.settings.grpc_port,
+            max_message_bytes=self.settings.max_message_bytes,
+        )
+        self._ready = False
+        if self.engine.sidecar.untrained:
+            log.warning(self.engine.sidecar.notice)
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        self.runtime.start()
+        await self.grpc.start()
+        self._ready = True
+
+    @bentoml.on_shutdown
+    async def stop_grpc(self) -> None:
+        self._ready = False
+        await self.grpc.stop(self.settings.shutdown_grace_s)
+        await self.runtime.stop()
+
+    def __is_ready__(self) -> bool:
+        return self._ready
+
+    @bentoml.api(route="/v1/screen")
+    async def screen(
+        self,
+        ctx: bentoml.Context,
+        image: Annotated[Path, bentoml.validators.ContentType("*/*")],
+        image_id: str = "",
+        categories: list[str] | None = None,
+        thresholds: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """Screen one image (multipart upload); the answer is a ScreenResponse as JSON."""
+
+        async def produce() -> guard_pb2.ScreenResponse:
+            data = read_upload(image, self.settings.max_image_bytes)
+            return await self.runtime.screen(
+                guard_pb2.ScreenRequest(
+                    image=common_pb2.Image(data=data, id=image_id),
+                    options=_options(categories or [], thresholds or {}),
+                )
+            )
+
+        return await answer(self.metrics, "screen", produce, ctx.response)
+
+    @bentoml.api(route="/v1/screen_batch")
+    async def screen_batch(
+        self,
+        ctx: bentoml.Context,
+        images: list[Annotated[Path, bentoml.validators.ContentType("*/*")]],
+        image_ids: list[str] | None = None,
+        categories: list[str] | None = None,
+        thresholds: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """Screen several images; a bad image fails only its own result."""
+
+        async def produce() -> guard_pb2.ScreenBatchResponse:
+            ids = image_ids or []
+            if ids and len(ids) != len(images):
+                from safetypairs.errors import InvalidInput
+
+                raise InvalidInput(f"{len(ids)} image_ids for {len(images)} images")
+            msgs = [
+                common_pb2.Image(
+                    data=read_upload(p, self.settings.max_image_bytes),
+                    id=ids[i] if ids else "",
+                )
+                for i, p in enumerate(images)
+            ]
+            return await self.runtime.screen_batch(
+                guard_pb2.ScreenBatchRequest(
+                    images=msgs, options=_options(categories or [], thresholds or {})
+                )
+            )
+
+        return await answer(self.metrics, "screen_batch", produce, ctx.response)
+
+    @bentoml.api(route="/v1/categories")
+    async def categories(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> guard_pb2.ListCategoriesResponse:
+            return self.runtime.list_categories()
+
+        return await answer(self.metrics, "categories", produce, ctx.response)
+
+    @bentoml.api(route="/v1/model_info")
+    async def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> guard_pb2.ModelInfo:
+            return self.runtime.model_info()
+
+        return await answer(self.metrics, "model_info", produce, ctx.response)

@@ -1,0 +1,1 @@
+"""Parts every model service shares: settings, image decoding, batching, metrics, gRPC server."""

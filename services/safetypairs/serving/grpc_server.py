@@ -1,0 +1,151 @@
+"""The in-process gRPC server: our services plus health and reflection, one error mapping.
+
+BentoML 1.4's service API has no gRPC server, so each service starts this `grpc.aio` server in
+its own worker process (from an on_startup hook) and both protocols call the same engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from safetypairs.errors import ERROR_KIND_METADATA_KEY, SafetyPairsError
+from safetypairs.serving.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ServiceRegistration:
+    """One gRPC service to serve: its full name and how to add its servicer."""
+
+    name: str  # e.g. "safetypairs.v1.Guard"
+    add: Callable[[grpc.aio.Server], None]
+
+
+class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Maps SafetyPairsError to its status (with the error kind in trailing metadata), hides
+    unexpected exceptions behind INTERNAL, and records every unary call in the metrics."""
+
+    def __init__(self, metrics: ServiceMetrics, prefixes: Sequence[str]) -> None:
+        self._metrics = metrics
+        self._prefixes = tuple(f"/{p}/" for p in prefixes)
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = details.method
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None or not method.startswith(self._prefixes):
+            return handler  # health, reflection, unknown methods: untouched
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._wrap(method.rsplit("/", 1)[-1], handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, name: str, inner: Handler) -> Handler:
+        metrics = self._metrics
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except SafetyPairsError as exc:
+                code = exc.grpc_code
+                await context.abort(
+                    code, exc.message, trailing_metadata=((ERROR_KIND_METADATA_KEY, exc.kind),)
+                )
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception:
+                log.exception("unexpected error in %s", name)
+                code = grpc.StatusCode.INTERNAL
+                await context.abort(code, "internal error; see the server log")
+            except BaseException:  # cancelled by the client or by shutdown
+                code = grpc.StatusCode.CANCELLED
+                raise
+            finally:
+                metrics.record("grpc", name, code.name, time.perf_counter() - started)
+
+        return call
+
+
+class GrpcServer:
+    """grpc.aio server with our services, grpc.health.v1 and reflection."""
+
+    def __init__(
+        self,
+        services: Sequence[ServiceRegistration],
+        metrics: ServiceMetrics,
+        *,
+        host: str,
+        port: int,
+        max_message_bytes: int,
+        max_concurrent_rpcs: int | None = None,
+    ) -> None:
+        self._services = services
+        self._address = f"{host}:{port}"
+        self._server = grpc.aio.server(
+            interceptors=[ErrorAndMetricsInterceptor(metrics, [s.name for s in services])],
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+                # Several BentoML workers bind one port; the kernel spreads connections.
+                ("grpc.so_reuseport", 1),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ],
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
+        )
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+
+    async def start(self) -> int:
+        for service in self._services:
+            service.add(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        names = [s.name for s in self._services]
+        reflection.enable_server_reflection(
+            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+        )
+        self.port = self._server.add_insecure_port(self._address)
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC server to {self._address}")
+        await self._server.start()
+        await self.set_serving(True)
+        log.info("gRPC serving %s on port %d", ", ".join(names), self.port)
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *(s.name for s in self._services)):
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Health NOT_SERVING first, then refuse new RPCs and let in-flight ones finish."""
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(grace_s)

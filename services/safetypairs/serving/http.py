@@ -1,0 +1,52 @@
+"""HTTP adapter helpers: answers are the contract's messages in their canonical JSON form,
+errors are mapped from SafetyPairsError by its `http_status` (the one mapping table)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from safetypairs.errors import PayloadTooLarge, SafetyPairsError
+from safetypairs.serving.metrics import ServiceMetrics
+
+
+def message_to_json(msg: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def error_body(exc: SafetyPairsError) -> dict[str, Any]:
+    return {"error": {"code": exc.grpc_code.name, "kind": exc.kind, "message": exc.message}}
+
+
+def read_upload(path: Path, max_bytes: int) -> bytes:
+    """An uploaded file's bytes, refusing an oversized one before reading it."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise PayloadTooLarge(f"image is {size} bytes, over the limit of {max_bytes} bytes")
+    return path.read_bytes()
+
+
+class ResponseStatus(Protocol):
+    status_code: int
+
+
+async def answer(
+    metrics: ServiceMetrics,
+    method: str,
+    produce: Callable[[], Awaitable[Message]],
+    response: ResponseStatus,
+) -> dict[str, Any]:
+    """Run one HTTP API call: JSON of the produced message, or the mapped error body with
+    `response.status_code` set from the error."""
+    try:
+        with metrics.track_http(method):
+            return message_to_json(await produce())
+    except SafetyPairsError as exc:
+        response.status_code = exc.http_status.value
+        return error_body(exc)

@@ -1,0 +1,91 @@
+"""Prometheus metrics shared by both protocols.
+
+The metric classes come from a factory with prometheus_client's interface: `bentoml.metrics`
+inside a BentoML worker (so the series join BentoML's multiprocess `/metrics`), or
+`prometheus_client` itself elsewhere (tests and benchmarks that drive the parts directly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+from safetypairs.errors import SafetyPairsError
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
+)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
+
+
+class ServiceMetrics:
+    """Requests by protocol, method and status code; latency; batch sizes; queue depth."""
+
+    def __init__(self, service: str, factory: ModuleType | Any, registry: Any = None) -> None:
+        kw = {} if registry is None else {"registry": registry}
+        self.service = service
+        self.requests = factory.Counter(
+            name="safetypairs_requests_total",
+            documentation="Requests handled, by protocol, method and status code.",
+            labelnames=["service", "protocol", "method", "code"],
+            **kw,
+        )
+        self.latency = factory.Histogram(
+            name="safetypairs_request_duration_seconds",
+            documentation="Request latency from arrival to answer, by protocol and method.",
+            labelnames=["service", "protocol", "method"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
+        self.batch_size = factory.Histogram(
+            name="safetypairs_batch_size",
+            documentation="Images per model call made by the micro-batcher.",
+            labelnames=["service"],
+            buckets=BATCH_BUCKETS,
+            **kw,
+        )
+        self.batch_latency = factory.Histogram(
+            name="safetypairs_batch_duration_seconds",
+            documentation="Model time per micro-batch.",
+            labelnames=["service"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
+        self.queue = factory.Gauge(
+            name="safetypairs_queue_depth",
+            documentation="Images waiting for the model.",
+            labelnames=["service"],
+            multiprocess_mode="livesum",
+            **kw,
+        )
+
+    # BatchObserver
+    def batch_done(self, size: int, seconds: float) -> None:
+        self.batch_size.labels(self.service).observe(size)
+        self.batch_latency.labels(self.service).observe(seconds)
+
+    def queue_depth(self, depth: int) -> None:
+        self.queue.labels(self.service).set(depth)
+
+    def record(self, protocol: str, method: str, code: str, seconds: float) -> None:
+        self.requests.labels(self.service, protocol, method, code).inc()
+        self.latency.labels(self.service, protocol, method).observe(seconds)
+
+    @contextlib.contextmanager
+    def track_http(self, method: str) -> Iterator[None]:
+        """Time an HTTP handler; the code is 200, or the status its SafetyPairsError maps to."""
+        started = time.perf_counter()
+        code = "200"
+        try:
+            yield
+        except SafetyPairsError as exc:
+            code = str(exc.http_status.value)
+            raise
+        except BaseException:
+            code = "500"
+            raise
+        finally:
+            self.record("http", method, code, time.perf_counter() - started)

@@ -1,0 +1,114 @@
+"""Service settings: one name per setting across env vars, CLI flags and manifests.
+
+A field `max_batch_size` is the env var `SAFETYPAIRS_MAX_BATCH_SIZE` and the CLI flag
+`--max-batch-size`. Only the standard library is imported here, so the CLI can build its
+flags without the serving dependencies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self, get_type_hints
+
+ENV_PREFIX = "SAFETYPAIRS_"
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong type or out of range (raised at start-up)."""
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    grpc_host: str = _setting("0.0.0.0", "address the in-process gRPC server binds")
+    grpc_port: int = _setting(50051, "gRPC port (0 picks a free one)")
+    max_batch_size: int = _setting(16, "largest micro-batch sent to the model")
+    max_batch_wait_ms: float = _setting(
+        0.0,
+        "how long the batcher waits for a batch to fill; 0 sends what is queued at once "
+        "(requests arriving while the model runs still form the next batch)",
+    )
+    max_queue: int = _setting(256, "images that may wait for the model; more are refused at once")
+    max_image_bytes: int = _setting(20 * 1024 * 1024, "largest encoded image accepted")
+    max_image_pixels: int = _setting(50_000_000, "largest width*height accepted, checked before decoding")
+    max_images_per_request: int = _setting(64, "most images in one batch request")
+    max_message_bytes: int = _setting(128 * 1024 * 1024, "largest gRPC message received")
+    decode_threads: int = _setting(0, "threads decoding images; 0 = number of CPUs")
+    shutdown_grace_s: float = _setting(10.0, "seconds in-flight requests get to finish on shutdown")
+    workers: int = _setting(1, "BentoML worker processes; each runs a gRPC server on the same port")
+    home: str = _setting("", "where built models are cached; empty = ~/.cache/safetypairs")
+
+    def home_dir(self) -> str:
+        return self.home or os.path.join(os.path.expanduser("~"), ".cache", "safetypairs")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is not None and raw != "":
+                values[f.name] = _parse(raw, hints[f.name], env_name(f.name))
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise SettingsError(f"{env_name(f.name)} must not be negative (got {value})")
+        for name in ("max_batch_size", "max_queue", "max_image_bytes", "max_image_pixels",
+                     "max_images_per_request", "workers"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{env_name(name)} must be at least 1")
+
+    def to_env(self) -> dict[str, str]:
+        return {env_name(f.name): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _parse(raw: str, kind: Any, name: str) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    return raw
+
+
+@dataclass(frozen=True)
+class GuardSettings(ServingSettings):
+    guard_model: str = _setting(
+        "",
+        "guard model reference: a directory or .onnx file with its JSON sidecar, or a BentoML "
+        "model tag; empty = the embedded default (built on first use)",
+    )
+    ort_providers: str = _setting(
+        "",
+        "comma-separated onnxruntime execution providers in priority order; empty = "
+        "TensorRT, CUDA, then CPU, whichever are available",
+    )
+    ort_intra_op_threads: int = _setting(0, "onnxruntime intra-op threads; 0 = onnxruntime's choice")
