@@ -58,7 +58,10 @@ def ensure_default_guard(home: str) -> Path:
 def build_default_guard(out_dir: Path) -> Path:
     """Build, save, reload, export and parity-check the default guard into `out_dir`."""
     import torch
+    import transformers
     from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    transformers.utils.logging.disable_progress_bar()
 
     from safetypairs.guard.export import export_guard
 

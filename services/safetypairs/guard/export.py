@@ -4,6 +4,7 @@ then check that onnxruntime agrees with torch. Build side only: needs the `model
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,9 +36,12 @@ def export_guard(
     import onnxruntime as ort
 
     model = model.eval()
+    # The exporter warns about optional torchvision ops this graph does not use.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecation notices
         program = torch.onnx.export(
             model,
             (example,),
@@ -47,6 +51,7 @@ def export_guard(
             opset_version=OPSET,
             dynamo=True,
             external_data=False,
+            verbose=False,
         )
         program.save(str(onnx_path))
         expected = model(example).numpy()

@@ -1,0 +1,240 @@
+"""The `safetypairs` command line.
+
+    safetypairs serve guard [--http-port 3000] [--grpc-port 50051] [--guard-model REF] ...
+    safetypairs screen PATH... [--target HOST:PORT] [--json]
+    safetypairs categories | model-info [--target HOST:PORT]
+    safetypairs build-default-guard [--home DIR]
+
+Client commands need only the SDK; `serve` and `build-default-guard` need the serving and
+model extras and import them when run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import grpc
+
+from safetypairs.client.guard import GuardClient
+from safetypairs.client.results import ScreenResult
+from safetypairs.errors import SafetyPairsError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+DEFAULT_TARGET = os.environ.get("SAFETYPAIRS_GUARD_TARGET", "localhost:50051")
+
+
+def _image_paths(paths: Sequence[str]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _print_table(results: list[ScreenResult], names: dict[str, str]) -> None:
+    width = max((len(f"{c} {n}") for c, n in names.items()), default=20)
+    for r in results:
+        if r.error is not None:
+            print(f"{r.image_id}\n  ERROR {r.error.kind}: {r.error.message}\n")
+            continue
+        v = r.verdict
+        assert v is not None
+        head = f"UNSAFE ({v.category} {names.get(v.category, '')})" if v.unsafe else "safe"
+        model = f"{v.model} (UNTRAINED)" if v.untrained else v.model
+        print(f"{r.image_id}\n  {head}   max p={v.probability:.3f}   model {model}")
+        print(f"  {'category':<{width}}  probability  threshold  decision")
+        for s in v.scores:
+            label = f"{s.category} {names.get(s.category, '')}"
+            decision = "FLAGGED" if s.flagged else "ok"
+            print(f"  {label:<{width}}  {s.probability:>11.3f}  {s.threshold:>9.2f}  {decision}")
+        print()
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    paths = list(_image_paths(args.paths))
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    if not paths:
+        print("error: no image files found", file=sys.stderr)
+        return 2
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()] or None
+    with GuardClient(args.target, timeout=args.timeout) as guard:
+        info = guard.model_info()
+        names = {c.code: c.name for c in guard.list_categories()}
+        size = min(args.batch_size, info.max_images_per_request or args.batch_size)
+        results: list[ScreenResult] = []
+        for chunk in _chunks(paths, size):
+            results += guard.screen_batch(chunk, categories=categories)
+    if args.json:
+        out = {
+            "model": {"name": info.name, "version": info.version, "untrained": info.untrained,
+                      "notice": info.notice},
+            "results": [
+                {"image": r.image_id,
+                 "verdict": dataclasses.asdict(r.verdict) if r.verdict else None,
+                 "error": {"kind": r.error.kind, "message": r.error.message} if r.error else None}
+                for r in results
+            ],
+        }
+        json.dump(out, sys.stdout, indent=2)
+        print()
+    else:
+        if info.untrained:
+            print(f"NOTE: {info.notice or 'the model is untrained; its scores mean nothing.'}\n")
+        _print_table(results, names)
+    return 1 if any(r.error for r in results) else 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Poll grpc.health.v1 until the service reports SERVING (for scripts and init containers)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + args.timeout
+    with grpc.insecure_channel(args.target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return 0
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                print(f"error: {args.target} not SERVING after {args.timeout}s", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+
+
+def cmd_categories(args: argparse.Namespace) -> int:
+    with GuardClient(args.target, timeout=args.timeout) as guard:
+        for c in guard.list_categories():
+            print(f"{c.code}  {c.name}")
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    with GuardClient(args.target, timeout=args.timeout) as guard:
+        json.dump(dataclasses.asdict(guard.model_info()), sys.stdout, indent=2)
+        print()
+    return 0
+
+
+def cmd_build_default_guard(args: argparse.Namespace) -> int:
+    from safetypairs.guard.default_model import default_guard_dir, ensure_default_guard
+    from safetypairs.serving.settings import GuardSettings
+
+    home = args.home or GuardSettings.from_env().home_dir()
+    if args.force:
+        import shutil
+
+        shutil.rmtree(default_guard_dir(home), ignore_errors=True)
+    print(ensure_default_guard(home))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from safetypairs.guard.default_model import ensure_default_guard
+    from safetypairs.serving.settings import GuardSettings, env_name
+
+    env = dict(os.environ)
+    for f in dataclasses.fields(GuardSettings):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            env[env_name(f.name)] = str(value)
+    settings = GuardSettings.from_env(env)  # validates every setting before starting
+    if not settings.guard_model:
+        print(f"using the embedded default guard ({ensure_default_guard(settings.home_dir())})")
+    command = [
+        sys.executable, "-m", "bentoml", "serve", "safetypairs.guard.service:GuardService",
+        "--host", args.host, "--port", str(args.http_port),
+    ]
+    print(f"HTTP on {args.host}:{args.http_port}, gRPC on {settings.grpc_host}:{settings.grpc_port}")
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)
+    return 0  # not reached
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per service setting, same name as its SAFETYPAIRS_* env var."""
+    from safetypairs.serving.settings import GuardSettings, env_name, flag_name
+
+    types = {"int": int, "float": float, "str": str}
+    for f in dataclasses.fields(GuardSettings):
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        parser.add_argument(
+            flag_name(f.name),
+            dest=f.name,
+            type=types.get(kind, str),
+            default=None,
+            help=f"{f.metadata.get('help', '')} (env {env_name(f.name)}, default {f.default!r})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="safetypairs", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def client_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--target", default=DEFAULT_TARGET,
+                       help="guard gRPC address, e.g. localhost:50051 or dns:///guard:50051 "
+                            "(env SAFETYPAIRS_GUARD_TARGET)")
+        p.add_argument("--timeout", type=float, default=30.0, help="deadline per call, seconds")
+        return p
+
+    p = client_command("screen", "screen image files or folders with the guard service")
+    p.add_argument("paths", nargs="+", help="image files, or folders searched for images")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--categories", default="", help="comma-separated codes, e.g. O1,O6")
+    p.add_argument("--batch-size", type=int, default=16, help="images per request")
+    p.set_defaults(func=cmd_screen)
+
+    p = sub.add_parser("wait", help="wait until a service's gRPC health check says SERVING")
+    p.add_argument("--target", default=DEFAULT_TARGET, help="gRPC address")
+    p.add_argument("--service", default="", help="health service name; empty = the server")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    p.set_defaults(func=cmd_wait)
+
+    client_command("categories", "list the guard's categories").set_defaults(func=cmd_categories)
+    client_command("model-info", "show the guard's model").set_defaults(func=cmd_model_info)
+
+    p = sub.add_parser("build-default-guard", help="build the embedded default guard model")
+    p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")
+    p.add_argument("--force", action="store_true", help="rebuild even if present")
+    p.set_defaults(func=cmd_build_default_guard)
+
+    p = sub.add_parser("serve", help="start a model service (HTTP and gRPC in one process)")
+    p.add_argument("service", choices=["guard"])
+    p.add_argument("--host", default="0.0.0.0", help="HTTP bind address")
+    p.add_argument("--http-port", type=int, default=3000, help="HTTP port")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SafetyPairsError as exc:
+        print(f"error ({exc.kind}): {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hostile import NOT_IMAGES, compressed_bomb, noise, png_declaring, truncated
+from safetypairs.errors import InvalidInput, PayloadTooLarge
+from safetypairs.serving.images import ImageLimits, decode_image
+
+LIMITS = ImageLimits(max_bytes=4 * 1024 * 1024, max_pixels=4_000_000)
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_empty_bytes():
+    with pytest.raises(InvalidInput, match=r"empty \(0 bytes\)"):
+        decode_image(b"", LIMITS)
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_IMAGES))
+def test_non_images_are_named(kind):
+    with pytest.raises(InvalidInput, match="not a supported image") as err:
+        decode_image(NOT_IMAGES[kind], LIMITS)
+    if kind in ("svg", "html", "pdf"):
+        assert "look like" in err.value.message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF"])
+def test_truncated_files_fail_instead_of_decoding_partially(fmt):
+    with pytest.raises(InvalidInput, match="corrupt or truncated|header is corrupt|not a supported"):
+        decode_image(truncated(fmt), LIMITS)
+
+
+def test_declared_size_checked_before_decoding():
+    with pytest.raises(PayloadTooLarge, match="10000000000 pixels"):
+        decode_image(png_declaring(100_000, 100_000), LIMITS)
+
+
+def test_compressed_bomb_over_the_pixel_limit():
+    data = compressed_bomb(3000)
+    assert len(data) < 100_000  # tiny on the wire...
+    with pytest.raises(PayloadTooLarge, match="3000x3000"):  # ...9 Mpx decoded
+        decode_image(data, LIMITS)
+
+
+def test_pillow_decompression_bomb_guard_is_an_error_too():
+    generous = ImageLimits(max_bytes=LIMITS.max_bytes, max_pixels=10**12)
+    with pytest.raises(PayloadTooLarge, match="decompression bomb"):
+        decode_image(png_declaring(20_000, 20_000), generous)
+
+
+def test_encoded_size_limit():
+    with pytest.raises(PayloadTooLarge, match="over the limit of 1000 bytes"):
+        decode_image(noise((64, 64)), ImageLimits(max_bytes=1000, max_pixels=10**6))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Image.new("L", (40, 30), 128),
+        lambda: Image.new("CMYK", (40, 30), (0, 255, 255, 0)),
+        lambda: Image.new("RGBA", (40, 30), (255, 0, 0, 128)),
+        lambda: Image.new("LA", (40, 30), (90, 200)),
+        lambda: Image.new("RGB", (40, 30), (1, 2, 3)).convert("P"),
+        lambda: Image.new("1", (40, 30), 1),
+    ],
+)
+def test_every_mode_becomes_rgb(make):
+    img = make()
+    fmt = "JPEG" if img.mode == "CMYK" else "PNG"
+    out = decode_image(encode(img, fmt), LIMITS)
+    assert out.mode == "RGB" and out.size == (40, 30)
+
+
+def test_sixteen_bit_greyscale_keeps_its_range():
+    arr = np.full((20, 20), 65535, dtype=np.uint16)
+    arr[:, :10] = 0
+    out = np.asarray(decode_image(encode(Image.fromarray(arr)), LIMITS))
+    assert out[0, 15].tolist() == [255, 255, 255] and out[0, 0].tolist() == [0, 0, 0]
+
+
+def test_transparency_is_composited_on_white():
+    img = Image.new("RGBA", (8, 8), (255, 0, 0, 0))  # fully transparent red
+    out = np.asarray(decode_image(encode(img), LIMITS))
+    assert out[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (60, 20), (0, 128, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    out = decode_image(encode(img, "JPEG", exif=exif.tobytes()), LIMITS)
+    assert out.size == (20, 60)
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("P", (16, 16), i) for i in range(50)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    assert decode_image(buf.getvalue(), LIMITS).size == (16, 16)
