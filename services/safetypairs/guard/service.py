@@ -37,8 +37,11 @@ def load_engine(settings: GuardSettings) -> GuardEngine:
     )
 
 
-def _options(categories: list[str], thresholds: dict[str, float]) -> guard_pb2.ScreenOptions:
-    return guard_pb2.ScreenOptions(categories=categories, thresholds=thresholds)
+def _options(categories: str, thresholds: dict[str, float] | None) -> guard_pb2.ScreenOptions:
+    """HTTP form fields -> options: categories as comma-separated codes ("O1,O6"),
+    thresholds as a JSON object ({"O6": 0.3})."""
+    codes = [c.strip() for c in categories.split(",") if c.strip()]
+    return guard_pb2.ScreenOptions(categories=codes, thresholds=thresholds or {})
 
 
 @bentoml.service(
@@ -85,7 +88,7 @@ class GuardService:
         ctx: bentoml.Context,
         image: Annotated[Path, bentoml.validators.ContentType("*/*")],
         image_id: str = "",
-        categories: list[str] | None = None,
+        categories: str = "",
         thresholds: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """Screen one image (multipart upload); the answer is a ScreenResponse as JSON."""
@@ -95,7 +98,7 @@ class GuardService:
             return await self.runtime.screen(
                 guard_pb2.ScreenRequest(
                     image=common_pb2.Image(data=data, id=image_id),
-                    options=_options(categories or [], thresholds or {}),
+                    options=_options(categories, thresholds),
                 )
             )
 
@@ -107,7 +110,7 @@ class GuardService:
         ctx: bentoml.Context,
         images: list[Annotated[Path, bentoml.validators.ContentType("*/*")]],
         image_ids: list[str] | None = None,
-        categories: list[str] | None = None,
+        categories: str = "",
         thresholds: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """Screen several images; a bad image fails only its own result."""
@@ -127,7 +130,7 @@ class GuardService:
             ]
             return await self.runtime.screen_batch(
                 guard_pb2.ScreenBatchRequest(
-                    images=msgs, options=_options(categories or [], thresholds or {})
+                    images=msgs, options=_options(categories, thresholds)
                 )
             )
 

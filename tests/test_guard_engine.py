@@ -1,0 +1,118 @@
+"""The guard engine and artifact loading, driven directly (no server)."""
+
+import json
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from safetypairs.errors import ModelError
+from safetypairs.guard.artifact import guard_onnx_path
+from safetypairs.guard.engine import GuardEngine, choose_providers
+from safetypairs.guard.sidecar import GuardSidecar
+from safetypairs.policy import default_policy
+
+
+@pytest.fixture(scope="module")
+def engine(default_guard_onnx):
+    return GuardEngine.load(default_guard_onnx)
+
+
+def test_default_guard_is_marked_untrained_and_covers_the_taxonomy(engine):
+    sc = engine.sidecar
+    assert sc.untrained and "UNTRAINED" in sc.notice
+    assert sc.categories == default_policy().codes
+    assert sc.opset == 18 and sc.extra["parity_max_abs_diff"] < 1e-4
+
+
+def test_runs_on_cpu_here(engine):
+    assert engine.providers == ["CPUExecutionProvider"]
+    assert choose_providers() == [p for p in ort.get_available_providers() if p in (
+        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")]
+
+
+def test_unavailable_provider_is_refused_by_name():
+    with pytest.raises(ModelError, match="CUDAExecutionProvider not available"):
+        choose_providers(["CUDAExecutionProvider"])
+
+
+def test_dynamic_batch_and_batch_independence(engine):
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)) for _ in range(5)]
+    x = [engine.preprocess(i) for i in imgs]
+    assert x[0].shape == (3, 64, 64) and x[0].dtype == np.float32
+    together = engine.infer(x)
+    alone = np.concatenate([engine.infer([xi]) for xi in x])
+    assert together.shape == (5, 9)
+    assert np.all((together >= 0) & (together <= 1))
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_preprocess_center_crops_the_shorter_side(engine):
+    # Left third red, rest green, on a 3:1 wide image: the centre crop sees only green.
+    img = Image.new("RGB", (192, 64), (0, 255, 0))
+    img.paste((255, 0, 0), (0, 0, 64, 64))
+    x = engine.preprocess(img)
+    mean, std = engine.sidecar.input.mean, engine.sidecar.input.std
+    red = x[0] * std[0] + mean[0]
+    assert red.max() < 0.05
+
+
+def test_reference_forms(default_guard_onnx, tmp_path, monkeypatch):
+    assert guard_onnx_path(str(default_guard_onnx)) == default_guard_onnx
+    assert guard_onnx_path(str(default_guard_onnx.parent)) == default_guard_onnx
+    # A BentoML model-store tag resolves to the stored copy.
+    import bentoml
+
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    BentoMLContainer.bentoml_home.set(str(tmp_path / "bentoml"))
+    with bentoml.models.create("guard-under-test") as model:
+        for name in ("guard.onnx", "guard.json"):
+            shutil.copy(default_guard_onnx.parent / name, model.path_of(name))
+    resolved = guard_onnx_path("guard-under-test:latest")
+    assert resolved.name == "guard.onnx" and str(tmp_path) in str(resolved)
+    assert GuardEngine.load(resolved).sidecar.name == "embedded-default-guard"
+
+
+def test_unresolvable_reference_says_what_was_tried():
+    with pytest.raises(ModelError, match="local path /nonexistent/guard does not exist"):
+        guard_onnx_path("/nonexistent/guard")
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda d: d.pop("categories"), "invalid"),
+        (lambda d: d.update(categories=["O1", "O2"], thresholds={}), "has 9 columns but the sidecar names 2"),
+        (lambda d: d.update(categories=["O1"] * 9), "without repeats"),
+        (lambda d: d.update(categories=[f"X{i}" for i in range(9)], thresholds={}),
+         "unknown category 'X0'"),
+        (lambda d: d["input"].update(std=[0, 1, 1]), "std positive"),
+        (lambda d: d["output"].update(name="nope"), "no output 'nope'"),
+        (lambda d: d.update(thresholds={"O1": 1.5}), "thresholds must lie in [0, 1]"),
+        (lambda d: d.update(format_version=99), "format_version 99"),
+    ],
+)
+def test_bad_sidecars_stop_loading_with_a_clear_message(default_guard_onnx, tmp_path, edit, needle):
+    shutil.copy(default_guard_onnx, tmp_path / "guard.onnx")
+    data = json.loads((default_guard_onnx.with_suffix(".json")).read_text())
+    edit(data)
+    (tmp_path / "guard.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError) as err:
+        GuardEngine.load(tmp_path / "guard.onnx")
+    assert needle in err.value.message
+
+
+def test_missing_sidecar(default_guard_onnx, tmp_path):
+    shutil.copy(default_guard_onnx, tmp_path / "guard.onnx")
+    with pytest.raises(ModelError, match="sidecar .* is missing"):
+        GuardEngine.load(tmp_path / "guard.onnx")
+
+
+def test_sidecar_round_trip(engine):
+    again = GuardSidecar._parse(json.loads(engine.sidecar.to_json()))
+    assert again == engine.sidecar

@@ -1,0 +1,285 @@
+"""The real guard service (`bentoml serve`, HTTP + in-process gRPC) called by real clients."""
+
+import asyncio
+import re
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from conftest import png_bytes
+from hostile import NOT_IMAGES, compressed_bomb, noise, png_declaring, truncated
+from safetypairs.client import AsyncGuardClient, ChannelOptions, GuardClient
+from safetypairs.errors import InvalidInput, PayloadTooLarge
+from safetypairs.policy import default_policy
+from safetypairs.v1 import common_pb2, guard_pb2, guard_pb2_grpc
+
+# Inputs every protocol must refuse, with the status and a phrase the message must hold.
+# The test service allows 2 MiB per image and 4 Mpx.
+BAD_INPUTS = {
+    "empty": (b"", InvalidInput, "empty (0 bytes)"),
+    "text": (NOT_IMAGES["text"], InvalidInput, "not a supported image"),
+    "svg": (NOT_IMAGES["svg"], InvalidInput, "look like SVG"),
+    "pdf": (NOT_IMAGES["pdf"], InvalidInput, "look like PDF"),
+    "truncated_png": (truncated("PNG"), InvalidInput, "truncated"),
+    "truncated_jpeg": (truncated("JPEG"), InvalidInput, "truncated"),
+    "over_pixel_limit": (png_declaring(100_000, 100_000), PayloadTooLarge, "10000000000 pixels"),
+    "decompression_bomb": (compressed_bomb(3000), PayloadTooLarge, "3000x3000"),
+    "over_byte_limit": (noise((1024, 1024)), PayloadTooLarge, "over the limit of 2097152 bytes"),
+}
+
+
+@pytest.fixture(scope="module")
+def guard(guard_service):
+    with GuardClient(guard_service.grpc_target, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def http(guard_service):
+    with httpx.Client(base_url=guard_service.http_url, timeout=30) as client:
+        yield client
+
+
+def metric_samples(http: httpx.Client, name: str) -> dict[str, float]:
+    text = http.get("/metrics").text
+    return {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(rf"^{name}(\{{[^}}]*\}}) (\S+)$", text, re.MULTILINE)
+    }
+
+
+# -- gRPC ------------------------------------------------------------------------------
+
+
+def test_screen_real_photos_over_grpc(guard, sample_photos):
+    for photo in sample_photos:
+        v = guard.screen(photo)
+        assert v.rating in ("safe", "unsafe")
+        assert [s.category for s in v.scores] == list(default_policy().codes)
+        assert all(0.0 <= s.probability <= 1.0 for s in v.scores)
+        assert v.untrained and v.model == "embedded-default-guard:1"
+        assert v.probability == max(s.probability for s in v.scores)
+        flagged = [s for s in v.scores if s.flagged]
+        assert v.unsafe == bool(flagged)
+        if flagged:
+            assert v.category == max(flagged, key=lambda s: s.probability).category
+
+
+def test_same_image_same_scores_and_category_subset(guard, sample_photos):
+    full = guard.screen(sample_photos[1])
+    sub = guard.screen(sample_photos[1], categories=["O6", "O2"], thresholds={"O6": 0.0})
+    assert [s.category for s in sub.scores] == ["O6", "O2"]
+    by_code = {s.category: s.probability for s in full.scores}
+    assert sub.scores[0].probability == pytest.approx(by_code["O6"], abs=1e-6)
+    assert sub.scores[0].flagged and sub.unsafe and sub.category == "O6"
+
+
+def test_screen_batch_mixes_good_and_bad_images(guard, sample_photos):
+    images = [sample_photos[0], NOT_IMAGES["text"], png_bytes(), truncated("PNG")]
+    results = guard.screen_batch(images, image_ids=["a", "b", "c", "d"])
+    assert [r.image_id for r in results] == ["a", "b", "c", "d"]
+    assert results[0].verdict and results[2].verdict
+    assert isinstance(results[1].error, InvalidInput) and "image 1 (b)" in results[1].error.message
+    assert isinstance(results[3].error, InvalidInput) and "truncated" in results[3].error.message
+    single = guard.screen(sample_photos[0])
+    assert results[0].verdict.scores == single.scores
+
+
+def test_batch_request_limits(guard):
+    with pytest.raises(PayloadTooLarge, match="33 images in one request, over the limit of 32"):
+        guard.screen_batch([png_bytes()] * 33)
+    with pytest.raises(InvalidInput, match="no images"):
+        guard.screen_batch([])
+
+
+def test_list_categories_and_model_info(guard):
+    cats = guard.list_categories()
+    assert [c.code for c in cats] == list(default_policy().codes)
+    assert cats[5].name == "Weapons or Substance Abuse" and cats[5].should_not
+    info = guard.model_info()
+    assert info.untrained and "UNTRAINED" in info.notice
+    assert info.providers == ("CPUExecutionProvider",)
+    assert info.runtime.startswith("onnxruntime ")
+    assert (info.input_size, info.max_images_per_request, info.max_image_pixels) == (64, 32, 4_000_000)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_over_grpc(guard, sample_photos, name):
+    data, error, phrase = BAD_INPUTS[name]
+    with pytest.raises(error) as err:
+        guard.screen(data)
+    assert phrase in err.value.message
+    assert guard.screen(sample_photos[0]).scores  # still serving
+
+
+def test_unknown_category_and_bad_threshold_over_grpc(guard):
+    with pytest.raises(InvalidInput, match="unknown category 'O42'"):
+        guard.screen(png_bytes(), categories=["O1", "O42"])
+    with pytest.raises(InvalidInput, match="threshold for O1 is 2.0"):
+        guard.screen(png_bytes(), thresholds={"O1": 2.0})
+    with pytest.raises(InvalidInput, match="unknown category 'Z'"):
+        guard.screen(png_bytes(), thresholds={"Z": 0.5})
+
+
+def test_message_over_the_grpc_size_limit_is_resource_exhausted(guard_service):
+    huge = b"\x00" * (9 * 1024 * 1024)  # the test server receives at most 8 MiB
+    with GuardClient(guard_service.grpc_target, timeout=30) as client, pytest.raises(
+        PayloadTooLarge, match="(?i)larger than max"
+    ):
+        client.screen(huge)
+
+
+def test_bad_images_do_not_poison_concurrent_good_ones(guard_service, sample_photos):
+    good = sample_photos[1].read_bytes()
+    bad = [d for d, _, _ in BAD_INPUTS.values()]
+
+    async def run():
+        async with AsyncGuardClient(guard_service.grpc_target, timeout=60) as client:
+            calls = [client.screen(good) for _ in range(12)] + [client.screen(b) for b in bad]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(run())
+    assert all(not isinstance(o, BaseException) for o in outcomes[:12])
+    assert all(isinstance(o, InvalidInput | PayloadTooLarge) for o in outcomes[12:])
+
+
+def test_concurrent_calls_coalesce_into_batches(guard_service, http, sample_photos):
+    before = metric_samples(http, "safetypairs_batch_size_count")
+    images = [p.read_bytes() for p in sample_photos] * 8
+
+    async def run():
+        async with AsyncGuardClient(guard_service.grpc_target, timeout=60) as client:
+            return await asyncio.gather(*(client.screen(img) for img in images))
+
+    verdicts = asyncio.run(run())
+    assert len(verdicts) == 32
+    after_count = metric_samples(http, "safetypairs_batch_size_count")
+    buckets = metric_samples(http, "safetypairs_batch_size_bucket")
+    key = '{service="guard"}'
+    batches = after_count[key] - before.get(key, 0)
+    assert batches < 32, f"32 concurrent calls made {batches} model calls: no coalescing"
+    single = buckets['{le="1.0",service="guard"}']
+    assert after_count[key] > single, "the batch-size histogram shows no batch larger than 1"
+
+
+def test_health_and_reflection(guard_service):
+    with grpc.insecure_channel(guard_service.grpc_target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "safetypairs.v1.Guard"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as err:
+            health.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=5)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        names = {s.name for r in replies for s in r.list_services_response.service}
+        assert {"safetypairs.v1.Guard", "grpc.health.v1.Health"} <= names
+
+
+def test_raw_stub_error_carries_status_and_kind(guard_service):
+    with grpc.insecure_channel(guard_service.grpc_target) as channel:
+        stub = guard_pb2_grpc.GuardStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Screen(guard_pb2.ScreenRequest(image=common_pb2.Image(data=b"nope")), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("safetypairs-error-kind", "InvalidInput") in err.value.trailing_metadata()
+
+
+def test_unavailable_server_is_retried_then_reported(sp_home):
+    from conftest import free_port
+
+    from safetypairs.client import RetryPolicy
+    from safetypairs.errors import Unavailable
+
+    options = ChannelOptions(retry=RetryPolicy(max_attempts=3, initial_backoff_s=0.05))
+    with GuardClient(f"127.0.0.1:{free_port()}", timeout=5, options=options) as client:
+        with pytest.raises(Unavailable):
+            client.screen(png_bytes())
+
+
+# -- HTTP ------------------------------------------------------------------------------
+
+
+def test_screen_over_http(http, sample_photos):
+    files = {"image": ("chelsea.png", sample_photos[1].read_bytes(), "image/png")}
+    r = http.post("/v1/screen", files=files, data={"image_id": "cat"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["image_id"] == "cat"
+    assert body["verdict"]["untrained"] is True
+    assert [s["category"] for s in body["verdict"]["scores"]] == list(default_policy().codes)
+
+
+def test_http_and_grpc_agree(http, guard, sample_photos):
+    data = sample_photos[2].read_bytes()
+    over_http = http.post("/v1/screen", files={"image": ("c.png", data)}).json()["verdict"]
+    over_grpc = guard.screen(data)
+    assert over_http["rating"].lower() == over_grpc.rating
+    for h, g in zip(over_http["scores"], over_grpc.scores, strict=True):
+        assert h["probability"] == pytest.approx(g.probability, abs=1e-6)
+
+
+def test_screen_batch_over_http(http, sample_photos):
+    files = [("images", ("a.png", sample_photos[0].read_bytes())),
+             ("images", ("b.txt", NOT_IMAGES["text"]))]
+    r = http.post("/v1/screen_batch", files=files)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results[0]["verdict"]["scores"]
+    assert results[1]["error"]["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_over_http(http, name):
+    data, error, phrase = BAD_INPUTS[name]
+    r = http.post("/v1/screen", files={"image": ("x", data)})
+    assert r.status_code == error.http_status.value, r.text
+    body = r.json()["error"]
+    assert body["kind"] == error.__name__ and phrase in body["message"]
+
+
+def test_unknown_category_over_http(http):
+    r = http.post(
+        "/v1/screen", files={"image": ("x.png", png_bytes())}, data={"categories": "O1,O99"}
+    )
+    assert r.status_code == 400 and "unknown category 'O99'" in r.json()["error"]["message"]
+
+
+def test_http_options(http):
+    r = http.post(
+        "/v1/screen",
+        files={"image": ("x.png", png_bytes())},
+        data={"categories": "O6,O2", "thresholds": '{"O6": 0.0}'},
+    )
+    verdict = r.json()["verdict"]
+    assert [s["category"] for s in verdict["scores"]] == ["O6", "O2"]
+    assert verdict["category"] == "O6" and verdict["scores"][0]["threshold"] == 0.0
+
+
+def test_categories_and_model_info_over_http(http):
+    cats = http.post("/v1/categories").json()["categories"]
+    assert [c["code"] for c in cats] == list(default_policy().codes)
+    info = http.post("/v1/model_info").json()
+    assert info["untrained"] is True and info["providers"] == ["CPUExecutionProvider"]
+
+
+def test_metrics_count_both_protocols_by_code(http, guard):
+    with pytest.raises(InvalidInput):
+        guard.screen(b"")
+    http.post("/v1/screen", files={"image": ("x", b"")})
+    requests = metric_samples(http, "safetypairs_requests_total")
+    assert any('protocol="grpc"' in k and 'code="INVALID_ARGUMENT"' in k and
+               'method="Screen"' in k for k in requests)
+    assert any('protocol="grpc"' in k and 'code="OK"' in k for k in requests)
+    assert any('protocol="http"' in k and 'code="400"' in k for k in requests)
+    assert metric_samples(http, "safetypairs_request_duration_seconds_count")
+    assert '{service="guard"}' in metric_samples(http, "safetypairs_queue_depth")
+    text = http.get("/metrics").text
+    assert "bentoml_service_request_total" in text or "bentoml_" in text  # BentoML's own stay

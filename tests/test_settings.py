@@ -1,0 +1,28 @@
+import pytest
+
+from safetypairs.serving.settings import GuardSettings, SettingsError, env_name, flag_name
+
+
+def test_one_name_per_setting():
+    assert env_name("max_batch_size") == "SAFETYPAIRS_MAX_BATCH_SIZE"
+    assert flag_name("max_batch_size") == "--max-batch-size"
+
+
+def test_from_env_parses_and_validates():
+    s = GuardSettings.from_env({"SAFETYPAIRS_GRPC_PORT": "6000", "SAFETYPAIRS_MAX_BATCH_WAIT_MS": "2.5",
+                                "SAFETYPAIRS_GUARD_MODEL": "/m"})
+    assert (s.grpc_port, s.max_batch_wait_ms, s.guard_model) == (6000, 2.5, "/m")
+    assert GuardSettings.from_env(s.to_env()) == s
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"SAFETYPAIRS_GRPC_PORT": "http"}, "SAFETYPAIRS_GRPC_PORT='http' is not a valid int"),
+        ({"SAFETYPAIRS_MAX_QUEUE": "0"}, "SAFETYPAIRS_MAX_QUEUE must be at least 1"),
+        ({"SAFETYPAIRS_MAX_BATCH_WAIT_MS": "-1"}, "must not be negative"),
+    ],
+)
+def test_bad_settings_are_named(env, needle):
+    with pytest.raises(SettingsError, match=needle):
+        GuardSettings.from_env(env)
