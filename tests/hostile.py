@@ -19,7 +19,9 @@ def png_declaring(width: int, height: int) -> bytes:
     opening it reads the size; decoding it would need width*height*3 bytes."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
 
 
 def noise(size: tuple[int, int] = (128, 128), fmt: str = "PNG", seed: int = 0) -> bytes:

@@ -2,7 +2,6 @@ import asyncio
 import threading
 
 import pytest
-
 from safetypairs.errors import Overloaded, Unavailable
 from safetypairs.serving.batcher import MicroBatcher
 

@@ -7,7 +7,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from PIL import Image
-
 from safetypairs.errors import ModelError
 from safetypairs.guard.artifact import guard_onnx_path
 from safetypairs.guard.engine import GuardEngine, choose_providers
@@ -29,8 +28,11 @@ def test_default_guard_is_marked_untrained_and_covers_the_taxonomy(engine):
 
 def test_runs_on_cpu_here(engine):
     assert engine.providers == ["CPUExecutionProvider"]
-    assert choose_providers() == [p for p in ort.get_available_providers() if p in (
-        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")]
+    assert choose_providers() == [
+        p
+        for p in ort.get_available_providers()
+        if p in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+    ]
 
 
 def test_unavailable_provider_is_refused_by_name():
@@ -87,10 +89,15 @@ def test_unresolvable_reference_says_what_was_tried():
     ("edit", "needle"),
     [
         (lambda d: d.pop("categories"), "invalid"),
-        (lambda d: d.update(categories=["O1", "O2"], thresholds={}), "has 9 columns but the sidecar names 2"),
+        (
+            lambda d: d.update(categories=["O1", "O2"], thresholds={}),
+            "has 9 columns but the sidecar names 2",
+        ),
         (lambda d: d.update(categories=["O1"] * 9), "without repeats"),
-        (lambda d: d.update(categories=[f"X{i}" for i in range(9)], thresholds={}),
-         "unknown category 'X0'"),
+        (
+            lambda d: d.update(categories=[f"X{i}" for i in range(9)], thresholds={}),
+            "unknown category 'X0'",
+        ),
         (lambda d: d["input"].update(std=[0, 1, 1]), "std positive"),
         (lambda d: d["output"].update(name="nope"), "no output 'nope'"),
         (lambda d: d.update(thresholds={"O1": 1.5}), "thresholds must lie in [0, 1]"),
@@ -109,7 +116,7 @@ def test_bad_sidecars_stop_loading_with_a_clear_message(default_guard_onnx, tmp_
 
 def test_missing_sidecar(default_guard_onnx, tmp_path):
     shutil.copy(default_guard_onnx, tmp_path / "guard.onnx")
-    with pytest.raises(ModelError, match="sidecar .* is missing"):
+    with pytest.raises(ModelError, match=r"sidecar .* is missing"):
         GuardEngine.load(tmp_path / "guard.onnx")
 
 

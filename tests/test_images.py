@@ -2,9 +2,8 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from hostile import NOT_IMAGES, compressed_bomb, noise, png_declaring, truncated
+from PIL import Image
 from safetypairs.errors import InvalidInput, PayloadTooLarge
 from safetypairs.serving.images import ImageLimits, decode_image
 
@@ -32,7 +31,9 @@ def test_non_images_are_named(kind):
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF"])
 def test_truncated_files_fail_instead_of_decoding_partially(fmt):
-    with pytest.raises(InvalidInput, match="corrupt or truncated|header is corrupt|not a supported"):
+    with pytest.raises(
+        InvalidInput, match=r"corrupt or truncated|header is corrupt|not a supported"
+    ):
         decode_image(truncated(fmt), LIMITS)
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from safetypairs.errors import InvalidInput
 from safetypairs.policy import default_policy, load_policy, parse_policy
 
@@ -28,7 +27,8 @@ def test_custom_policy_loads(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(
         "name: shop\nversion: 2\ncategories:\n"
-        "  - code: W1\n    name: Weapons for sale\n    should_not: Show firearms offered for sale.\n"
+        "  - code: W1\n    name: Weapons for sale\n"
+        "    should_not: Show firearms offered for sale.\n"
         "    can: [Show toy guns clearly labelled as toys.]\n"
     )
     policy = load_policy(path)
@@ -42,13 +42,20 @@ def test_custom_policy_loads(tmp_path):
     [
         ("name: x\ncategories: []\n", "non-empty list"),
         ("name: x\ncategories:\n  - code: A\n    name: a\n", "missing required field 'should_not'"),
-        ("name: x\ncategories:\n  - {code: A, name: a, should_not: [s], colour: red}\n",
-         "unknown field(s) colour"),
-        ("name: x\ncategories:\n  - {code: A, name: a, should_not: [s]}\n"
-         "  - {code: A, name: b, should_not: [t]}\n", "'A' appears twice"),
+        (
+            "name: x\ncategories:\n  - {code: A, name: a, should_not: [s], colour: red}\n",
+            "unknown field(s) colour",
+        ),
+        (
+            "name: x\ncategories:\n  - {code: A, name: a, should_not: [s]}\n"
+            "  - {code: A, name: b, should_not: [t]}\n",
+            "'A' appears twice",
+        ),
         ("name: x\ncategories:\n  - {code: '1 bad', name: a, should_not: [s]}\n", "code '1 bad'"),
-        ("name: x\ncategories:\n  - {code: A, name: a, should_not: [1, 2]}\n",
-         "should_not must be a list of non-empty strings"),
+        (
+            "name: x\ncategories:\n  - {code: A, name: a, should_not: [1, 2]}\n",
+            "should_not must be a list of non-empty strings",
+        ),
         ("- just\n- a list\n", "must be a mapping"),
         ("name: [unclosed\n", "not valid YAML"),
         ("name: x\nextra: 1\ncategories: []\n", "unknown field(s) extra"),
@@ -70,7 +77,7 @@ def test_billion_laughs_aliases_are_refused_before_expansion():
 
 
 def test_unknown_category_code_names_the_known_ones():
-    with pytest.raises(InvalidInput, match="unknown category 'O42'.*O1, O2"):
+    with pytest.raises(InvalidInput, match=r"unknown category 'O42'.*O1, O2"):
         default_policy().check_codes(["O1", "O42"])
     with pytest.raises(InvalidInput, match="listed twice"):
         default_policy().check_codes(["O1", "O1"])

@@ -27,7 +27,9 @@ BLOCK_HEAVY = textwrap.dedent(
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", BLOCK_HEAVY + textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -55,7 +57,9 @@ def test_the_block_really_blocks():
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "safetypairs.cli", *args], capture_output=True, text=True,
+        [sys.executable, "-m", "safetypairs.cli", *args],
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -75,13 +79,22 @@ def test_cli_screen_json_and_folders(guard_service, tmp_path, sample_photos):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.jpg").write_bytes(sample_photos[3].read_bytes())
     (tmp_path / "notes.txt").write_text("ignored: not an image suffix")
-    result = cli("screen", "--json", "--categories", "O2,O6", "--target",
-                 guard_service.grpc_target, str(tmp_path))
+    result = cli(
+        "screen",
+        "--json",
+        "--categories",
+        "O2,O6",
+        "--target",
+        guard_service.grpc_target,
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     assert body["model"]["untrained"] is True
-    assert [r["image"] for r in body["results"]] == [str(tmp_path / "a.png"),
-                                                      str(tmp_path / "sub" / "b.jpg")]
+    assert [r["image"] for r in body["results"]] == [
+        str(tmp_path / "a.png"),
+        str(tmp_path / "sub" / "b.jpg"),
+    ]
     assert [s["category"] for s in body["results"][0]["verdict"]["scores"]] == ["O2", "O6"]
 
 

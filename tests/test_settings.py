@@ -1,5 +1,4 @@
 import pytest
-
 from safetypairs.serving.settings import GuardSettings, SettingsError, env_name, flag_name
 
 
@@ -9,8 +8,13 @@ def test_one_name_per_setting():
 
 
 def test_from_env_parses_and_validates():
-    s = GuardSettings.from_env({"SAFETYPAIRS_GRPC_PORT": "6000", "SAFETYPAIRS_MAX_BATCH_WAIT_MS": "2.5",
-                                "SAFETYPAIRS_GUARD_MODEL": "/m"})
+    s = GuardSettings.from_env(
+        {
+            "SAFETYPAIRS_GRPC_PORT": "6000",
+            "SAFETYPAIRS_MAX_BATCH_WAIT_MS": "2.5",
+            "SAFETYPAIRS_GUARD_MODEL": "/m",
+        }
+    )
     assert (s.grpc_port, s.max_batch_wait_ms, s.guard_model) == (6000, 2.5, "/m")
     assert GuardSettings.from_env(s.to_env()) == s
 
@@ -26,3 +30,13 @@ def test_from_env_parses_and_validates():
 def test_bad_settings_are_named(env, needle):
     with pytest.raises(SettingsError, match=needle):
         GuardSettings.from_env(env)
+
+
+def test_readme_documents_every_setting():
+    import dataclasses
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for f in dataclasses.fields(GuardSettings):
+        row = f"| `{env_name(f.name)}` | `{flag_name(f.name)}` |"
+        assert row in readme, f"README settings table lacks {env_name(f.name)}"

@@ -82,12 +82,20 @@ def cmd_screen(args: argparse.Namespace) -> int:
             results += guard.screen_batch(chunk, categories=categories)
     if args.json:
         out = {
-            "model": {"name": info.name, "version": info.version, "untrained": info.untrained,
-                      "notice": info.notice},
+            "model": {
+                "name": info.name,
+                "version": info.version,
+                "untrained": info.untrained,
+                "notice": info.notice,
+            },
             "results": [
-                {"image": r.image_id,
-                 "verdict": dataclasses.asdict(r.verdict) if r.verdict else None,
-                 "error": {"kind": r.error.kind, "message": r.error.message} if r.error else None}
+                {
+                    "image": r.image_id,
+                    "verdict": dataclasses.asdict(r.verdict) if r.verdict else None,
+                    "error": {"kind": r.error.kind, "message": r.error.message}
+                    if r.error
+                    else None,
+                }
                 for r in results
             ],
         }
@@ -160,10 +168,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.guard_model:
         print(f"using the embedded default guard ({ensure_default_guard(settings.home_dir())})")
     command = [
-        sys.executable, "-m", "bentoml", "serve", "safetypairs.guard.service:GuardService",
-        "--host", args.host, "--port", str(args.http_port),
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "safetypairs.guard.service:GuardService",
+        "--host",
+        args.host,
+        "--port",
+        str(args.http_port),
     ]
-    print(f"HTTP on {args.host}:{args.http_port}, gRPC on {settings.grpc_host}:{settings.grpc_port}")
+    print(
+        f"HTTP on {args.host}:{args.http_port}, gRPC on {settings.grpc_host}:{settings.grpc_port}"
+    )
     sys.stdout.flush()
     os.execve(sys.executable, command, env)
     return 0  # not reached
@@ -191,9 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client_command(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
-        p.add_argument("--target", default=DEFAULT_TARGET,
-                       help="guard gRPC address, e.g. localhost:50051 or dns:///guard:50051 "
-                            "(env SAFETYPAIRS_GUARD_TARGET)")
+        p.add_argument(
+            "--target",
+            default=DEFAULT_TARGET,
+            help="guard gRPC address, e.g. localhost:50051 or dns:///guard:50051 "
+            "(env SAFETYPAIRS_GUARD_TARGET)",
+        )
         p.add_argument("--timeout", type=float, default=30.0, help="deadline per call, seconds")
         return p
 

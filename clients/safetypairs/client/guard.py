@@ -24,6 +24,7 @@ from safetypairs.errors import ERROR_KIND_METADATA_KEY, SafetyPairsError, error_
 from safetypairs.policy import Category
 from safetypairs.v1 import common_pb2, guard_pb2, guard_pb2_grpc
 
+DEFAULT_OPTIONS = ChannelOptions()
 SERVICE = guard_pb2.DESCRIPTOR.services_by_name["Guard"].full_name
 
 ImageLike = bytes | str | os.PathLike[str]
@@ -34,7 +35,9 @@ def image_message(image: ImageLike, image_id: str | None = None) -> common_pb2.I
     if isinstance(image, bytes | bytearray | memoryview):
         return common_pb2.Image(data=bytes(image), id=image_id or "")
     path = Path(image)
-    return common_pb2.Image(data=path.read_bytes(), id=image_id if image_id is not None else str(path))
+    return common_pb2.Image(
+        data=path.read_bytes(), id=image_id if image_id is not None else str(path)
+    )
 
 
 def _options(
@@ -136,13 +139,17 @@ class GuardClient(_GuardClientBase):
         target: str = "localhost:50051",
         *,
         timeout: float | None = 10.0,
-        options: ChannelOptions = ChannelOptions(),
+        options: ChannelOptions = DEFAULT_OPTIONS,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(
-            target, timeout=timeout, options=options, credentials=credentials,
-            metadata=metadata, aio=False,
+            target,
+            timeout=timeout,
+            options=options,
+            credentials=credentials,
+            metadata=metadata,
+            aio=False,
         )
 
     def _run(self, call: _Call, timeout: float | None) -> Any:
@@ -198,13 +205,17 @@ class AsyncGuardClient(_GuardClientBase):
         target: str = "localhost:50051",
         *,
         timeout: float | None = 10.0,
-        options: ChannelOptions = ChannelOptions(),
+        options: ChannelOptions = DEFAULT_OPTIONS,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(
-            target, timeout=timeout, options=options, credentials=credentials,
-            metadata=metadata, aio=True,
+            target,
+            timeout=timeout,
+            options=options,
+            credentials=credentials,
+            metadata=metadata,
+            aio=True,
         )
 
     async def _run(self, call: _Call, timeout: float | None) -> Any:

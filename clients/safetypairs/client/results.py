@@ -37,8 +37,7 @@ class Verdict:
             category=msg.category,
             probability=msg.probability,
             scores=tuple(
-                CategoryScore(s.category, s.probability, s.threshold, s.flagged)
-                for s in msg.scores
+                CategoryScore(s.category, s.probability, s.threshold, s.flagged) for s in msg.scores
             ),
             model=msg.model,
             untrained=msg.untrained,

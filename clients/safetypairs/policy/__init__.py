@@ -9,4 +9,11 @@ from safetypairs.policy.taxonomy import (
     policy_from_dict,
 )
 
-__all__ = ["Category", "Policy", "default_policy", "load_policy", "parse_policy", "policy_from_dict"]
+__all__ = [
+    "Category",
+    "Policy",
+    "default_policy",
+    "load_policy",
+    "parse_policy",
+    "policy_from_dict",
+]

@@ -145,7 +145,7 @@ def parse_policy(text: str | bytes, source: str = "<policy>") -> Policy:
     if len(text) > _MAX_POLICY_BYTES:
         raise InvalidInput(f"{source}: policy is {len(text)} bytes, over {_MAX_POLICY_BYTES}")
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_NoAliasLoader)
     except InvalidInput as exc:
         raise InvalidInput(f"{source}: {exc.message}") from None
     except yaml.YAMLError as exc:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from safetypairs.errors import ModelError
 from safetypairs.guard.sidecar import GuardSidecar, sidecar_path
 
@@ -61,8 +60,6 @@ def export_guard(
     if diff > atol:
         raise ModelError(f"ONNX export of {sidecar.name} differs from torch by {diff} > {atol}")
     log.info("exported %s to %s (max |onnx - torch| = %.2e)", sidecar.name, onnx_path, diff)
-    written = replace(
-        sidecar, opset=OPSET, extra={**sidecar.extra, "parity_max_abs_diff": diff}
-    )
+    written = replace(sidecar, opset=OPSET, extra={**sidecar.extra, "parity_max_abs_diff": diff})
     written.write(sidecar_path(onnx_path))
     return written

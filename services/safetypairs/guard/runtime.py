@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
-
 from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError, grpc_code_value
 from safetypairs.guard.engine import GuardEngine
-from safetypairs.serving.batcher import MicroBatcher
+from safetypairs.serving.batcher import MicroBatcher, resolve_threadsafe
 from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import GuardSettings
@@ -99,6 +98,17 @@ class GuardRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._decoder, self._prepare_sync, data)
 
+    def _prepare_and_enqueue(
+        self, data: bytes, future: asyncio.Future, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Decoder thread: decode and hand the pixels straight to the batcher, so a single
+        request crosses the event loop once instead of twice."""
+        try:
+            if not future.done():
+                self.batcher.enqueue([self._prepare_sync(data)], [future])
+        except Exception as exc:  # bad image, overload: the caller's error
+            resolve_threadsafe(loop, future, exc)
+
     def _verdict(self, probs: np.ndarray, opts: _Options) -> common_pb2.Verdict:
         selected = probs[opts.indices]
         flagged = selected >= opts.thresholds
@@ -122,8 +132,14 @@ class GuardRuntime:
 
     async def screen(self, request: guard_pb2.ScreenRequest) -> guard_pb2.ScreenResponse:
         opts = self._options(request.options)
-        pixels = await self._prepare(request.image.data)
-        probs = await self.batcher.submit(pixels)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._decoder.submit(self._prepare_and_enqueue, request.image.data, future, loop)
+        try:
+            probs = await future
+        except asyncio.CancelledError:
+            future.cancel()  # deadline or disconnect: the batcher skips it
+            raise
         return guard_pb2.ScreenResponse(
             image_id=request.image.id, verdict=self._verdict(probs, opts)
         )

@@ -129,9 +129,7 @@ class GuardService:
                 for i, p in enumerate(images)
             ]
             return await self.runtime.screen_batch(
-                guard_pb2.ScreenBatchRequest(
-                    images=msgs, options=_options(categories, thresholds)
-                )
+                guard_pb2.ScreenBatchRequest(images=msgs, options=_options(categories, thresholds))
             )
 
         return await answer(self.metrics, "screen_batch", produce, ctx.response)

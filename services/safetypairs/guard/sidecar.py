@@ -66,7 +66,9 @@ class GuardSidecar:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise ModelError(f"guard sidecar {path} is missing (expected next to the .onnx)") from None
+            raise ModelError(
+                f"guard sidecar {path} is missing (expected next to the .onnx)"
+            ) from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"guard sidecar {path} is unreadable: {exc}") from None
         try:

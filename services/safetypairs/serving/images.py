@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
-
 from safetypairs.errors import InvalidInput, PayloadTooLarge
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
@@ -30,8 +29,15 @@ class ImageLimits:
 
 def _describe(data: bytes) -> str:
     head = data[:16].lstrip()
-    for sig, name in ((b"<svg", "SVG"), (b"<?xml", "XML/SVG"), (b"<!doctype html", "HTML"),
-                      (b"<html", "HTML"), (b"%PDF", "PDF"), (b"{", "JSON"), (b"PK\x03\x04", "ZIP")):
+    for sig, name in (
+        (b"<svg", "SVG"),
+        (b"<?xml", "XML/SVG"),
+        (b"<!doctype html", "HTML"),
+        (b"<html", "HTML"),
+        (b"%PDF", "PDF"),
+        (b"{", "JSON"),
+        (b"PK\x03\x04", "ZIP"),
+    ):
         if head.lower().startswith(sig.lower()):
             return f"the bytes look like {name}"
     return f"first bytes {data[:8].hex(' ')}"

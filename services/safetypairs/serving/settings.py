@@ -44,7 +44,9 @@ class ServingSettings:
     )
     max_queue: int = _setting(256, "images that may wait for the model; more are refused at once")
     max_image_bytes: int = _setting(20 * 1024 * 1024, "largest encoded image accepted")
-    max_image_pixels: int = _setting(50_000_000, "largest width*height accepted, checked before decoding")
+    max_image_pixels: int = _setting(
+        50_000_000, "largest width*height accepted, checked before decoding"
+    )
     max_images_per_request: int = _setting(64, "most images in one batch request")
     max_message_bytes: int = _setting(128 * 1024 * 1024, "largest gRPC message received")
     decode_threads: int = _setting(0, "threads decoding images; 0 = number of CPUs")
@@ -73,8 +75,14 @@ class ServingSettings:
             value = getattr(self, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 raise SettingsError(f"{env_name(f.name)} must not be negative (got {value})")
-        for name in ("max_batch_size", "max_queue", "max_image_bytes", "max_image_pixels",
-                     "max_images_per_request", "workers"):
+        for name in (
+            "max_batch_size",
+            "max_queue",
+            "max_image_bytes",
+            "max_image_pixels",
+            "max_images_per_request",
+            "workers",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{env_name(name)} must be at least 1")
 
@@ -111,4 +119,6 @@ class GuardSettings(ServingSettings):
         "comma-separated onnxruntime execution providers in priority order; empty = "
         "TensorRT, CUDA, then CPU, whichever are available",
     )
-    ort_intra_op_threads: int = _setting(0, "onnxruntime intra-op threads; 0 = onnxruntime's choice")
+    ort_intra_op_threads: int = _setting(
+        0, "onnxruntime intra-op threads; 0 = onnxruntime's choice"
+    )

@@ -1,0 +1,122 @@
+"""Start a service as its own `bentoml serve` process on loopback and wait until both
+protocols are ready; used by tests and benchmarks (and handy in scripts)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+GUARD_SERVICE = "safetypairs.guard.service:GuardService"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    process: subprocess.Popen[bytes]
+    http_url: str
+    grpc_target: str
+    log_path: Path
+
+    @classmethod
+    def start(
+        cls,
+        service: str,
+        log_path: Path,
+        env: Mapping[str, str],
+        *,
+        ready_timeout_s: float = 180.0,
+    ) -> ServiceProcess:
+        """Run `service` with `env` added to this process's environment (SAFETYPAIRS_GRPC_*
+        are set to a free loopback port) and return once gRPC health says SERVING and
+        /readyz answers 200. Raises RuntimeError with the log tail otherwise."""
+        http_port, grpc_port = free_port(), free_port()
+        full_env = {
+            **os.environ,
+            "SAFETYPAIRS_GRPC_HOST": "127.0.0.1",
+            "SAFETYPAIRS_GRPC_PORT": str(grpc_port),
+            **env,
+        }
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bentoml",
+                    "serve",
+                    service,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(http_port),
+                ],
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        handle = cls(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log_path)
+        try:
+            handle._wait_ready(ready_timeout_s)
+        except BaseException:
+            handle.stop()
+            raise
+        return handle
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(self.grpc_target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"service exited early:\n{self.log()[-4000:]}")
+                if self._serving(health) and self._http_ready():
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"service not ready in {timeout_s}s:\n{self.log()[-4000:]}")
+                time.sleep(0.3)
+
+    @staticmethod
+    def _serving(health: health_pb2_grpc.HealthStub) -> bool:
+        try:
+            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    def _http_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/readyz", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM the process group, SIGKILL after `timeout_s`; return the exit code."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
