@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from google.protobuf.message import Message
@@ -109,30 +109,9 @@ def error_from_rpc(exc: grpc.RpcError) -> SafetyPairsError:
 
 
 class _GuardClientBase:
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float | None,
-        options: ChannelOptions,
-        credentials: grpc.ChannelCredentials | None,
-        metadata: Sequence[tuple[str, str]],
-        aio: bool,
-    ) -> None:
-        self.target = target
-        self.timeout = timeout
-        self._metadata = tuple(metadata)
-        self._channel = open_channel(target, [SERVICE], options, credentials=credentials, aio=aio)
-        self._stub = guard_pb2_grpc.GuardStub(self._channel)
+    """`timeout` is the default deadline per call in seconds; `metadata` goes with every call."""
 
-    def _invoke(self, call: _Call, timeout: float | None) -> Any:
-        method = getattr(self._stub, call.method)
-        deadline = self.timeout if timeout is None else timeout
-        return method(call.request, timeout=deadline, metadata=self._metadata)
-
-
-class GuardClient(_GuardClientBase):
-    """Blocking client. `timeout` is the default deadline per call in seconds."""
+    _aio: ClassVar[bool]
 
     def __init__(
         self,
@@ -143,14 +122,24 @@ class GuardClient(_GuardClientBase):
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
-        super().__init__(
-            target,
-            timeout=timeout,
-            options=options,
-            credentials=credentials,
-            metadata=metadata,
-            aio=False,
+        self.target = target
+        self.timeout = timeout
+        self._metadata = tuple(metadata)
+        self._channel = open_channel(
+            target, [SERVICE], options, credentials=credentials, aio=self._aio
         )
+        self._stub = guard_pb2_grpc.GuardStub(self._channel)
+
+    def _invoke(self, call: _Call, timeout: float | None) -> Any:
+        method = getattr(self._stub, call.method)
+        deadline = self.timeout if timeout is None else timeout
+        return method(call.request, timeout=deadline, metadata=self._metadata)
+
+
+class GuardClient(_GuardClientBase):
+    """Blocking client."""
+
+    _aio = False
 
     def _run(self, call: _Call, timeout: float | None) -> Any:
         try:
@@ -200,23 +189,7 @@ class GuardClient(_GuardClientBase):
 class AsyncGuardClient(_GuardClientBase):
     """asyncio client with the same methods as GuardClient, as coroutines."""
 
-    def __init__(
-        self,
-        target: str = "localhost:50051",
-        *,
-        timeout: float | None = 10.0,
-        options: ChannelOptions = DEFAULT_OPTIONS,
-        credentials: grpc.ChannelCredentials | None = None,
-        metadata: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        super().__init__(
-            target,
-            timeout=timeout,
-            options=options,
-            credentials=credentials,
-            metadata=metadata,
-            aio=True,
-        )
+    _aio = True
 
     async def _run(self, call: _Call, timeout: float | None) -> Any:
         try:

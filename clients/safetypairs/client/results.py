@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from safetypairs.errors import SafetyPairsError, error_class, status_code_from_value
 from safetypairs.v1 import common_pb2, guard_pb2
@@ -80,19 +82,13 @@ class ModelInfo:
 
     @classmethod
     def from_proto(cls, msg: guard_pb2.ModelInfo) -> ModelInfo:
-        return cls(
-            name=msg.name,
-            version=msg.version,
-            description=msg.description,
-            untrained=msg.untrained,
-            notice=msg.notice,
-            categories=tuple(msg.categories),
-            thresholds=dict(msg.thresholds),
-            providers=tuple(msg.providers),
-            runtime=msg.runtime,
-            input_size=msg.input_size,
-            max_batch_size=msg.max_batch_size,
-            max_image_bytes=msg.max_image_bytes,
-            max_image_pixels=msg.max_image_pixels,
-            max_images_per_request=msg.max_images_per_request,
-        )
+        by_name = msg.DESCRIPTOR.fields_by_name
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value, spec = getattr(msg, f.name), by_name[f.name]
+            if spec.message_type is not None and spec.message_type.GetOptions().map_entry:
+                value = dict(value)
+            elif spec.is_repeated:
+                value = tuple(value)
+            values[f.name] = value
+        return cls(**values)
