@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 import skimage
 from PIL import Image
+
 from safetypairs.client import GuardClient
 from safetypairs.guard.artifact import guard_onnx_path
 from safetypairs.guard.default_model import ensure_default_guard

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from safetypairs.guard.default_model import build_default_guard, default_guard_dir
 from safetypairs.serving.launcher import GUARD_SERVICE, ServiceProcess, free_port
 
@@ -28,12 +29,20 @@ def default_guard_onnx(sp_home: Path) -> Path:
     return default_guard_dir(str(sp_home)) / "guard.onnx"
 
 
+@pytest.fixture(scope="session")
+def tiny_guard_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight guard that covers all nine categories."""
+    from tiny_models import build_tiny_clip_guard
+
+    return build_tiny_clip_guard(tmp_path_factory.mktemp("tiny-guard"))
+
+
 def start_guard_service(
-    home: Path, log_path: Path, extra_env: dict[str, str] | None = None
+    home: Path, log_path: Path, extra_env: dict[str, str] | None = None, model: str = ""
 ) -> ServiceProcess:
-    """The guard with no model configured (so: the embedded default in `home`)."""
+    """The guard on `model`, by default none configured (so: the embedded default in `home`)."""
     env = {
-        "SAFETYPAIRS_GUARD_MODEL": "",
+        "SAFETYPAIRS_GUARD_MODEL": model,
         "SAFETYPAIRS_HOME": str(home),
         "BENTOML_HOME": str(home / "bentoml"),
         **(extra_env or {}),
@@ -45,8 +54,8 @@ def start_guard_service(
 def guard_service(
     sp_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    """The guard on the embedded default (no model configured), with a small pixel limit and
-    a batch window so concurrent calls visibly coalesce."""
+    """The guard on the embedded default (no model configured), with small limits and a
+    batch window so concurrent calls visibly coalesce."""
     log_path = tmp_path_factory.mktemp("logs") / "guard.log"
     service = start_guard_service(
         sp_home,
@@ -60,6 +69,18 @@ def guard_service(
             "SAFETYPAIRS_MAX_MESSAGE_BYTES": str(8 * 1024 * 1024),
         },
     )
+    yield service
+    code = service.stop()
+    assert code == 0, f"guard service exited {code} on SIGTERM:\n{service.log()[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def tiny_guard_service(
+    sp_home: Path, tiny_guard_onnx: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """The guard on a random-weight model given by reference (SAFETYPAIRS_GUARD_MODEL)."""
+    log_path = tmp_path_factory.mktemp("logs") / "tiny-guard.log"
+    service = start_guard_service(sp_home, log_path, model=str(tiny_guard_onnx.parent))
     yield service
     code = service.stop()
     assert code == 0, f"guard service exited {code} on SIGTERM:\n{service.log()[-3000:]}"

@@ -2,6 +2,7 @@ import asyncio
 import threading
 
 import pytest
+
 from safetypairs.errors import Overloaded, Unavailable
 from safetypairs.serving.batcher import MicroBatcher
 

@@ -7,6 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from PIL import Image
+
 from safetypairs.errors import ModelError
 from safetypairs.guard.artifact import guard_onnx_path
 from safetypairs.guard.engine import GuardEngine, choose_providers
@@ -19,11 +20,18 @@ def engine(default_guard_onnx):
     return GuardEngine.load(default_guard_onnx)
 
 
-def test_default_guard_is_marked_untrained_and_covers_the_taxonomy(engine):
+def test_default_guard_card(engine):
     sc = engine.sidecar
-    assert sc.untrained and "UNTRAINED" in sc.notice
-    assert sc.categories == default_policy().codes
-    assert sc.opset == 18 and sc.extra["parity_max_abs_diff"] < 1e-4
+    assert not sc.untrained and sc.notice.startswith("BASELINE")
+    assert sc.categories == ("O6",) and engine.policy == default_policy()
+    assert sc.input.size == 224 and sc.input.mean == (0.5, 0.5, 0.5)
+    assert sc.opset == 18 and sc.extra["parity_max_abs_diff"] < 1e-5
+    assert sc.extra["class_map"]["categories"]["O6"][0] == [413, "assault rifle"]
+
+
+def test_tiny_guard_is_marked_untrained(tiny_guard_onnx):
+    sc = GuardEngine.load(tiny_guard_onnx).sidecar
+    assert sc.untrained and sc.categories == default_policy().codes
 
 
 def test_runs_on_cpu_here(engine):
@@ -44,22 +52,22 @@ def test_dynamic_batch_and_batch_independence(engine):
     rng = np.random.default_rng(0)
     imgs = [Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)) for _ in range(5)]
     x = [engine.preprocess(i) for i in imgs]
-    assert x[0].shape == (3, 64, 64) and x[0].dtype == np.float32
+    assert x[0].shape == (3, 224, 224) and x[0].dtype == np.float32
     together = engine.infer(x)
     alone = np.concatenate([engine.infer([xi]) for xi in x])
-    assert together.shape == (5, 9)
+    assert together.shape == (5, 1)
     assert np.all((together >= 0) & (together <= 1))
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
 def test_preprocess_center_crops_the_shorter_side(engine):
     # Left third red, rest green, on a 3:1 wide image: the centre crop sees only green.
-    img = Image.new("RGB", (192, 64), (0, 255, 0))
-    img.paste((255, 0, 0), (0, 0, 64, 64))
+    img = Image.new("RGB", (672, 224), (0, 255, 0))
+    img.paste((255, 0, 0), (0, 0, 224, 224))
     x = engine.preprocess(img)
     mean, std = engine.sidecar.input.mean, engine.sidecar.input.std
     red = x[0] * std[0] + mean[0]
-    assert red.max() < 0.05
+    assert red.max() < 0.05 and x.shape == (3, 224, 224)
 
 
 def test_reference_forms(default_guard_onnx, tmp_path, monkeypatch):
@@ -77,7 +85,7 @@ def test_reference_forms(default_guard_onnx, tmp_path, monkeypatch):
             shutil.copy(default_guard_onnx.parent / name, model.path_of(name))
     resolved = guard_onnx_path("guard-under-test:latest")
     assert resolved.name == "guard.onnx" and str(tmp_path) in str(resolved)
-    assert GuardEngine.load(resolved).sidecar.name == "embedded-default-guard"
+    assert GuardEngine.load(resolved).sidecar.name == "imagenet-baseline-guard"
 
 
 def test_unresolvable_reference_says_what_was_tried():
@@ -90,8 +98,8 @@ def test_unresolvable_reference_says_what_was_tried():
     [
         (lambda d: d.pop("categories"), "invalid"),
         (
-            lambda d: d.update(categories=["O1", "O2"], thresholds={}),
-            "has 9 columns but the sidecar names 2",
+            lambda d: d.update(categories=["O1", "O6"], thresholds={}),
+            "has 1 columns but the sidecar names 2",
         ),
         (lambda d: d.update(categories=["O1"] * 9), "without repeats"),
         (
@@ -100,7 +108,7 @@ def test_unresolvable_reference_says_what_was_tried():
         ),
         (lambda d: d["input"].update(std=[0, 1, 1]), "std positive"),
         (lambda d: d["output"].update(name="nope"), "no output 'nope'"),
-        (lambda d: d.update(thresholds={"O1": 1.5}), "thresholds must lie in [0, 1]"),
+        (lambda d: d.update(thresholds={"O6": 1.5}), "thresholds must lie in [0, 1]"),
         (lambda d: d.update(format_version=99), "format_version 99"),
     ],
 )

@@ -10,6 +10,7 @@ from conftest import png_bytes
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hostile import NOT_IMAGES, compressed_bomb, noise, png_declaring, truncated
+
 from safetypairs.client import AsyncGuardClient, GuardClient
 from safetypairs.errors import InvalidInput, PayloadTooLarge
 from safetypairs.policy import default_policy
@@ -53,27 +54,46 @@ def metric_samples(http: httpx.Client, name: str) -> dict[str, float]:
 # -- gRPC ------------------------------------------------------------------------------
 
 
+CODES = default_policy().codes
+NOT_COVERED = [c for c in CODES if c != "O6"]
+
+
 def test_screen_real_photos_over_grpc(guard, sample_photos):
     for photo in sample_photos:
         v = guard.screen(photo)
-        assert v.rating in ("safe", "unsafe")
-        assert [s.category for s in v.scores] == list(default_policy().codes)
-        assert all(0.0 <= s.probability <= 1.0 for s in v.scores)
-        assert v.untrained and v.model == "embedded-default-guard:1"
-        assert v.probability == max(s.probability for s in v.scores)
-        flagged = [s for s in v.scores if s.flagged]
-        assert v.unsafe == bool(flagged)
-        if flagged:
-            assert v.category == max(flagged, key=lambda s: s.probability).category
+        assert [s.category for s in v.scores] == list(CODES)
+        assert [s.category for s in v.scores if s.not_covered] == NOT_COVERED
+        (o6,) = [s for s in v.scores if not s.not_covered]
+        assert 0.0 <= o6.probability <= 1.0 and o6.threshold == 0.5
+        assert not v.untrained and v.model == "imagenet-baseline-guard:2"
+        assert v.probability == o6.probability
+        assert v.unsafe == o6.flagged and v.category == ("O6" if o6.flagged else "")
+        for s in v.scores:
+            if s.not_covered:
+                assert (s.probability, s.threshold, s.flagged) == (0.0, 0.0, False)
+
+
+def test_baseline_head_gives_a_real_signal(guard, sample_photos):
+    """A real network on real photos: the rocket (ImageNet: missile, projectile) scores far
+    higher on O6 than the cat or the coffee cup."""
+    o6 = {p.name: guard.screen(p, categories=["O6"]).scores[0].probability for p in sample_photos}
+    assert o6["rocket.jpg"] > 0.3
+    assert o6["rocket.jpg"] > 20 * max(o6["chelsea.png"], o6["coffee.png"])
 
 
 def test_same_image_same_scores_and_category_subset(guard, sample_photos):
-    full = guard.screen(sample_photos[1])
-    sub = guard.screen(sample_photos[1], categories=["O6", "O2"], thresholds={"O6": 0.0})
-    assert [s.category for s in sub.scores] == ["O6", "O2"]
+    full = guard.screen(sample_photos[3])
+    sub = guard.screen(sample_photos[3], categories=["O6", "O2"], thresholds={"O6": 0.0})
+    assert [(s.category, s.not_covered) for s in sub.scores] == [("O6", False), ("O2", True)]
     by_code = {s.category: s.probability for s in full.scores}
     assert sub.scores[0].probability == pytest.approx(by_code["O6"], abs=1e-6)
     assert sub.scores[0].flagged and sub.unsafe and sub.category == "O6"
+
+
+def test_only_uncovered_categories_is_a_safe_answer_with_nothing_scored(guard):
+    v = guard.screen(png_bytes(), categories=["O3", "O4"])
+    assert v.rating == "safe" and v.probability == 0.0
+    assert all(s.not_covered for s in v.scores)
 
 
 def test_screen_batch_mixes_good_and_bad_images(guard, sample_photos):
@@ -96,17 +116,17 @@ def test_batch_request_limits(guard):
 
 def test_list_categories_and_model_info(guard):
     cats = guard.list_categories()
-    assert [c.code for c in cats] == list(default_policy().codes)
+    assert [c.code for c in cats] == list(CODES)
     assert cats[5].name == "Weapons or Substance Abuse" and cats[5].should_not
     info = guard.model_info()
-    assert info.untrained and "UNTRAINED" in info.notice
+    assert not info.untrained and info.notice.startswith("BASELINE")
+    assert info.categories == ("O6",) and list(info.not_covered) == NOT_COVERED
+    assert "EfficientNet-Lite0 trained on ImageNet-1k" in info.weights
+    assert "no safety training" in info.training and "assault rifle (413)" in info.description
     assert info.providers == ("CPUExecutionProvider",)
     assert info.runtime.startswith("onnxruntime ")
-    assert (info.input_size, info.max_images_per_request, info.max_image_pixels) == (
-        64,
-        32,
-        4_000_000,
-    )
+    limits = (info.input_size, info.max_images_per_request, info.max_image_pixels)
+    assert limits == (224, 32, 4_000_000)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
@@ -121,10 +141,12 @@ def test_bad_input_over_grpc(guard, sample_photos, name):
 def test_unknown_category_and_bad_threshold_over_grpc(guard):
     with pytest.raises(InvalidInput, match="unknown category 'O42'"):
         guard.screen(png_bytes(), categories=["O1", "O42"])
-    with pytest.raises(InvalidInput, match=r"threshold for O1 is 2\.0"):
-        guard.screen(png_bytes(), thresholds={"O1": 2.0})
+    with pytest.raises(InvalidInput, match=r"threshold for O6 is 2\.0"):
+        guard.screen(png_bytes(), thresholds={"O6": 2.0})
     with pytest.raises(InvalidInput, match="unknown category 'Z'"):
         guard.screen(png_bytes(), thresholds={"Z": 0.5})
+    with pytest.raises(InvalidInput, match="this guard does not cover O1"):
+        guard.screen(png_bytes(), thresholds={"O1": 0.5})
 
 
 def test_message_over_the_grpc_size_limit_is_resource_exhausted(guard_service):
@@ -205,8 +227,10 @@ def test_screen_over_http(http, sample_photos):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["image_id"] == "cat"
-    assert body["verdict"]["untrained"] is True
-    assert [s["category"] for s in body["verdict"]["scores"]] == list(default_policy().codes)
+    assert body["verdict"]["untrained"] is False
+    scores = body["verdict"]["scores"]
+    assert [s["category"] for s in scores] == list(CODES)
+    assert [s["category"] for s in scores if s["not_covered"]] == NOT_COVERED
 
 
 def test_http_and_grpc_agree(http, guard, sample_photos):
@@ -216,6 +240,7 @@ def test_http_and_grpc_agree(http, guard, sample_photos):
     assert over_http["rating"].lower() == over_grpc.rating
     for h, g in zip(over_http["scores"], over_grpc.scores, strict=True):
         assert h["probability"] == pytest.approx(g.probability, abs=1e-6)
+        assert h["not_covered"] == g.not_covered
 
 
 def test_screen_batch_over_http(http, sample_photos):
@@ -254,14 +279,16 @@ def test_http_options(http):
     )
     verdict = r.json()["verdict"]
     assert [s["category"] for s in verdict["scores"]] == ["O6", "O2"]
+    assert verdict["scores"][1]["not_covered"] is True
     assert verdict["category"] == "O6" and verdict["scores"][0]["threshold"] == 0.0
 
 
 def test_categories_and_model_info_over_http(http):
     cats = http.post("/v1/categories").json()["categories"]
-    assert [c["code"] for c in cats] == list(default_policy().codes)
+    assert [c["code"] for c in cats] == list(CODES)
     info = http.post("/v1/model_info").json()
-    assert info["untrained"] is True and info["providers"] == ["CPUExecutionProvider"]
+    assert info["untrained"] is False and info["providers"] == ["CPUExecutionProvider"]
+    assert info["not_covered"] == NOT_COVERED
 
 
 def test_metrics_count_both_protocols_by_code(http, guard):
@@ -279,3 +306,23 @@ def test_metrics_count_both_protocols_by_code(http, guard):
     assert '{service="guard"}' in metric_samples(http, "safetypairs_queue_depth")
     text = http.get("/metrics").text
     assert "bentoml_service_request_total" in text or "bentoml_" in text  # BentoML's own stay
+
+
+# -- a guard given by reference, with random weights -----------------------------------
+
+
+def test_untrained_model_says_so_in_every_answer(tiny_guard_service, sample_photos):
+    with GuardClient(tiny_guard_service.grpc_target) as client:
+        info = client.model_info()
+        assert info.name == "tiny-clip-guard" and info.untrained and "UNTRAINED" in info.notice
+        assert info.not_covered == () and len(info.categories) == 9
+        v = client.screen(sample_photos[0])
+        assert v.untrained and not any(s.not_covered for s in v.scores)
+        results = client.screen_batch(sample_photos[:2])
+        assert all(r.verdict.untrained for r in results)
+    body = httpx.post(
+        f"{tiny_guard_service.http_url}/v1/screen",
+        files={"image": ("a.png", sample_photos[0].read_bytes())},
+        timeout=30,
+    ).json()
+    assert body["verdict"]["untrained"] is True

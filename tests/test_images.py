@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hostile import NOT_IMAGES, compressed_bomb, noise, png_declaring, truncated
 from PIL import Image
+
 from safetypairs.errors import InvalidInput, PayloadTooLarge
 from safetypairs.serving.images import ImageLimits, decode_image
 

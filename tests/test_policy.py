@@ -1,4 +1,5 @@
 import pytest
+
 from safetypairs.errors import InvalidInput
 from safetypairs.policy import default_policy, load_policy, parse_policy
 

@@ -40,7 +40,7 @@ def test_sdk_imports_and_calls_without_heavy_packages(guard_service, sample_phot
         from safetypairs.client import GuardClient
         with GuardClient({guard_service.grpc_target!r}) as g:
             v = g.screen({str(sample_photos[0])!r})
-        assert v.scores and v.untrained
+        assert v.scores and not v.untrained
         heavy = [m for m in sys.modules if m.split(".")[0] in Block.heavy]
         assert not heavy, heavy
         print("ok", v.rating)
@@ -68,7 +68,7 @@ def test_cli_screen_prints_a_table(guard_service, sample_photos):
     result = cli("screen", "--target", guard_service.grpc_target, *map(str, sample_photos[:2]))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "UNTRAINED" in out
+    assert "NOTE: BASELINE" in out and "not covered" in out
     assert str(sample_photos[0]) in out and str(sample_photos[1]) in out
     assert "O6 Weapons or Substance Abuse" in out
     assert out.count("probability  threshold  decision") == 2
@@ -90,12 +90,19 @@ def test_cli_screen_json_and_folders(guard_service, tmp_path, sample_photos):
     )
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
-    assert body["model"]["untrained"] is True
+    assert body["model"]["untrained"] is False
     assert [r["image"] for r in body["results"]] == [
         str(tmp_path / "a.png"),
         str(tmp_path / "sub" / "b.jpg"),
     ]
-    assert [s["category"] for s in body["results"][0]["verdict"]["scores"]] == ["O2", "O6"]
+    scores = body["results"][0]["verdict"]["scores"]
+    assert [(s["category"], s["not_covered"]) for s in scores] == [("O2", True), ("O6", False)]
+
+
+def test_cli_marks_untrained_models(tiny_guard_service, sample_photos):
+    result = cli("screen", "--target", tiny_guard_service.grpc_target, str(sample_photos[0]))
+    assert result.returncode == 0, result.stderr
+    assert "NOTE: UNTRAINED" in result.stdout and "tiny-clip-guard:1 (UNTRAINED)" in result.stdout
 
 
 def test_cli_reports_bad_files_and_exits_nonzero(guard_service, tmp_path):

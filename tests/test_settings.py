@@ -1,4 +1,5 @@
 import pytest
+
 from safetypairs.serving.settings import GuardSettings, SettingsError, env_name, flag_name
 
 

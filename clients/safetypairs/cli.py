@@ -58,6 +58,9 @@ def _print_table(results: list[ScreenResult], names: dict[str, str]) -> None:
         print(f"  {'category':<{width}}  probability  threshold  decision")
         for s in v.scores:
             label = f"{s.category} {names.get(s.category, '')}"
+            if s.not_covered:
+                print(f"  {label:<{width}}  {'-':>11}  {'-':>9}  not covered")
+                continue
             decision = "FLAGGED" if s.flagged else "ok"
             print(f"  {label:<{width}}  {s.probability:>11.3f}  {s.threshold:>9.2f}  {decision}")
         print()
@@ -102,7 +105,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         json.dump(out, sys.stdout, indent=2)
         print()
     else:
-        if info.untrained:
+        if info.notice or info.untrained:
             print(f"NOTE: {info.notice or 'the model is untrained; its scores mean nothing.'}\n")
         _print_table(results, names)
     return 1 if any(r.error for r in results) else 0

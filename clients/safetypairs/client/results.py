@@ -16,6 +16,7 @@ class CategoryScore:
     probability: float
     threshold: float
     flagged: bool
+    not_covered: bool = False  # the model has no output for this category
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Verdict:
             category=msg.category,
             probability=msg.probability,
             scores=tuple(
-                CategoryScore(s.category, s.probability, s.threshold, s.flagged) for s in msg.scores
+                CategoryScore(s.category, s.probability, s.threshold, s.flagged, s.not_covered)
+                for s in msg.scores
             ),
             model=msg.model,
             untrained=msg.untrained,
@@ -79,6 +81,9 @@ class ModelInfo:
     max_image_bytes: int = 0
     max_image_pixels: int = 0
     max_images_per_request: int = 0
+    not_covered: tuple[str, ...] = ()
+    weights: str = ""
+    training: str = ""
 
     @classmethod
     def from_proto(cls, msg: guard_pb2.ModelInfo) -> ModelInfo:

@@ -47,16 +47,18 @@ class Policy(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., categories: _Optional[_Iterable[_Union[Category, _Mapping]]] = ...) -> None: ...
 
 class CategoryScore(_message.Message):
-    __slots__ = ("category", "probability", "threshold", "flagged")
+    __slots__ = ("category", "probability", "threshold", "flagged", "not_covered")
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FLAGGED_FIELD_NUMBER: _ClassVar[int]
+    NOT_COVERED_FIELD_NUMBER: _ClassVar[int]
     category: str
     probability: float
     threshold: float
     flagged: bool
-    def __init__(self, category: _Optional[str] = ..., probability: _Optional[float] = ..., threshold: _Optional[float] = ..., flagged: _Optional[bool] = ...) -> None: ...
+    not_covered: bool
+    def __init__(self, category: _Optional[str] = ..., probability: _Optional[float] = ..., threshold: _Optional[float] = ..., flagged: _Optional[bool] = ..., not_covered: _Optional[bool] = ...) -> None: ...
 
 class Verdict(_message.Message):
     __slots__ = ("rating", "category", "probability", "rationale", "scores", "model", "untrained")

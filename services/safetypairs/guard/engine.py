@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
+
 from safetypairs.errors import InvalidInput, ModelError
 from safetypairs.guard.sidecar import GuardSidecar, sidecar_path
 from safetypairs.policy import Policy, default_policy, policy_from_dict

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
+
 from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError, grpc_code_value
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.serving.batcher import MicroBatcher, resolve_threadsafe
@@ -26,9 +27,10 @@ from safetypairs.v1 import common_pb2, guard_pb2
 
 @dataclass(frozen=True)
 class _Options:
-    indices: np.ndarray  # columns of the model output to score
-    codes: tuple[str, ...]
-    thresholds: np.ndarray
+    codes: tuple[str, ...]  # categories to answer, in order
+    covered: np.ndarray  # bool per code: the model has an output column for it
+    columns: np.ndarray  # output column of each covered code
+    thresholds: np.ndarray  # threshold of each covered code
 
 
 class GuardRuntime:
@@ -63,25 +65,25 @@ class GuardRuntime:
     # -- options -------------------------------------------------------------------------
 
     def _resolve(self, categories: Sequence[str], thresholds: Mapping[str, float]) -> _Options:
-        codes = self.engine.policy.check_codes(categories) if categories else ()
-        codes = tuple(c for c in codes if self._known(c)) or self.engine.categories
+        policy = self.engine.policy
+        codes = policy.check_codes(categories) if categories else policy.codes
         for code, value in thresholds.items():
-            self._known(code)
-            if not 0.0 <= value <= 1.0 or value != value:
+            policy.check_codes([code])
+            if code not in self._column:
+                raise InvalidInput(
+                    f"threshold for {code}: this guard does not cover {code} "
+                    f"(it scores {', '.join(self._column)})"
+                )
+            if not 0.0 <= value <= 1.0:
                 raise InvalidInput(f"threshold for {code} is {value}; it must lie in [0, 1]")
         base = self.engine.sidecar.thresholds
+        covered = [c for c in codes if c in self._column]
         return _Options(
-            indices=np.array([self._column[c] for c in codes], dtype=np.intp),
             codes=codes,
-            thresholds=np.array([thresholds.get(c, base[c]) for c in codes], dtype=np.float32),
+            covered=np.array([c in self._column for c in codes], dtype=bool),
+            columns=np.array([self._column[c] for c in covered], dtype=np.intp),
+            thresholds=np.array([thresholds.get(c, base[c]) for c in covered], dtype=np.float32),
         )
-
-    def _known(self, code: str) -> bool:
-        if code not in self._column:
-            raise InvalidInput(
-                f"unknown category {code!r}; this guard scores: {', '.join(self._column)}"
-            )
-        return True
 
     def _options(self, msg: guard_pb2.ScreenOptions) -> _Options:
         if not msg.categories and not msg.thresholds:
@@ -110,21 +112,28 @@ class GuardRuntime:
             resolve_threadsafe(loop, future, exc)
 
     def _verdict(self, probs: np.ndarray, opts: _Options) -> common_pb2.Verdict:
-        selected = probs[opts.indices]
+        selected = probs[opts.columns]
         flagged = selected >= opts.thresholds
-        scores = [
-            common_pb2.CategoryScore(
-                category=code, probability=float(p), threshold=float(t), flagged=bool(f)
-            )
-            for code, p, t, f in zip(opts.codes, selected, opts.thresholds, flagged, strict=True)
-        ]
+        covered = iter(zip(selected, opts.thresholds, flagged, strict=True))
+        scores = []
+        for code, is_covered in zip(opts.codes, opts.covered, strict=True):
+            if is_covered:
+                p, t, f = next(covered)
+                scores.append(
+                    common_pb2.CategoryScore(
+                        category=code, probability=float(p), threshold=float(t), flagged=bool(f)
+                    )
+                )
+            else:
+                scores.append(common_pb2.CategoryScore(category=code, not_covered=True))
         category = ""
         if flagged.any():
-            category = opts.codes[int(np.argmax(np.where(flagged, selected, -1.0)))]
+            covered_codes = [c for c, k in zip(opts.codes, opts.covered, strict=True) if k]
+            category = covered_codes[int(np.argmax(np.where(flagged, selected, -1.0)))]
         return common_pb2.Verdict(
             rating=common_pb2.UNSAFE if category else common_pb2.SAFE,
             category=category,
-            probability=float(selected.max()),
+            probability=float(selected.max()) if selected.size else 0.0,
             scores=scores,
             model=self._model,
             untrained=self.engine.sidecar.untrained,
@@ -190,9 +199,9 @@ class GuardRuntime:
     # -- description ---------------------------------------------------------------------
 
     def list_categories(self) -> guard_pb2.ListCategoriesResponse:
-        policy = self.engine.policy
+        """Every category of the guard's policy (ModelInfo says which ones it covers)."""
         return guard_pb2.ListCategoriesResponse(
-            categories=[policy.category(c).to_proto() for c in self.engine.categories]
+            categories=[c.to_proto() for c in self.engine.policy.categories]
         )
 
     def model_info(self) -> guard_pb2.ModelInfo:
@@ -213,4 +222,7 @@ class GuardRuntime:
             max_image_bytes=s.max_image_bytes,
             max_image_pixels=s.max_image_pixels,
             max_images_per_request=s.max_images_per_request,
+            not_covered=[c for c in self.engine.policy.codes if c not in self._column],
+            weights=sc.weights,
+            training=sc.training,
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
+
 from safetypairs.guard.artifact import guard_onnx_path
 from safetypairs.guard.default_model import ensure_default_guard
 from safetypairs.guard.engine import GuardEngine

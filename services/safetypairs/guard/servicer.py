@@ -4,6 +4,7 @@ Errors are mapped once, by the server's interceptor."""
 from __future__ import annotations
 
 import grpc
+
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.serving.grpc_server import ServiceRegistration
 from safetypairs.v1 import guard_pb2, guard_pb2_grpc

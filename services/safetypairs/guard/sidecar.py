@@ -47,7 +47,8 @@ class GuardSidecar:
     categories: tuple[str, ...]
     thresholds: dict[str, float]
     opset: int
-    training: str = ""
+    weights: str = ""  # what the weights are (model card in brief)
+    training: str = ""  # what the head was trained on
     notice: str = ""
     # The policy the categories come from, in the policy YAML schema; None = built-in O1..O9.
     policy: dict[str, Any] | None = None
@@ -118,6 +119,7 @@ class GuardSidecar:
             categories=categories,
             thresholds={c: thresholds.get(c, 0.5) for c in categories},
             opset=int(data.get("opset", 0)),
+            weights=str(data.get("weights", "")),
             training=str(data.get("training", "")),
             notice=str(data.get("notice", "")),
             policy=data.get("policy"),
