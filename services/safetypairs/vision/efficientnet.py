@@ -7,6 +7,7 @@ refuses to execute pickled code, and loaded strictly (every tensor must match).
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -44,7 +45,7 @@ def load_efficientnet_lite0() -> torch.nn.Module:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:  # incl. refused pickles
         raise ModelError(f"cannot load EfficientNet-Lite0 weights from {path}: {exc}") from None
     return model.eval()
 
