@@ -69,7 +69,7 @@ def main() -> None:
             ):
                 print(
                     f"guard {engine.sidecar.name}:{engine.sidecar.version} "
-                    f"({'UNTRAINED' if engine.sidecar.untrained else 'trained'}), "
+                    f"({'UNTRAINED' if engine.sidecar.untrained else 'real weights'}), "
                     f"providers {engine.providers}, {args.requests} calls per path, batch 1"
                 )
                 for label, data in images().items():

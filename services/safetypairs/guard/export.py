@@ -19,20 +19,18 @@ log = logging.getLogger(__name__)
 OPSET = 18
 
 
-def export_guard(
+def export_onnx(
     model: torch.nn.Module,
-    sidecar: GuardSidecar,
     onnx_path: Path,
     *,
     example: torch.Tensor,
-    atol: float = 1e-4,
-) -> GuardSidecar:
-    """Write `onnx_path` (dynamic batch axis) and its sidecar; return the sidecar written.
-
-    Parity: the exported graph run by onnxruntime must match torch within `atol` on `example`
-    (a batch of at least two), otherwise ModelError; the measured difference goes into the
-    sidecar's `extra.parity_max_abs_diff`.
-    """
+    input_name: str,
+    output_name: str,
+    atol: float,
+) -> float:
+    """Export `model` (one image batch in, one tensor out) with a dynamic batch axis, then run
+    it in onnxruntime on `example` (a batch of at least two) and return the largest difference
+    from torch; ModelError when it exceeds `atol`."""
     import onnxruntime as ort
 
     model = model.eval()
@@ -45,8 +43,8 @@ def export_guard(
         program = torch.onnx.export(
             model,
             (example,),
-            input_names=[sidecar.input.name],
-            output_names=[sidecar.output.name],
+            input_names=[input_name],
+            output_names=[output_name],
             dynamic_shapes=({0: batch},),
             opset_version=OPSET,
             dynamo=True,
@@ -56,10 +54,31 @@ def export_guard(
         program.save(str(onnx_path))
         expected = model(example).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {sidecar.input.name: example.numpy()})
+    (got,) = session.run(None, {input_name: example.numpy()})
     diff = float(np.max(np.abs(got - expected)))
     if diff > atol:
-        raise ModelError(f"ONNX export of {sidecar.name} differs from torch by {diff} > {atol}")
+        raise ModelError(f"ONNX export to {onnx_path} differs from torch by {diff} > {atol}")
+    return diff
+
+
+def export_guard(
+    model: torch.nn.Module,
+    sidecar: GuardSidecar,
+    onnx_path: Path,
+    *,
+    example: torch.Tensor,
+    atol: float = 1e-4,
+) -> GuardSidecar:
+    """Write `onnx_path` and its sidecar after a parity check (see export_onnx); the measured
+    difference goes into the sidecar's `extra.parity_max_abs_diff`. Returns the sidecar."""
+    diff = export_onnx(
+        model,
+        onnx_path,
+        example=example,
+        input_name=sidecar.input.name,
+        output_name=sidecar.output.name,
+        atol=atol,
+    )
     log.info("exported %s to %s (max |onnx - torch| = %.2e)", sidecar.name, onnx_path, diff)
     written = replace(sidecar, opset=OPSET, extra={**sidecar.extra, "parity_max_abs_diff": diff})
     written.write(sidecar_path(onnx_path))
