@@ -5,7 +5,7 @@ and over HTTP, measured in one run, with the ratios between them.
 
 The three paths are measured in interleaved blocks so that drift on a noisy machine hits them
 alike. "in-process" is the work the service does per request (decode + preprocess + ONNX
-run) without any protocol, queue or batcher; "engine.infer" is the ONNX run alone; "gRPC
+run) without any protocol, queue or batcher; "model run" is the ONNX run(s) alone; "gRPC
 no-op" is a GetModelInfo round trip, the floor any Python gRPC call pays here.
 """
 
@@ -25,9 +25,8 @@ import skimage
 from PIL import Image
 
 from safetypairs.client import GuardClient
-from safetypairs.guard.artifact import guard_onnx_path
+from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.default_model import ensure_default_guard
-from safetypairs.guard.engine import GuardEngine
 from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.launcher import GUARD_SERVICE, ServiceProcess
 from safetypairs.serving.settings import GuardSettings
@@ -54,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         ref = args.model or str(ensure_default_guard(str(home)))
-        engine = GuardEngine.load(guard_onnx_path(ref))
+        engine = load_guard(ref)
         settings = GuardSettings()
         limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
         service = ServiceProcess.start(
@@ -68,15 +67,15 @@ def main() -> None:
                 httpx.Client(base_url=service.http_url, timeout=30) as http,
             ):
                 print(
-                    f"guard {engine.sidecar.name}:{engine.sidecar.version} "
-                    f"({'UNTRAINED' if engine.sidecar.untrained else 'real weights'}), "
+                    f"guard {engine.card.name}:{engine.card.version} "
+                    f"({'UNTRAINED' if engine.card.untrained else 'real weights'}), "
                     f"providers {engine.providers}, {args.requests} calls per path, batch 1"
                 )
                 for label, data in images().items():
                     pixels = engine.preprocess(decode_image(data, limits))
                     paths: dict[str, Callable[[], object]] = {
-                        "engine.infer": lambda p=pixels: engine.infer([p]),
-                        "in-process": lambda d=data: engine.infer(
+                        "model run": lambda p=pixels: engine.run([p]),
+                        "in-process": lambda d=data: engine.run(
                             [engine.preprocess(decode_image(d, limits))]
                         ),
                         "gRPC": lambda d=data: grpc_client.screen(d),

@@ -25,8 +25,15 @@ def sp_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def default_guard_manifest(sp_home: Path) -> Path:
+    """The embedded default: an ensemble (imagenet-baseline + open-nsfw)."""
+    return default_guard_dir(str(sp_home)) / "ensemble.json"
+
+
+@pytest.fixture(scope="session")
 def default_guard_onnx(sp_home: Path) -> Path:
-    return default_guard_dir(str(sp_home)) / "guard.onnx"
+    """The default ensemble's EfficientNet-Lite0 baseline member, a guard on its own."""
+    return default_guard_dir(str(sp_home)) / "imagenet-baseline" / "guard.onnx"
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from safetypairs.errors import ModelError
-from safetypairs.guard.artifact import guard_onnx_path
+from safetypairs.guard.artifact import guard_artifact_path
 from safetypairs.guard.engine import GuardEngine, choose_providers
 from safetypairs.guard.sidecar import GuardSidecar
 from safetypairs.policy import default_policy
@@ -70,9 +70,10 @@ def test_preprocess_center_crops_the_shorter_side(engine):
     assert red.max() < 0.05 and x.shape == (3, 224, 224)
 
 
-def test_reference_forms(default_guard_onnx, tmp_path, monkeypatch):
-    assert guard_onnx_path(str(default_guard_onnx)) == default_guard_onnx
-    assert guard_onnx_path(str(default_guard_onnx.parent)) == default_guard_onnx
+def test_reference_forms(default_guard_onnx, default_guard_manifest, tmp_path, monkeypatch):
+    assert guard_artifact_path(str(default_guard_onnx)) == default_guard_onnx
+    assert guard_artifact_path(str(default_guard_onnx.parent)) == default_guard_onnx
+    assert guard_artifact_path(str(default_guard_manifest.parent)) == default_guard_manifest
     # A BentoML model-store tag resolves to the stored copy.
     import bentoml
 
@@ -83,14 +84,14 @@ def test_reference_forms(default_guard_onnx, tmp_path, monkeypatch):
     with bentoml.models.create("guard-under-test") as model:
         for name in ("guard.onnx", "guard.json"):
             shutil.copy(default_guard_onnx.parent / name, model.path_of(name))
-    resolved = guard_onnx_path("guard-under-test:latest")
+    resolved = guard_artifact_path("guard-under-test:latest")
     assert resolved.name == "guard.onnx" and str(tmp_path) in str(resolved)
     assert GuardEngine.load(resolved).sidecar.name == "imagenet-baseline-guard"
 
 
 def test_unresolvable_reference_says_what_was_tried():
     with pytest.raises(ModelError, match="local path /nonexistent/guard does not exist"):
-        guard_onnx_path("/nonexistent/guard")
+        guard_artifact_path("/nonexistent/guard")
 
 
 @pytest.mark.parametrize(
@@ -129,5 +130,5 @@ def test_missing_sidecar(default_guard_onnx, tmp_path):
 
 
 def test_sidecar_round_trip(engine):
-    again = GuardSidecar._parse(json.loads(engine.sidecar.to_json()))
+    again = GuardSidecar.parse(json.loads(engine.sidecar.to_json()))
     assert again == engine.sidecar

@@ -55,7 +55,8 @@ def metric_samples(http: httpx.Client, name: str) -> dict[str, float]:
 
 
 CODES = default_policy().codes
-NOT_COVERED = [c for c in CODES if c != "O6"]
+COVERED = ["O3", "O4", "O6"]
+NOT_COVERED = [c for c in CODES if c not in COVERED]
 
 
 def test_screen_real_photos_over_grpc(guard, sample_photos):
@@ -63,11 +64,11 @@ def test_screen_real_photos_over_grpc(guard, sample_photos):
         v = guard.screen(photo)
         assert [s.category for s in v.scores] == list(CODES)
         assert [s.category for s in v.scores if s.not_covered] == NOT_COVERED
-        (o6,) = [s for s in v.scores if not s.not_covered]
-        assert 0.0 <= o6.probability <= 1.0 and o6.threshold == 0.5
-        assert not v.untrained and v.model == "imagenet-baseline-guard:2"
-        assert v.probability == o6.probability
-        assert v.unsafe == o6.flagged and v.category == ("O6" if o6.flagged else "")
+        covered = [s for s in v.scores if not s.not_covered]
+        assert all(0.0 <= s.probability <= 1.0 and s.threshold == 0.5 for s in covered)
+        assert not v.untrained and v.model == "default-guard:3"
+        assert v.probability == max(s.probability for s in covered)
+        assert v.unsafe == any(s.flagged for s in covered)
         for s in v.scores:
             if s.not_covered:
                 assert (s.probability, s.threshold, s.flagged) == (0.0, 0.0, False)
@@ -91,7 +92,7 @@ def test_same_image_same_scores_and_category_subset(guard, sample_photos):
 
 
 def test_only_uncovered_categories_is_a_safe_answer_with_nothing_scored(guard):
-    v = guard.screen(png_bytes(), categories=["O3", "O4"])
+    v = guard.screen(png_bytes(), categories=["O1", "O2"])
     assert v.rating == "safe" and v.probability == 0.0
     assert all(s.not_covered for s in v.scores)
 
@@ -120,13 +121,23 @@ def test_list_categories_and_model_info(guard):
     assert cats[5].name == "Weapons or Substance Abuse" and cats[5].should_not
     info = guard.model_info()
     assert not info.untrained and info.notice.startswith("BASELINE")
-    assert info.categories == ("O6",) and list(info.not_covered) == NOT_COVERED
+    assert list(info.categories) == COVERED and list(info.not_covered) == NOT_COVERED
     assert "EfficientNet-Lite0 trained on ImageNet-1k" in info.weights
-    assert "no safety training" in info.training and "assault rifle (413)" in info.description
+    assert "Yahoo open_nsfw" in info.weights and "sha256 864bb37b" in info.weights
+    assert "no safety training" in info.training
+    baseline, nsfw = info.members
+    assert (baseline.name, baseline.categories) == ("imagenet-baseline", ("O6",))
+    assert "assault rifle (413)" in baseline.description
+    assert (nsfw.name, nsfw.categories) == ("open-nsfw", ("O3", "O4"))
+    assert info.fusion == {
+        "O3": "only open-nsfw",
+        "O4": "only open-nsfw",
+        "O6": "only imagenet-baseline",
+    }
     assert info.providers == ("CPUExecutionProvider",)
     assert info.runtime.startswith("onnxruntime ")
     limits = (info.input_size, info.max_images_per_request, info.max_image_pixels)
-    assert limits == (224, 32, 4_000_000)
+    assert limits == (256, 32, 4_000_000)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))

@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from safetypairs.errors import InvalidInput, ModelError
+from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.baseline_head import (
     ImageNetBaselineHead,
     default_class_map,
@@ -96,8 +97,8 @@ def test_building_the_default_touches_no_network(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    onnx_path = build_default_guard(tmp_path / "guard")
-    assert GuardEngine.load(onnx_path).sidecar.categories == ("O6",)
+    manifest = build_default_guard(tmp_path / "guard")
+    assert load_guard(str(manifest)).card.categories == ("O3", "O4", "O6")
 
 
 # -- the class map --------------------------------------------------------------------

@@ -41,9 +41,11 @@ def image_message(image: ImageLike, image_id: str | None = None) -> common_pb2.I
 
 
 def _options(
-    categories: Sequence[str] | None, thresholds: Mapping[str, float] | None
+    categories: Sequence[str] | None, thresholds: Mapping[str, float] | None, member_details: bool
 ) -> guard_pb2.ScreenOptions:
-    return guard_pb2.ScreenOptions(categories=categories or (), thresholds=thresholds or {})
+    return guard_pb2.ScreenOptions(
+        categories=categories or (), thresholds=thresholds or {}, member_details=member_details
+    )
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,11 @@ def _screen_call(
     image_id: str | None,
     categories: Sequence[str] | None,
     thresholds: Mapping[str, float] | None,
+    member_details: bool,
 ) -> _Call:
     request = guard_pb2.ScreenRequest(
-        image=image_message(image, image_id), options=_options(categories, thresholds)
+        image=image_message(image, image_id),
+        options=_options(categories, thresholds, member_details),
     )
     return _Call("Screen", request, lambda r: Verdict.from_proto(r.verdict))
 
@@ -73,12 +77,14 @@ def _screen_batch_call(
     image_ids: Sequence[str] | None,
     categories: Sequence[str] | None,
     thresholds: Mapping[str, float] | None,
+    member_details: bool,
 ) -> _Call:
     images = list(images)
     if image_ids is not None and len(image_ids) != len(images):
         raise ValueError(f"{len(image_ids)} image_ids for {len(images)} images")
     msgs = [image_message(img, image_ids[i] if image_ids else None) for i, img in enumerate(images)]
-    request = guard_pb2.ScreenBatchRequest(images=msgs, options=_options(categories, thresholds))
+    options = _options(categories, thresholds, member_details)
+    request = guard_pb2.ScreenBatchRequest(images=msgs, options=options)
     return _Call("ScreenBatch", request, lambda r: [ScreenResult.from_proto(x) for x in r.results])
 
 
@@ -154,9 +160,12 @@ class GuardClient(_GuardClientBase):
         image_id: str | None = None,
         categories: Sequence[str] | None = None,
         thresholds: Mapping[str, float] | None = None,
+        member_details: bool = False,
         timeout: float | None = None,
     ) -> Verdict:
-        return self._run(_screen_call(image, image_id, categories, thresholds), timeout)
+        return self._run(
+            _screen_call(image, image_id, categories, thresholds, member_details), timeout
+        )
 
     def screen_batch(
         self,
@@ -165,10 +174,13 @@ class GuardClient(_GuardClientBase):
         image_ids: Sequence[str] | None = None,
         categories: Sequence[str] | None = None,
         thresholds: Mapping[str, float] | None = None,
+        member_details: bool = False,
         timeout: float | None = None,
     ) -> list[ScreenResult]:
         """One result per image; an image the server could not read carries `.error`."""
-        return self._run(_screen_batch_call(images, image_ids, categories, thresholds), timeout)
+        return self._run(
+            _screen_batch_call(images, image_ids, categories, thresholds, member_details), timeout
+        )
 
     def list_categories(self, *, timeout: float | None = None) -> list[Category]:
         return self._run(_LIST_CATEGORIES, timeout)
@@ -204,9 +216,12 @@ class AsyncGuardClient(_GuardClientBase):
         image_id: str | None = None,
         categories: Sequence[str] | None = None,
         thresholds: Mapping[str, float] | None = None,
+        member_details: bool = False,
         timeout: float | None = None,
     ) -> Verdict:
-        return await self._run(_screen_call(image, image_id, categories, thresholds), timeout)
+        return await self._run(
+            _screen_call(image, image_id, categories, thresholds, member_details), timeout
+        )
 
     async def screen_batch(
         self,
@@ -215,9 +230,10 @@ class AsyncGuardClient(_GuardClientBase):
         image_ids: Sequence[str] | None = None,
         categories: Sequence[str] | None = None,
         thresholds: Mapping[str, float] | None = None,
+        member_details: bool = False,
         timeout: float | None = None,
     ) -> list[ScreenResult]:
-        call = _screen_batch_call(images, image_ids, categories, thresholds)
+        call = _screen_batch_call(images, image_ids, categories, thresholds, member_details)
         return await self._run(call, timeout)
 
     async def list_categories(self, *, timeout: float | None = None) -> list[Category]:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.message import Message
+
 from safetypairs.errors import SafetyPairsError, error_class, status_code_from_value
 from safetypairs.v1 import common_pb2, guard_pb2
 
@@ -20,6 +22,15 @@ class CategoryScore:
 
 
 @dataclass(frozen=True)
+class MemberResult:
+    """One ensemble member's own (pre-fusion) probabilities and its batch's time."""
+
+    name: str
+    latency_ms: float
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Verdict:
     rating: str  # "safe" | "unsafe"
     category: str  # deciding category code; "" when safe
@@ -28,6 +39,7 @@ class Verdict:
     model: str
     untrained: bool
     rationale: str = ""
+    members: tuple[MemberResult, ...] = ()  # only when asked for (member_details=True)
 
     @property
     def unsafe(self) -> bool:
@@ -46,6 +58,10 @@ class Verdict:
             model=msg.model,
             untrained=msg.untrained,
             rationale=msg.rationale,
+            members=tuple(
+                MemberResult(m.name, m.latency_ms, {s.category: s.probability for s in m.scores})
+                for m in msg.members
+            ),
         )
 
 
@@ -63,6 +79,37 @@ class ScreenResult:
             code = status_code_from_value(msg.error.code)
             return cls(msg.image_id, None, error_class(None, code)(msg.error.message))
         return cls(msg.image_id, Verdict.from_proto(msg.verdict))
+
+
+def _from_fields(cls: type, msg: Message, nested: dict[str, type] | None = None) -> Any:
+    """A dataclass from the message fields of the same names: maps become dicts, repeated
+    fields tuples, and fields named in `nested` are converted with that class's from_proto."""
+    by_name = msg.DESCRIPTOR.fields_by_name
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value, spec = getattr(msg, f.name), by_name[f.name]
+        if nested and f.name in nested:
+            value = tuple(nested[f.name].from_proto(v) for v in value)
+        elif spec.message_type is not None and spec.message_type.GetOptions().map_entry:
+            value = dict(value)
+        elif spec.is_repeated:
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    name: str
+    description: str
+    categories: tuple[str, ...]
+    weights: str
+    training: str
+    providers: tuple[str, ...]
+
+    @classmethod
+    def from_proto(cls, msg: guard_pb2.MemberInfo) -> MemberInfo:
+        return _from_fields(cls, msg)
 
 
 @dataclass(frozen=True)
@@ -84,16 +131,9 @@ class ModelInfo:
     not_covered: tuple[str, ...] = ()
     weights: str = ""
     training: str = ""
+    members: tuple[MemberInfo, ...] = ()  # an ensemble's members; empty for one model
+    fusion: dict[str, str] = field(default_factory=dict)  # category -> fusion rule
 
     @classmethod
     def from_proto(cls, msg: guard_pb2.ModelInfo) -> ModelInfo:
-        by_name = msg.DESCRIPTOR.fields_by_name
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            value, spec = getattr(msg, f.name), by_name[f.name]
-            if spec.message_type is not None and spec.message_type.GetOptions().map_entry:
-                value = dict(value)
-            elif spec.is_repeated:
-                value = tuple(value)
-            values[f.name] = value
-        return cls(**values)
+        return _from_fields(cls, msg, {"members": MemberInfo})

@@ -61,7 +61,7 @@ class CategoryScore(_message.Message):
     def __init__(self, category: _Optional[str] = ..., probability: _Optional[float] = ..., threshold: _Optional[float] = ..., flagged: _Optional[bool] = ..., not_covered: _Optional[bool] = ...) -> None: ...
 
 class Verdict(_message.Message):
-    __slots__ = ("rating", "category", "probability", "rationale", "scores", "model", "untrained")
+    __slots__ = ("rating", "category", "probability", "rationale", "scores", "model", "untrained", "members")
     RATING_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class Verdict(_message.Message):
     SCORES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     UNTRAINED_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
     rating: Rating
     category: str
     probability: float
@@ -76,7 +77,18 @@ class Verdict(_message.Message):
     scores: _containers.RepeatedCompositeFieldContainer[CategoryScore]
     model: str
     untrained: bool
-    def __init__(self, rating: _Optional[_Union[Rating, str]] = ..., category: _Optional[str] = ..., probability: _Optional[float] = ..., rationale: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., model: _Optional[str] = ..., untrained: _Optional[bool] = ...) -> None: ...
+    members: _containers.RepeatedCompositeFieldContainer[MemberResult]
+    def __init__(self, rating: _Optional[_Union[Rating, str]] = ..., category: _Optional[str] = ..., probability: _Optional[float] = ..., rationale: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., model: _Optional[str] = ..., untrained: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[MemberResult, _Mapping]]] = ...) -> None: ...
+
+class MemberResult(_message.Message):
+    __slots__ = ("name", "latency_ms", "scores")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    latency_ms: float
+    scores: _containers.RepeatedCompositeFieldContainer[CategoryScore]
+    def __init__(self, name: _Optional[str] = ..., latency_ms: _Optional[float] = ..., scores: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ...) -> None: ...
 
 class ItemError(_message.Message):
     __slots__ = ("code", "message")

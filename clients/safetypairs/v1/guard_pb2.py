@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from safetypairs.v1 import common_pb2 as safetypairs_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asafetypairs/v1/guard.proto\x12\x0esafetypairs.v1\x1a\x1bsafetypairs/v1/common.proto\"\x99\x01\n\rScreenOptions\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x41\n\nthresholds\x18\x02 \x03(\x0b\x32-.safetypairs.v1.ScreenOptions.ThresholdsEntry\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"e\n\rScreenRequest\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x15.safetypairs.v1.Image\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.safetypairs.v1.ScreenOptions\"L\n\x0eScreenResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12(\n\x07verdict\x18\x02 \x01(\x0b\x32\x17.safetypairs.v1.Verdict\"k\n\x12ScreenBatchRequest\x12%\n\x06images\x18\x01 \x03(\x0b\x32\x15.safetypairs.v1.Image\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.safetypairs.v1.ScreenOptions\"\x83\x01\n\x0cScreenResult\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12*\n\x07verdict\x18\x02 \x01(\x0b\x32\x17.safetypairs.v1.VerdictH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.safetypairs.v1.ItemErrorH\x00\x42\t\n\x07outcome\"D\n\x13ScreenBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.safetypairs.v1.ScreenResult\"\x17\n\x15ListCategoriesRequest\"F\n\x16ListCategoriesResponse\x12,\n\ncategories\x18\x01 \x03(\x0b\x32\x18.safetypairs.v1.Category\"\x15\n\x13GetModelInfoRequest\"\xc3\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tuntrained\x18\x04 \x01(\x08\x12\x0e\n\x06notice\x18\x05 \x01(\t\x12\x12\n\ncategories\x18\x06 \x03(\t\x12=\n\nthresholds\x18\x07 \x03(\x0b\x32).safetypairs.v1.ModelInfo.ThresholdsEntry\x12\x11\n\tproviders\x18\x08 \x03(\t\x12\x0f\n\x07runtime\x18\t \x01(\t\x12\x12\n\ninput_size\x18\n \x01(\x05\x12\x16\n\x0emax_batch_size\x18\x0b \x01(\x05\x12\x17\n\x0fmax_image_bytes\x18\x0c \x01(\x03\x12\x18\n\x10max_image_pixels\x18\r \x01(\x03\x12\x1e\n\x16max_images_per_request\x18\x0e \x01(\x05\x12\x13\n\x0bnot_covered\x18\x0f \x03(\t\x12\x0f\n\x07weights\x18\x10 \x01(\t\x12\x10\n\x08training\x18\x11 \x01(\t\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x32\xd9\x02\n\x05Guard\x12G\n\x06Screen\x12\x1d.safetypairs.v1.ScreenRequest\x1a\x1e.safetypairs.v1.ScreenResponse\x12V\n\x0bScreenBatch\x12\".safetypairs.v1.ScreenBatchRequest\x1a#.safetypairs.v1.ScreenBatchResponse\x12_\n\x0eListCategories\x12%.safetypairs.v1.ListCategoriesRequest\x1a&.safetypairs.v1.ListCategoriesResponse\x12N\n\x0cGetModelInfo\x12#.safetypairs.v1.GetModelInfoRequest\x1a\x19.safetypairs.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asafetypairs/v1/guard.proto\x12\x0esafetypairs.v1\x1a\x1bsafetypairs/v1/common.proto\"\xb1\x01\n\rScreenOptions\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x41\n\nthresholds\x18\x02 \x03(\x0b\x32-.safetypairs.v1.ScreenOptions.ThresholdsEntry\x12\x16\n\x0emember_details\x18\x03 \x01(\x08\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"e\n\rScreenRequest\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x15.safetypairs.v1.Image\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.safetypairs.v1.ScreenOptions\"L\n\x0eScreenResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12(\n\x07verdict\x18\x02 \x01(\x0b\x32\x17.safetypairs.v1.Verdict\"k\n\x12ScreenBatchRequest\x12%\n\x06images\x18\x01 \x03(\x0b\x32\x15.safetypairs.v1.Image\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.safetypairs.v1.ScreenOptions\"\x83\x01\n\x0cScreenResult\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12*\n\x07verdict\x18\x02 \x01(\x0b\x32\x17.safetypairs.v1.VerdictH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.safetypairs.v1.ItemErrorH\x00\x42\t\n\x07outcome\"D\n\x13ScreenBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.safetypairs.v1.ScreenResult\"\x17\n\x15ListCategoriesRequest\"F\n\x16ListCategoriesResponse\x12,\n\ncategories\x18\x01 \x03(\x0b\x32\x18.safetypairs.v1.Category\"\x15\n\x13GetModelInfoRequest\"\xd6\x04\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tuntrained\x18\x04 \x01(\x08\x12\x0e\n\x06notice\x18\x05 \x01(\t\x12\x12\n\ncategories\x18\x06 \x03(\t\x12=\n\nthresholds\x18\x07 \x03(\x0b\x32).safetypairs.v1.ModelInfo.ThresholdsEntry\x12\x11\n\tproviders\x18\x08 \x03(\t\x12\x0f\n\x07runtime\x18\t \x01(\t\x12\x12\n\ninput_size\x18\n \x01(\x05\x12\x16\n\x0emax_batch_size\x18\x0b \x01(\x05\x12\x17\n\x0fmax_image_bytes\x18\x0c \x01(\x03\x12\x18\n\x10max_image_pixels\x18\r \x01(\x03\x12\x1e\n\x16max_images_per_request\x18\x0e \x01(\x05\x12\x13\n\x0bnot_covered\x18\x0f \x03(\t\x12\x0f\n\x07weights\x18\x10 \x01(\t\x12\x10\n\x08training\x18\x11 \x01(\t\x12+\n\x07members\x18\x12 \x03(\x0b\x32\x1a.safetypairs.v1.MemberInfo\x12\x35\n\x06\x66usion\x18\x13 \x03(\x0b\x32%.safetypairs.v1.ModelInfo.FusionEntry\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a-\n\x0b\x46usionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"y\n\nMemberInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x0f\n\x07weights\x18\x04 \x01(\t\x12\x10\n\x08training\x18\x05 \x01(\t\x12\x11\n\tproviders\x18\x06 \x03(\t2\xd9\x02\n\x05Guard\x12G\n\x06Screen\x12\x1d.safetypairs.v1.ScreenRequest\x1a\x1e.safetypairs.v1.ScreenResponse\x12V\n\x0bScreenBatch\x12\".safetypairs.v1.ScreenBatchRequest\x1a#.safetypairs.v1.ScreenBatchResponse\x12_\n\x0eListCategories\x12%.safetypairs.v1.ListCategoriesRequest\x1a&.safetypairs.v1.ListCategoriesResponse\x12N\n\x0cGetModelInfo\x12#.safetypairs.v1.GetModelInfoRequest\x1a\x19.safetypairs.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +36,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCREENOPTIONS_THRESHOLDSENTRY']._serialized_options = b'8\001'
   _globals['_MODELINFO_THRESHOLDSENTRY']._loaded_options = None
   _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_options = b'8\001'
+  _globals['_MODELINFO_FUSIONENTRY']._loaded_options = None
+  _globals['_MODELINFO_FUSIONENTRY']._serialized_options = b'8\001'
   _globals['_SCREENOPTIONS']._serialized_start=76
-  _globals['_SCREENOPTIONS']._serialized_end=229
-  _globals['_SCREENOPTIONS_THRESHOLDSENTRY']._serialized_start=180
-  _globals['_SCREENOPTIONS_THRESHOLDSENTRY']._serialized_end=229
-  _globals['_SCREENREQUEST']._serialized_start=231
-  _globals['_SCREENREQUEST']._serialized_end=332
-  _globals['_SCREENRESPONSE']._serialized_start=334
-  _globals['_SCREENRESPONSE']._serialized_end=410
-  _globals['_SCREENBATCHREQUEST']._serialized_start=412
-  _globals['_SCREENBATCHREQUEST']._serialized_end=519
-  _globals['_SCREENRESULT']._serialized_start=522
-  _globals['_SCREENRESULT']._serialized_end=653
-  _globals['_SCREENBATCHRESPONSE']._serialized_start=655
-  _globals['_SCREENBATCHRESPONSE']._serialized_end=723
-  _globals['_LISTCATEGORIESREQUEST']._serialized_start=725
-  _globals['_LISTCATEGORIESREQUEST']._serialized_end=748
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=750
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=820
-  _globals['_GETMODELINFOREQUEST']._serialized_start=822
-  _globals['_GETMODELINFOREQUEST']._serialized_end=843
-  _globals['_MODELINFO']._serialized_start=846
-  _globals['_MODELINFO']._serialized_end=1297
-  _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_start=180
-  _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_end=229
-  _globals['_GUARD']._serialized_start=1300
-  _globals['_GUARD']._serialized_end=1645
+  _globals['_SCREENOPTIONS']._serialized_end=253
+  _globals['_SCREENOPTIONS_THRESHOLDSENTRY']._serialized_start=204
+  _globals['_SCREENOPTIONS_THRESHOLDSENTRY']._serialized_end=253
+  _globals['_SCREENREQUEST']._serialized_start=255
+  _globals['_SCREENREQUEST']._serialized_end=356
+  _globals['_SCREENRESPONSE']._serialized_start=358
+  _globals['_SCREENRESPONSE']._serialized_end=434
+  _globals['_SCREENBATCHREQUEST']._serialized_start=436
+  _globals['_SCREENBATCHREQUEST']._serialized_end=543
+  _globals['_SCREENRESULT']._serialized_start=546
+  _globals['_SCREENRESULT']._serialized_end=677
+  _globals['_SCREENBATCHRESPONSE']._serialized_start=679
+  _globals['_SCREENBATCHRESPONSE']._serialized_end=747
+  _globals['_LISTCATEGORIESREQUEST']._serialized_start=749
+  _globals['_LISTCATEGORIESREQUEST']._serialized_end=772
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=774
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=844
+  _globals['_GETMODELINFOREQUEST']._serialized_start=846
+  _globals['_GETMODELINFOREQUEST']._serialized_end=867
+  _globals['_MODELINFO']._serialized_start=870
+  _globals['_MODELINFO']._serialized_end=1468
+  _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_start=204
+  _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_end=253
+  _globals['_MODELINFO_FUSIONENTRY']._serialized_start=1423
+  _globals['_MODELINFO_FUSIONENTRY']._serialized_end=1468
+  _globals['_MEMBERINFO']._serialized_start=1470
+  _globals['_MEMBERINFO']._serialized_end=1591
+  _globals['_GUARD']._serialized_start=1594
+  _globals['_GUARD']._serialized_end=1939
 # @@protoc_insertion_point(module_scope)

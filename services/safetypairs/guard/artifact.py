@@ -1,26 +1,41 @@
-"""Finding the guard artifact (.onnx + sidecar) a reference names."""
+"""Finding and loading the guard a reference names: one ONNX graph with its sidecar, or an
+ensemble manifest naming several."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from safetypairs.errors import ModelError
+from safetypairs.guard.engine import GuardEngine
+from safetypairs.guard.ensemble import MANIFEST, EnsembleEngine
+from safetypairs.guard.outputs import GuardModel
 from safetypairs.guard.sidecar import sidecar_path
 from safetypairs.serving.model_refs import resolve_model_ref
 
 
-def guard_onnx_path(ref: str) -> Path:
-    """A reference to a .onnx file, or to a directory holding exactly one .onnx with sidecar."""
+def guard_artifact_path(ref: str) -> Path:
+    """A .onnx file (sidecar beside it), an ensemble manifest, or a directory holding exactly
+    one of those: an `ensemble.json`, else one .onnx with its sidecar."""
     path = resolve_model_ref(ref)
     if path.is_file():
-        if path.suffix != ".onnx":
-            raise ModelError(f"guard model {path} is not a .onnx file")
+        if path.suffix not in (".onnx", ".json"):
+            raise ModelError(f"guard model {path} is neither a .onnx file nor a manifest")
         return path
+    if (path / MANIFEST).is_file():
+        return path / MANIFEST
     candidates = sorted(p for p in path.glob("*.onnx") if sidecar_path(p).is_file())
     if len(candidates) != 1:
         found = ", ".join(p.name for p in path.glob("*.onnx")) or "none"
         raise ModelError(
-            f"guard model directory {path} must hold exactly one .onnx file with a .json "
-            f"sidecar of the same name (found .onnx: {found})"
+            f"guard model directory {path} must hold an {MANIFEST} or exactly one .onnx file "
+            f"with a .json sidecar of the same name (found .onnx: {found})"
         )
     return candidates[0]
+
+
+def load_guard(ref: str, *, providers: Sequence[str] = (), intra_op_threads: int = 0) -> GuardModel:
+    path = guard_artifact_path(ref)
+    if path.suffix == ".json":
+        return EnsembleEngine.load(path, providers=providers, intra_op_threads=intra_op_threads)
+    return GuardEngine.load(path, providers=providers, intra_op_threads=intra_op_threads)

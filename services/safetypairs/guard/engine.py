@@ -6,7 +6,9 @@ stays small. It knows nothing of BentoML or gRPC; tests and benchmarks drive it 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +19,8 @@ import onnxruntime as ort
 from PIL import Image
 
 from safetypairs.errors import InvalidInput, ModelError
-from safetypairs.guard.sidecar import GuardSidecar, sidecar_path
+from safetypairs.guard.outputs import ItemOutput, MemberCard
+from safetypairs.guard.sidecar import GuardCard, GuardSidecar, sidecar_path
 from safetypairs.policy import Policy, default_policy, policy_from_dict
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,17 @@ def _check_single_onnxruntime() -> None:
         )
 
 
+def verify_sha256(path: Path, expected: str) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != expected.lower():
+        raise ModelError(
+            f"checksum mismatch: {path} has sha256 {digest.hexdigest()}, expected {expected}"
+        )
+
+
 @dataclass(frozen=True)
 class GuardEngine:
     onnx_path: Path
@@ -74,13 +88,19 @@ class GuardEngine:
         cls,
         onnx_path: Path,
         *,
+        sidecar_file: Path | None = None,
+        sha256: str | None = None,
         providers: Sequence[str] = (),
         intra_op_threads: int = 0,
     ) -> GuardEngine:
+        """Load `onnx_path` with its sidecar (default: same stem, .json); with `sha256`, the
+        file must have that digest."""
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise ModelError(f"guard model file {onnx_path} does not exist")
-        sidecar = GuardSidecar.read(sidecar_path(onnx_path))
+        if sha256:
+            verify_sha256(onnx_path, sha256)
+        sidecar = GuardSidecar.read(sidecar_file or sidecar_path(onnx_path))
         try:
             policy = (
                 default_policy()
@@ -117,11 +137,15 @@ class GuardEngine:
         if out not in outputs:
             raise ModelError(f"guard graph has no output {out!r} (has {sorted(outputs)})")
         width = outputs[out].shape[-1]
-        if isinstance(width, int) and width != len(self.sidecar.categories):
+        if not isinstance(width, int):
+            return
+        if self.sidecar.output.columns is None and width != len(self.sidecar.categories):
             raise ModelError(
                 f"guard output {out!r} has {width} columns but the sidecar names "
                 f"{len(self.sidecar.categories)} categories"
             )
+        if max(self.sidecar.column_of.values()) >= width:
+            raise ModelError(f"guard output {out!r} has {width} columns; the sidecar maps beyond")
 
     @property
     def providers(self) -> list[str]:
@@ -132,15 +156,20 @@ class GuardEngine:
         return self.sidecar.categories
 
     @property
-    def input_size(self) -> int:
-        return self.sidecar.input.size
+    def card(self) -> GuardCard:
+        return self.sidecar.card
 
     def preprocess(self, img: Image.Image) -> np.ndarray:
-        """RGB image -> float32 CHW array, as the sidecar describes."""
+        """RGB image -> one float32 input array (CHW or HWC), as the sidecar describes."""
         spec = self.sidecar.input
         size = spec.size
         if spec.resize == "squash":
             img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        elif spec.resize == "squash_center_crop":
+            # Bilinear, as the Caffe-era reference pipelines these models come from.
+            img = img.resize((spec.resize_to, spec.resize_to), Image.Resampling.BILINEAR)
+            offset = (spec.resize_to - size) // 2
+            img = img.crop((offset, offset, offset + size, offset + size))
         else:
             w, h = img.size
             scale = size / min(w, h)
@@ -148,20 +177,57 @@ class GuardEngine:
             img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
             left, top = (nw - size) // 2, (nh - size) // 2
             img = img.crop((left, top, left + size, top + size))
-        arr = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
+        if spec.jpeg_reencode:
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG")
+            img = Image.open(io.BytesIO(buf.getvalue()))
+        arr = np.asarray(img, dtype=np.float32)
+        if spec.channel_order == "BGR":
+            arr = arr[:, :, ::-1]
+        if spec.pixel_range != 255.0:
+            arr = arr * (spec.pixel_range / 255.0)
         arr = (arr - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+        if spec.layout == "NCHW":
+            arr = arr.transpose(2, 0, 1)
+        return np.ascontiguousarray(arr, dtype=np.float32)
 
     def infer(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        """Preprocessed CHW arrays -> (N, categories) probabilities."""
+        """Preprocessed arrays -> (N, categories) probabilities, in `categories` order."""
         x = np.stack(batch) if len(batch) > 1 else batch[0][None]
         (out,) = self.session.run([self.sidecar.output.name], {self.sidecar.input.name: x})
         out = np.asarray(out, dtype=np.float32)
+        if self._columns is not None:
+            out = out[:, self._columns]
         if self.sidecar.output.kind == "logits":
             out = 1.0 / (1.0 + np.exp(-out))
         return out
 
+    def run(self, batch: Sequence[np.ndarray]) -> list[ItemOutput]:
+        return [ItemOutput(row) for row in self.infer(batch)]
+
+    @property
+    def members(self) -> tuple[MemberCard, ...]:
+        return ()
+
+    @property
+    def fusion(self) -> dict[str, str]:
+        return {}
+
+    def member_card(self, name: str) -> MemberCard:
+        """This model described as a member of an ensemble."""
+        sc = self.sidecar
+        return MemberCard(
+            name, sc.description, sc.categories, sc.weights, sc.training, tuple(self.providers)
+        )
+
+    @property
+    def _columns(self) -> list[int] | None:
+        if self.sidecar.output.columns is None:
+            return None
+        return [self.sidecar.output.columns[c] for c in self.sidecar.categories]
+
     def warmup(self, batch_sizes: Sequence[int] = (1,)) -> None:
-        size = self.input_size
+        probe = Image.new("RGB", (self.card.input_size, self.card.input_size))
+        x = self.preprocess(probe)
         for n in batch_sizes:
-            self.infer([np.zeros((3, size, size), np.float32)] * n)
+            self.infer([x] * n)

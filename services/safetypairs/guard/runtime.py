@@ -12,12 +12,13 @@ import concurrent.futures
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError, grpc_code_value
-from safetypairs.guard.engine import GuardEngine
+from safetypairs.guard.outputs import GuardModel, ItemOutput
 from safetypairs.serving.batcher import MicroBatcher, resolve_threadsafe
 from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.metrics import ServiceMetrics
@@ -27,6 +28,7 @@ from safetypairs.v1 import common_pb2, guard_pb2
 
 @dataclass(frozen=True)
 class _Options:
+    member_details: bool
     codes: tuple[str, ...]  # categories to answer, in order
     covered: np.ndarray  # bool per code: the model has an output column for it
     columns: np.ndarray  # output column of each covered code
@@ -34,7 +36,7 @@ class _Options:
 
 
 class GuardRuntime:
-    def __init__(self, engine: GuardEngine, settings: GuardSettings, metrics: ServiceMetrics):
+    def __init__(self, engine: GuardModel, settings: GuardSettings, metrics: ServiceMetrics):
         self.engine = engine
         self.settings = settings
         self.metrics = metrics
@@ -42,17 +44,24 @@ class GuardRuntime:
         self._decoder = concurrent.futures.ThreadPoolExecutor(
             settings.decode_threads or os.cpu_count() or 1, thread_name_prefix="decode"
         )
-        self.batcher: MicroBatcher[np.ndarray, np.ndarray] = MicroBatcher(
-            engine.infer,
+        self.batcher: MicroBatcher[Any, ItemOutput] = MicroBatcher(
+            self._run,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000.0,
             max_queue=settings.max_queue,
             observer=metrics,
         )
-        sidecar = engine.sidecar
-        self._column = {code: i for i, code in enumerate(sidecar.categories)}
-        self._default = self._resolve((), {})
-        self._model = f"{sidecar.name}:{sidecar.version}"
+        card = engine.card
+        self._column = {code: i for i, code in enumerate(card.categories)}
+        self._default = self._resolve((), {}, False)
+        self._model = f"{card.name}:{card.version}"
+
+    def _run(self, batch: list[Any]) -> list[ItemOutput]:
+        """The batcher's model call; records each ensemble member's time once per batch."""
+        outputs = self.engine.run(batch)
+        for member in outputs[0].members if outputs else ():
+            self.metrics.member_done(member.name, member.seconds)
+        return outputs
 
     def start(self) -> None:
         """Start the batcher (needs the running event loop)."""
@@ -64,7 +73,9 @@ class GuardRuntime:
 
     # -- options -------------------------------------------------------------------------
 
-    def _resolve(self, categories: Sequence[str], thresholds: Mapping[str, float]) -> _Options:
+    def _resolve(
+        self, categories: Sequence[str], thresholds: Mapping[str, float], member_details: bool
+    ) -> _Options:
         policy = self.engine.policy
         codes = policy.check_codes(categories) if categories else policy.codes
         for code, value in thresholds.items():
@@ -76,9 +87,10 @@ class GuardRuntime:
                 )
             if not 0.0 <= value <= 1.0:
                 raise InvalidInput(f"threshold for {code} is {value}; it must lie in [0, 1]")
-        base = self.engine.sidecar.thresholds
+        base = self.engine.card.thresholds
         covered = [c for c in codes if c in self._column]
         return _Options(
+            member_details=member_details,
             codes=codes,
             covered=np.array([c in self._column for c in codes], dtype=bool),
             columns=np.array([self._column[c] for c in covered], dtype=np.intp),
@@ -86,17 +98,17 @@ class GuardRuntime:
         )
 
     def _options(self, msg: guard_pb2.ScreenOptions) -> _Options:
-        if not msg.categories and not msg.thresholds:
+        if not msg.categories and not msg.thresholds and not msg.member_details:
             return self._default
-        return self._resolve(tuple(msg.categories), dict(msg.thresholds))
+        return self._resolve(tuple(msg.categories), dict(msg.thresholds), msg.member_details)
 
     # -- screening -----------------------------------------------------------------------
 
-    def _prepare_sync(self, data: bytes) -> np.ndarray:
-        img = decode_image(data, self.limits, draft_size=2 * self.engine.input_size)
+    def _prepare_sync(self, data: bytes) -> Any:
+        img = decode_image(data, self.limits, draft_size=2 * self.engine.card.input_size)
         return self.engine.preprocess(img)
 
-    async def _prepare(self, data: bytes) -> np.ndarray:
+    async def _prepare(self, data: bytes) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._decoder, self._prepare_sync, data)
 
@@ -111,8 +123,8 @@ class GuardRuntime:
         except Exception as exc:  # bad image, overload: the caller's error
             resolve_threadsafe(loop, future, exc)
 
-    def _verdict(self, probs: np.ndarray, opts: _Options) -> common_pb2.Verdict:
-        selected = probs[opts.columns]
+    def _verdict(self, output: ItemOutput, opts: _Options) -> common_pb2.Verdict:
+        selected = output.probabilities[opts.columns]
         flagged = selected >= opts.thresholds
         covered = iter(zip(selected, opts.thresholds, flagged, strict=True))
         scores = []
@@ -130,19 +142,33 @@ class GuardRuntime:
         if flagged.any():
             covered_codes = [c for c, k in zip(opts.codes, opts.covered, strict=True) if k]
             category = covered_codes[int(np.argmax(np.where(flagged, selected, -1.0)))]
+        members = []
+        if opts.member_details:
+            members = [
+                common_pb2.MemberResult(
+                    name=m.name,
+                    latency_ms=m.seconds * 1000.0,
+                    scores=[
+                        common_pb2.CategoryScore(category=c, probability=float(p))
+                        for c, p in zip(m.categories, m.probabilities, strict=True)
+                    ],
+                )
+                for m in output.members
+            ]
         return common_pb2.Verdict(
             rating=common_pb2.UNSAFE if category else common_pb2.SAFE,
             category=category,
             probability=float(selected.max()) if selected.size else 0.0,
             scores=scores,
             model=self._model,
-            untrained=self.engine.sidecar.untrained,
+            untrained=self.engine.card.untrained,
+            members=members,
         )
 
     async def screen(self, request: guard_pb2.ScreenRequest) -> guard_pb2.ScreenResponse:
         opts = self._options(request.options)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
+        future: asyncio.Future[ItemOutput] = loop.create_future()
         self._decoder.submit(self._prepare_and_enqueue, request.image.data, future, loop)
         try:
             probs = await future
@@ -171,7 +197,7 @@ class GuardRuntime:
         for outcome in prepared:  # anything but a per-image input error fails the call
             if isinstance(outcome, BaseException) and not isinstance(outcome, SafetyPairsError):
                 raise outcome
-        good = [i for i, p in enumerate(prepared) if isinstance(p, np.ndarray)]
+        good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
         probs = await self.batcher.submit_many([prepared[i] for i in good])
         by_index = dict(zip(good, probs, strict=True))
         results = []
@@ -205,7 +231,7 @@ class GuardRuntime:
         )
 
     def model_info(self) -> guard_pb2.ModelInfo:
-        sc = self.engine.sidecar
+        sc = self.engine.card
         s = self.settings
         return guard_pb2.ModelInfo(
             name=sc.name,
@@ -217,7 +243,7 @@ class GuardRuntime:
             thresholds=sc.thresholds,
             providers=self.engine.providers,
             runtime=f"onnxruntime {ort.__version__}",
-            input_size=sc.input.size,
+            input_size=sc.input_size,
             max_batch_size=s.max_batch_size,
             max_image_bytes=s.max_image_bytes,
             max_image_pixels=s.max_image_pixels,
@@ -225,4 +251,16 @@ class GuardRuntime:
             not_covered=[c for c in self.engine.policy.codes if c not in self._column],
             weights=sc.weights,
             training=sc.training,
+            members=[
+                guard_pb2.MemberInfo(
+                    name=m.name,
+                    description=m.description,
+                    categories=m.categories,
+                    weights=m.weights,
+                    training=m.training,
+                    providers=m.providers,
+                )
+                for m in self.engine.members
+            ],
+            fusion=self.engine.fusion,
         )

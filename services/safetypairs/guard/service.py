@@ -14,9 +14,9 @@ from typing import Annotated, Any
 
 import bentoml
 
-from safetypairs.guard.artifact import guard_onnx_path
+from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.default_model import ensure_default_guard
-from safetypairs.guard.engine import GuardEngine
+from safetypairs.guard.outputs import GuardModel
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
 from safetypairs.serving.grpc_server import GrpcServer
@@ -30,19 +30,21 @@ log = logging.getLogger("safetypairs.guard")
 SETTINGS = GuardSettings.from_env()
 
 
-def load_engine(settings: GuardSettings) -> GuardEngine:
+def load_engine(settings: GuardSettings) -> GuardModel:
     ref = settings.guard_model or str(ensure_default_guard(settings.home_dir()))
     providers = [p.strip() for p in settings.ort_providers.split(",") if p.strip()]
-    return GuardEngine.load(
-        guard_onnx_path(ref), providers=providers, intra_op_threads=settings.ort_intra_op_threads
-    )
+    return load_guard(ref, providers=providers, intra_op_threads=settings.ort_intra_op_threads)
 
 
-def _options(categories: str, thresholds: dict[str, float] | None) -> guard_pb2.ScreenOptions:
+def _options(
+    categories: str, thresholds: dict[str, float] | None, member_details: bool
+) -> guard_pb2.ScreenOptions:
     """HTTP form fields -> options: categories as comma-separated codes ("O1,O6"),
     thresholds as a JSON object ({"O6": 0.3})."""
     codes = [c.strip() for c in categories.split(",") if c.strip()]
-    return guard_pb2.ScreenOptions(categories=codes, thresholds=thresholds or {})
+    return guard_pb2.ScreenOptions(
+        categories=codes, thresholds=thresholds or {}, member_details=member_details
+    )
 
 
 @bentoml.service(
@@ -65,8 +67,8 @@ class GuardService:
             max_message_bytes=self.settings.max_message_bytes,
         )
         self._ready = False
-        if self.engine.sidecar.untrained:
-            log.warning(self.engine.sidecar.notice)
+        if self.engine.card.notice:
+            log.warning(self.engine.card.notice)
 
     @bentoml.on_startup
     async def start_grpc(self) -> None:
@@ -91,6 +93,7 @@ class GuardService:
         image_id: str = "",
         categories: str = "",
         thresholds: dict[str, float] | None = None,
+        member_details: bool = False,
     ) -> dict[str, Any]:
         """Screen one image (multipart upload); the answer is a ScreenResponse as JSON."""
 
@@ -99,7 +102,7 @@ class GuardService:
             return await self.runtime.screen(
                 guard_pb2.ScreenRequest(
                     image=common_pb2.Image(data=data, id=image_id),
-                    options=_options(categories, thresholds),
+                    options=_options(categories, thresholds, member_details),
                 )
             )
 
@@ -113,6 +116,7 @@ class GuardService:
         image_ids: list[str] | None = None,
         categories: str = "",
         thresholds: dict[str, float] | None = None,
+        member_details: bool = False,
     ) -> dict[str, Any]:
         """Screen several images; a bad image fails only its own result."""
 
@@ -130,7 +134,9 @@ class GuardService:
                 for i, p in enumerate(images)
             ]
             return await self.runtime.screen_batch(
-                guard_pb2.ScreenBatchRequest(images=msgs, options=_options(categories, thresholds))
+                guard_pb2.ScreenBatchRequest(
+                    images=msgs, options=_options(categories, thresholds, member_details)
+                )
             )
 
         return await answer(self.metrics, "screen_batch", produce, ctx.response)

@@ -68,6 +68,13 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             **kw,
         )
+        self.member_latency = factory.Histogram(
+            name="safetypairs_member_duration_seconds",
+            documentation="Time each member of an ensemble model took per micro-batch.",
+            labelnames=["service", "member"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
         self.queue = factory.Gauge(
             name="safetypairs_queue_depth",
             documentation="Images waiting for the model.",
@@ -80,6 +87,9 @@ class ServiceMetrics:
     def batch_done(self, size: int, seconds: float) -> None:
         self.batch_size.labels(self.service).observe(size)
         self.batch_latency.labels(self.service).observe(seconds)
+
+    def member_done(self, member: str, seconds: float) -> None:
+        self.member_latency.labels(self.service, member).observe(seconds)
 
     def queue_depth(self, depth: int) -> None:
         self.queue.labels(self.service).set(depth)

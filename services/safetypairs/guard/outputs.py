@@ -1,0 +1,57 @@
+"""What a guard model gives the runtime, whether one ONNX graph or an ensemble of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from safetypairs.guard.sidecar import GuardCard
+from safetypairs.policy import Policy
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One ensemble member on one image: its own probabilities and its batch's time."""
+
+    name: str
+    seconds: float
+    categories: tuple[str, ...]
+    probabilities: np.ndarray  # (len(categories),)
+
+
+@dataclass(frozen=True)
+class ItemOutput:
+    probabilities: np.ndarray  # (len(card.categories),)
+    members: tuple[MemberRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class MemberCard:
+    name: str
+    description: str
+    categories: tuple[str, ...]
+    weights: str
+    training: str
+    providers: tuple[str, ...]
+
+
+class GuardModel(Protocol):
+    """The runtime's view of a guard: GuardEngine and EnsembleEngine both fit it."""
+
+    @property
+    def policy(self) -> Policy: ...
+    @property
+    def card(self) -> GuardCard: ...
+    @property
+    def providers(self) -> list[str]: ...
+    @property
+    def members(self) -> tuple[MemberCard, ...]: ...
+    @property
+    def fusion(self) -> dict[str, str]: ...
+    def preprocess(self, img: Image.Image) -> Any: ...
+    def run(self, batch: Sequence[Any]) -> list[ItemOutput]: ...
+    def warmup(self, batch_sizes: Sequence[int] = (1,)) -> None: ...
