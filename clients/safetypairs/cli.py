@@ -159,7 +159,7 @@ def cmd_build_default_guard(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from safetypairs.guard.default_model import ensure_default_guard
+    from safetypairs.guard.artifact import load_configured_guard
     from safetypairs.serving.settings import GuardSettings, env_name
 
     env = dict(os.environ)
@@ -168,8 +168,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             env[env_name(f.name)] = str(value)
     settings = GuardSettings.from_env(env)  # validates every setting before starting
-    if not settings.guard_model:
-        print(f"using the embedded default guard ({ensure_default_guard(settings.home_dir())})")
+    # Load the model once here so that a model that cannot load (missing file, checksum
+    # mismatch, bad sidecar) stops start-up with its message and exit code 2, instead of
+    # BentoML restarting a failing worker every few seconds.
+    card = load_configured_guard(settings).card
+    print(
+        f"guard {card.name}:{card.version}"
+        + (f" ({settings.guard_model})" if settings.guard_model else " (embedded default)")
+    )
     command = [
         sys.executable,
         "-m",

@@ -12,6 +12,7 @@ from safetypairs.guard.ensemble import MANIFEST, EnsembleEngine
 from safetypairs.guard.outputs import GuardModel
 from safetypairs.guard.sidecar import sidecar_path
 from safetypairs.serving.model_refs import resolve_model_ref
+from safetypairs.serving.settings import GuardSettings
 
 
 def guard_artifact_path(ref: str) -> Path:
@@ -39,3 +40,12 @@ def load_guard(ref: str, *, providers: Sequence[str] = (), intra_op_threads: int
     if path.suffix == ".json":
         return EnsembleEngine.load(path, providers=providers, intra_op_threads=intra_op_threads)
     return GuardEngine.load(path, providers=providers, intra_op_threads=intra_op_threads)
+
+
+def load_configured_guard(settings: GuardSettings) -> GuardModel:
+    """The guard the settings name, or the embedded default (built on first use)."""
+    from safetypairs.guard.default_model import ensure_default_guard
+
+    ref = settings.guard_model or str(ensure_default_guard(settings.home_dir()))
+    providers = [p.strip() for p in settings.ort_providers.split(",") if p.strip()]
+    return load_guard(ref, providers=providers, intra_op_threads=settings.ort_intra_op_threads)

@@ -92,9 +92,10 @@ class GuardEngine:
         sha256: str | None = None,
         providers: Sequence[str] = (),
         intra_op_threads: int = 0,
+        spin: bool = True,
     ) -> GuardEngine:
         """Load `onnx_path` with its sidecar (default: same stem, .json); with `sha256`, the
-        file must have that digest."""
+        file must have that digest. `spin=False` stops idle onnxruntime threads spinning."""
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise ModelError(f"guard model file {onnx_path} does not exist")
@@ -115,6 +116,10 @@ class GuardEngine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if intra_op_threads:
             options.intra_op_num_threads = intra_op_threads
+        if not spin:
+            # Idle intra-op threads otherwise spin for a while after each run, taking the
+            # cores that other sessions in this process (ensemble members) need.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         chosen = choose_providers(providers)
         try:
             session = ort.InferenceSession(str(onnx_path), options, providers=chosen)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.resources
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -224,7 +225,11 @@ class EnsembleEngine:
             raise ModelError(exc.message) from None
         members: list[tuple[str, GuardEngine]] = []
         base = manifest_path.parent
-        for spec in data.get("members", []):
+        specs = data.get("members", [])
+        # Members run side by side: unless told otherwise, each gets its share of the cores
+        # and no spinning threads (measured in benchmarks/RESULTS.md).
+        threads = intra_op_threads or max(1, (os.cpu_count() or 1) // max(1, len(specs)))
+        for spec in specs:
             name = str(spec["name"])
             onnx_path = _resolve_file(str(spec["onnx"]), base)
             sidecar = base / spec["sidecar"] if spec.get("sidecar") else None
@@ -233,7 +238,8 @@ class EnsembleEngine:
                 sidecar_file=sidecar,
                 sha256=spec.get("sha256"),
                 providers=providers,
-                intra_op_threads=intra_op_threads,
+                intra_op_threads=threads,
+                spin=False,
             )
             if engine.policy != policy:
                 raise ModelError(f"member {name} uses another policy than the ensemble")
@@ -245,6 +251,10 @@ class EnsembleEngine:
     @property
     def providers(self) -> list[str]:
         return self._engines[0].providers
+
+    @property
+    def member_engines(self) -> dict[str, GuardEngine]:
+        return dict(zip(self._names, self._engines, strict=True))
 
     @property
     def members(self) -> tuple[MemberCard, ...]:

@@ -14,9 +14,7 @@ from typing import Annotated, Any
 
 import bentoml
 
-from safetypairs.guard.artifact import load_guard
-from safetypairs.guard.default_model import ensure_default_guard
-from safetypairs.guard.outputs import GuardModel
+from safetypairs.guard.artifact import load_configured_guard
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
 from safetypairs.serving.grpc_server import GrpcServer
@@ -28,12 +26,6 @@ from safetypairs.v1 import common_pb2, guard_pb2
 log = logging.getLogger("safetypairs.guard")
 
 SETTINGS = GuardSettings.from_env()
-
-
-def load_engine(settings: GuardSettings) -> GuardModel:
-    ref = settings.guard_model or str(ensure_default_guard(settings.home_dir()))
-    providers = [p.strip() for p in settings.ort_providers.split(",") if p.strip()]
-    return load_guard(ref, providers=providers, intra_op_threads=settings.ort_intra_op_threads)
 
 
 def _options(
@@ -55,7 +47,7 @@ def _options(
 class GuardService:
     def __init__(self) -> None:
         self.settings = SETTINGS
-        self.engine = load_engine(self.settings)
+        self.engine = load_configured_guard(self.settings)
         self.engine.warmup((1, min(4, self.settings.max_batch_size)))
         self.metrics = ServiceMetrics("guard", bentoml.metrics)
         self.runtime = GuardRuntime(self.engine, self.settings, self.metrics)
