@@ -18,8 +18,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from safetypairs.client.results import MemberInfo
 from safetypairs.errors import InvalidInput, ModelError
-from safetypairs.guard.outputs import ItemOutput, MemberCard
+from safetypairs.guard.outputs import ItemOutput
 from safetypairs.guard.sidecar import GuardCard, GuardSidecar, sidecar_path
 from safetypairs.policy import Policy, default_policy, policy_from_dict
 
@@ -211,17 +212,17 @@ class GuardEngine:
         return [ItemOutput(row) for row in self.infer(batch)]
 
     @property
-    def members(self) -> tuple[MemberCard, ...]:
+    def members(self) -> tuple[MemberInfo, ...]:
         return ()
 
     @property
     def fusion(self) -> dict[str, str]:
         return {}
 
-    def member_card(self, name: str) -> MemberCard:
+    def member_card(self, name: str) -> MemberInfo:
         """This model described as a member of an ensemble."""
         sc = self.sidecar
-        return MemberCard(
+        return MemberInfo(
             name, sc.description, sc.categories, sc.weights, sc.training, tuple(self.providers)
         )
 

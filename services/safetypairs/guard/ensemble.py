@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from safetypairs.client.results import MemberInfo
 from safetypairs.errors import InvalidInput, ModelError
 from safetypairs.guard.engine import GuardEngine
-from safetypairs.guard.outputs import ItemOutput, MemberCard, MemberRow
+from safetypairs.guard.outputs import ItemOutput, MemberRow
 from safetypairs.guard.sidecar import GuardCard
 from safetypairs.policy import Policy, default_policy, policy_from_dict
 
@@ -257,7 +258,7 @@ class EnsembleEngine:
         return dict(zip(self._names, self._engines, strict=True))
 
     @property
-    def members(self) -> tuple[MemberCard, ...]:
+    def members(self) -> tuple[MemberInfo, ...]:
         return tuple(e.member_card(n) for n, e in zip(self._names, self._engines, strict=True))
 
     @property

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from safetypairs.client.results import MemberInfo
 from safetypairs.guard.sidecar import GuardCard
 from safetypairs.policy import Policy
 
@@ -29,16 +30,6 @@ class ItemOutput:
     members: tuple[MemberRow, ...] = ()
 
 
-@dataclass(frozen=True)
-class MemberCard:
-    name: str
-    description: str
-    categories: tuple[str, ...]
-    weights: str
-    training: str
-    providers: tuple[str, ...]
-
-
 class GuardModel(Protocol):
     """The runtime's view of a guard: GuardEngine and EnsembleEngine both fit it."""
 
@@ -49,7 +40,7 @@ class GuardModel(Protocol):
     @property
     def providers(self) -> list[str]: ...
     @property
-    def members(self) -> tuple[MemberCard, ...]: ...
+    def members(self) -> tuple[MemberInfo, ...]: ...
     @property
     def fusion(self) -> dict[str, str]: ...
     def preprocess(self, img: Image.Image) -> Any: ...

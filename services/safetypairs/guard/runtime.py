@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -231,36 +232,16 @@ class GuardRuntime:
         )
 
     def model_info(self) -> guard_pb2.ModelInfo:
-        sc = self.engine.card
         s = self.settings
         return guard_pb2.ModelInfo(
-            name=sc.name,
-            version=sc.version,
-            description=sc.description,
-            untrained=sc.untrained,
-            notice=sc.notice,
-            categories=sc.categories,
-            thresholds=sc.thresholds,
+            **dataclasses.asdict(self.engine.card),  # the card's fields are ModelInfo's
             providers=self.engine.providers,
             runtime=f"onnxruntime {ort.__version__}",
-            input_size=sc.input_size,
             max_batch_size=s.max_batch_size,
             max_image_bytes=s.max_image_bytes,
             max_image_pixels=s.max_image_pixels,
             max_images_per_request=s.max_images_per_request,
             not_covered=[c for c in self.engine.policy.codes if c not in self._column],
-            weights=sc.weights,
-            training=sc.training,
-            members=[
-                guard_pb2.MemberInfo(
-                    name=m.name,
-                    description=m.description,
-                    categories=m.categories,
-                    weights=m.weights,
-                    training=m.training,
-                    providers=m.providers,
-                )
-                for m in self.engine.members
-            ],
+            members=[guard_pb2.MemberInfo(**dataclasses.asdict(m)) for m in self.engine.members],
             fusion=self.engine.fusion,
         )
