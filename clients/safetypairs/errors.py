@@ -58,6 +58,13 @@ class Unavailable(SafetyPairsError):
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class NotFound(SafetyPairsError):
+    """The request names a model (or other thing) this server does not have."""
+
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    http_status = HTTPStatus.NOT_FOUND
+
+
 class DeadlineExceeded(SafetyPairsError):
     grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
     http_status = HTTPStatus.GATEWAY_TIMEOUT
@@ -80,6 +87,7 @@ _BY_KIND: dict[str, type[SafetyPairsError]] = {
         PayloadTooLarge,
         Overloaded,
         Unavailable,
+        NotFound,
         DeadlineExceeded,
         Unauthenticated,
         ModelError,
@@ -90,6 +98,7 @@ _BY_CODE: dict[grpc.StatusCode, type[SafetyPairsError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
     grpc.StatusCode.RESOURCE_EXHAUSTED: PayloadTooLarge,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
 }

@@ -68,6 +68,10 @@ class GuardRuntime:
         """Start the batcher (needs the running event loop)."""
         self.batcher.start()
 
+    @property
+    def ready(self) -> bool:
+        return self.batcher.accepting
+
     async def stop(self) -> None:
         await self.batcher.stop()
         self._decoder.shutdown(wait=True)
@@ -222,6 +226,26 @@ class GuardRuntime:
                     )
                 )
         return guard_pb2.ScreenBatchResponse(results=results)
+
+    async def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
+        """All-or-nothing batch for tensor protocols (no per-item errors there): the covered
+        categories' probabilities, (N, len(card.categories)); a bad image fails the call,
+        named by its index."""
+        if not images:
+            raise InvalidInput("the request holds no images")
+        if len(images) > self.settings.max_images_per_request:
+            raise PayloadTooLarge(
+                f"{len(images)} images in one request, over the limit of "
+                f"{self.settings.max_images_per_request}"
+            )
+        prepared = await asyncio.gather(*(self._prepare(d) for d in images), return_exceptions=True)
+        for i, outcome in enumerate(prepared):
+            if isinstance(outcome, SafetyPairsError):
+                raise type(outcome)(f"image {i}: {outcome.message}")
+            if isinstance(outcome, BaseException):
+                raise outcome
+        outputs = await self.batcher.submit_many(prepared)
+        return np.stack([o.probabilities for o in outputs]).astype(np.float32)
 
     # -- description ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import bentoml
 
 from safetypairs.guard.artifact import load_configured_guard
+from safetypairs.guard.oip import oip_registration
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
 from safetypairs.serving.grpc_server import GrpcServer
@@ -52,7 +53,7 @@ class GuardService:
         self.metrics = ServiceMetrics("guard", bentoml.metrics)
         self.runtime = GuardRuntime(self.engine, self.settings, self.metrics)
         self.grpc = GrpcServer(
-            [guard_registration(self.runtime)],
+            [guard_registration(self.runtime), oip_registration(self.runtime)],
             self.metrics,
             host=self.settings.grpc_host,
             port=self.settings.grpc_port,

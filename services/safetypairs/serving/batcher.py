@@ -82,6 +82,11 @@ class MicroBatcher(Generic[In, Out]):
     def depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def accepting(self) -> bool:
+        """Started and not stopping: new work is taken."""
+        return self._thread is not None and not self._closing
+
     def start(self) -> None:
         """Start the worker; results are delivered to the running event loop."""
         if self._thread is None:

@@ -33,8 +33,9 @@ class ServiceRegistration:
 
 
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Maps SafetyPairsError to its status (with the error kind in trailing metadata), hides
-    unexpected exceptions behind INTERNAL, and records every unary call in the metrics."""
+    """Maps SafetyPairsError to its status (with the error kind in trailing metadata), methods
+    left to their generated base class to UNIMPLEMENTED, hides unexpected exceptions behind
+    INTERNAL, and records every unary call in the metrics."""
 
     def __init__(self, metrics: ServiceMetrics, prefixes: Sequence[str]) -> None:
         self._metrics = metrics
@@ -77,6 +78,9 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
+            except NotImplementedError:  # generated base-class methods we do not serve
+                code = grpc.StatusCode.UNIMPLEMENTED
+                await context.abort(code, f"{name} is not implemented by this server")
             except Exception:
                 log.exception("unexpected error in %s", name)
                 code = grpc.StatusCode.INTERNAL
