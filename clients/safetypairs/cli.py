@@ -158,6 +158,13 @@ def cmd_build_default_guard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_register_guard(args: argparse.Namespace) -> int:
+    from safetypairs.guard.registry import register_guard
+
+    print(register_guard(args.path, args.name))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from safetypairs.guard.artifact import load_configured_guard
     from safetypairs.serving.settings import GuardSettings, env_name
@@ -246,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")
     p.add_argument("--force", action="store_true", help="rebuild even if present")
     p.set_defaults(func=cmd_build_default_guard)
+
+    p = sub.add_parser(
+        "register-guard", help="copy a guard into the BentoML model store under a version tag"
+    )
+    p.add_argument("path", help="a guard: .onnx with sidecar, ensemble manifest, or their folder")
+    p.add_argument("--name", default="safetypairs-guard", help="store name (default %(default)s)")
+    p.set_defaults(func=cmd_register_guard)
 
     p = sub.add_parser("serve", help="start a model service (HTTP and gRPC in one process)")
     p.add_argument("service", choices=["guard"])

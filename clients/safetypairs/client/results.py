@@ -133,6 +133,7 @@ class ModelInfo:
     training: str = ""
     members: tuple[MemberInfo, ...] = ()  # an ensemble's members; empty for one model
     fusion: dict[str, str] = field(default_factory=dict)  # category -> fusion rule
+    reference: str = ""  # the model reference the service runs (store tag with version, path)
 
     @classmethod
     def from_proto(cls, msg: guard_pb2.ModelInfo) -> ModelInfo:

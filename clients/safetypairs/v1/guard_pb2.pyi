@@ -79,7 +79,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "description", "untrained", "notice", "categories", "thresholds", "providers", "runtime", "input_size", "max_batch_size", "max_image_bytes", "max_image_pixels", "max_images_per_request", "not_covered", "weights", "training", "members", "fusion")
+    __slots__ = ("name", "version", "description", "untrained", "notice", "categories", "thresholds", "providers", "runtime", "input_size", "max_batch_size", "max_image_bytes", "max_image_pixels", "max_images_per_request", "not_covered", "weights", "training", "members", "fusion", "reference")
     class ThresholdsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class ModelInfo(_message.Message):
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     description: str
@@ -132,7 +133,8 @@ class ModelInfo(_message.Message):
     training: str
     members: _containers.RepeatedCompositeFieldContainer[MemberInfo]
     fusion: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., untrained: _Optional[bool] = ..., notice: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., providers: _Optional[_Iterable[str]] = ..., runtime: _Optional[str] = ..., input_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., not_covered: _Optional[_Iterable[str]] = ..., weights: _Optional[str] = ..., training: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., fusion: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    reference: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., untrained: _Optional[bool] = ..., notice: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., providers: _Optional[_Iterable[str]] = ..., runtime: _Optional[str] = ..., input_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., not_covered: _Optional[_Iterable[str]] = ..., weights: _Optional[str] = ..., training: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., fusion: _Optional[_Mapping[str, str]] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class MemberInfo(_message.Message):
     __slots__ = ("name", "description", "categories", "weights", "training", "providers")

@@ -37,8 +37,15 @@ class _Options:
 
 
 class GuardRuntime:
-    def __init__(self, engine: GuardModel, settings: GuardSettings, metrics: ServiceMetrics):
+    def __init__(
+        self,
+        engine: GuardModel,
+        settings: GuardSettings,
+        metrics: ServiceMetrics,
+        reference: str = "embedded default",
+    ):
         self.engine = engine
+        self.reference = reference
         self.settings = settings
         self.metrics = metrics
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
@@ -268,4 +275,5 @@ class GuardRuntime:
             not_covered=[c for c in self.engine.policy.codes if c not in self._column],
             members=[guard_pb2.MemberInfo(**dataclasses.asdict(m)) for m in self.engine.members],
             fusion=self.engine.fusion,
+            reference=self.reference,
         )

@@ -16,6 +16,7 @@ import bentoml
 
 from safetypairs.guard.artifact import load_configured_guard
 from safetypairs.guard.oip import oip_registration
+from safetypairs.guard.registry import describe_ref
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
 from safetypairs.serving.grpc_server import GrpcServer
@@ -51,7 +52,10 @@ class GuardService:
         self.engine = load_configured_guard(self.settings)
         self.engine.warmup((1, min(4, self.settings.max_batch_size)))
         self.metrics = ServiceMetrics("guard", bentoml.metrics)
-        self.runtime = GuardRuntime(self.engine, self.settings, self.metrics)
+        reference = describe_ref(self.settings.guard_model) if self.settings.guard_model else None
+        self.runtime = GuardRuntime(
+            self.engine, self.settings, self.metrics, reference or "embedded default"
+        )
         self.grpc = GrpcServer(
             [guard_registration(self.runtime), oip_registration(self.runtime)],
             self.metrics,
