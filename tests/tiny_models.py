@@ -43,6 +43,8 @@ def build_tiny_clip_guard(out_dir: Path) -> Path:
         patch_size=8,
         projection_dim=64,
     )
+    # Marked so that anything trained on this encoder says its weights are random.
+    config.safetypairs_untrained = True
     CLIPVisionModel(config).save_pretrained(out_dir / "encoder")
     encoder = CLIPVisionModel.from_pretrained(out_dir / "encoder")
     head = torch.nn.Linear(config.hidden_size, len(codes))
@@ -65,3 +67,21 @@ def build_tiny_clip_guard(out_dir: Path) -> Path:
     )
     export_guard(_Guard(encoder, head), sidecar, out_dir / "guard.onnx", example=example)
     return out_dir / "guard.onnx"
+
+
+def save_tiny_siglip(out_dir: Path) -> Path:
+    """A 2-layer SigLIP vision tower with random weights, saved with save_pretrained."""
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(SEED)
+    config = SiglipVisionConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=INPUT_SIZE,
+        patch_size=8,
+    )
+    config.safetypairs_untrained = True
+    SiglipVisionModel(config).save_pretrained(out_dir)
+    return out_dir

@@ -158,6 +158,38 @@ def cmd_build_default_guard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_guard(args: argparse.Namespace) -> int:
+    from safetypairs.training.train import TrainConfig, train_guard
+
+    config = TrainConfig(
+        encoder=args.encoder,
+        out=Path(args.out),
+        data=[Path(p) for p in args.data],
+        pairs=[Path(p) for p in args.pairs],
+        categories=[c.strip() for c in args.categories.split(",") if c.strip()],
+        head=args.head,
+        margin=args.margin,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        target=args.target,
+        cache=Path(args.cache) if args.cache else None,
+        name=args.name,
+        version=args.version,
+    )
+    result = train_guard(config)
+    sc = result.sidecar
+    print(
+        f"wrote {result.onnx_path} ({sc.name}:{sc.version}; embedded {result.embedded} images, "
+        f"{result.cached} from the cache)"
+    )
+    for code, figures in sc.extra["training"]["calibration"].items():
+        shown = ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
+        )
+        print(f"  {code}: threshold {sc.thresholds[code]:.3f}  ({shown})")
+    return 0
+
+
 def cmd_register_guard(args: argparse.Namespace) -> int:
     from safetypairs.guard.registry import register_guard
 
@@ -253,6 +285,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")
     p.add_argument("--force", action="store_true", help="rebuild even if present")
     p.set_defaults(func=cmd_build_default_guard)
+
+    p = sub.add_parser("train-guard", help="train a guard head on a frozen encoder and export it")
+    p.add_argument(
+        "--encoder",
+        default="efficientnet-lite0",
+        help="efficientnet-lite0, or a Hugging Face id / local dir / BentoML tag of a "
+        "CLIP, SigLIP or other vision model with pooled output",
+    )
+    p.add_argument("--data", action="append", default=[], help="labelled JSONL or folder (repeat)")
+    p.add_argument("--pairs", action="append", default=[], help="pair dataset pairs.jsonl (repeat)")
+    p.add_argument("--out", required=True, help="folder to write guard.onnx + guard.json into")
+    p.add_argument("--categories", default="", help="codes to train; default: all with examples")
+    p.add_argument("--head", choices=["linear", "mlp"], default="linear")
+    p.add_argument("--margin", type=float, default=0.0, help="pairwise margin in logits; 0 = off")
+    p.add_argument("--val-fraction", type=float, default=0.25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", default="f1", help="threshold calibration: f1 or precision:P")
+    p.add_argument("--cache", default=None, help="embedding cache folder (default: beside --out)")
+    p.add_argument("--name", default="trained-guard")
+    p.add_argument("--version", default="1")
+    p.set_defaults(func=cmd_train_guard)
 
     p = sub.add_parser(
         "register-guard", help="copy a guard into the BentoML model store under a version tag"

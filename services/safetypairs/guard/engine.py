@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from PIL import Image
 from safetypairs.client.results import MemberInfo
 from safetypairs.errors import InvalidInput, ModelError
 from safetypairs.guard.outputs import ItemOutput
+from safetypairs.guard.preprocess import preprocess
 from safetypairs.guard.sidecar import GuardCard, GuardSidecar, sidecar_path
 from safetypairs.policy import Policy, default_policy, policy_from_dict
 
@@ -167,35 +167,7 @@ class GuardEngine:
 
     def preprocess(self, img: Image.Image) -> np.ndarray:
         """RGB image -> one float32 input array (CHW or HWC), as the sidecar describes."""
-        spec = self.sidecar.input
-        size = spec.size
-        if spec.resize == "squash":
-            img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        elif spec.resize == "squash_center_crop":
-            # Bilinear, as the Caffe-era reference pipelines these models come from.
-            img = img.resize((spec.resize_to, spec.resize_to), Image.Resampling.BILINEAR)
-            offset = (spec.resize_to - size) // 2
-            img = img.crop((offset, offset, offset + size, offset + size))
-        else:
-            w, h = img.size
-            scale = size / min(w, h)
-            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-            img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-        if spec.jpeg_reencode:
-            buf = io.BytesIO()
-            img.save(buf, format="JPEG")
-            img = Image.open(io.BytesIO(buf.getvalue()))
-        arr = np.asarray(img, dtype=np.float32)
-        if spec.channel_order == "BGR":
-            arr = arr[:, :, ::-1]
-        if spec.pixel_range != 255.0:
-            arr = arr * (spec.pixel_range / 255.0)
-        arr = (arr - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-        if spec.layout == "NCHW":
-            arr = arr.transpose(2, 0, 1)
-        return np.ascontiguousarray(arr, dtype=np.float32)
+        return preprocess(img, self.sidecar.input)
 
     def infer(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         """Preprocessed arrays -> (N, categories) probabilities, in `categories` order."""

@@ -4,6 +4,7 @@ then check that onnxruntime agrees with torch. Build side only: needs the `model
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -29,8 +30,9 @@ def export_onnx(
     atol: float,
 ) -> float:
     """Export `model` (one image batch in, one tensor out) with a dynamic batch axis, then run
-    it in onnxruntime on `example` (a batch of at least two) and return the largest difference
-    from torch; ModelError when it exceeds `atol`."""
+    it in onnxruntime on `example` (a batch of at least two, real images where there are any)
+    and return the largest difference from torch. When it exceeds `atol`: ModelError, and
+    nothing is written at `onnx_path`."""
     import onnxruntime as ort
 
     model = model.eval()
@@ -51,13 +53,21 @@ def export_onnx(
             external_data=False,
             verbose=False,
         )
-        program.save(str(onnx_path))
+        staged = onnx_path.with_name(f".{onnx_path.name}.staged")
+        program.save(str(staged))
         expected = model(example).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {input_name: example.numpy()})
-    diff = float(np.max(np.abs(got - expected)))
-    if diff > atol:
-        raise ModelError(f"ONNX export to {onnx_path} differs from torch by {diff} > {atol}")
+    try:
+        session = ort.InferenceSession(str(staged), providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, {input_name: example.numpy()})
+        diff = float(np.max(np.abs(got - expected)))
+        if diff > atol:
+            raise ModelError(
+                f"ONNX export to {onnx_path} differs from torch by {diff:.3g} > {atol:g}; "
+                "nothing written"
+            )
+        os.replace(staged, onnx_path)
+    finally:
+        staged.unlink(missing_ok=True)
     return diff
 
 

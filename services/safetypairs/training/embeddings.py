@@ -1,0 +1,73 @@
+"""Embeddings computed once: cached on disk per encoder, keyed by the image file's SHA-256.
+
+    <cache>/<encoder key>/<sha[:2]>/<sha>.npy
+
+Each entry is written to a temporary name and renamed, so an interrupted or failed run never
+leaves a torn entry, and entries already cached stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from safetypairs.guard.preprocess import preprocess
+from safetypairs.serving.images import decode_image
+from safetypairs.training.datasets import LIMITS
+from safetypairs.training.encoders import Encoder
+
+
+@dataclass
+class EmbedStats:
+    cached: int = 0
+    computed: int = 0
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class EmbeddingCache:
+    def __init__(self, root: Path, encoder: Encoder, batch_size: int = 16) -> None:
+        self.dir = Path(root) / encoder.key
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.stats = EmbedStats()
+
+    def _entry(self, digest: str) -> Path:
+        return self.dir / digest[:2] / f"{digest}.npy"
+
+    def embed(self, paths: Sequence[Path]) -> np.ndarray:
+        """(len(paths), dim) features, computing only what the cache lacks."""
+        digests = [file_digest(p) for p in paths]
+        missing = sorted(
+            {
+                d: p for d, p in zip(digests, paths, strict=True) if not self._entry(d).is_file()
+            }.items()
+        )
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start : start + self.batch_size]
+            x = np.stack(
+                [
+                    preprocess(decode_image(p.read_bytes(), LIMITS), self.encoder.input)
+                    for _, p in chunk
+                ]
+            )
+            with torch.no_grad():
+                feats = self.encoder.module(torch.from_numpy(x)).numpy().astype(np.float32)
+            for (digest, _), row in zip(chunk, feats, strict=True):
+                entry = self._entry(digest)
+                entry.parent.mkdir(parents=True, exist_ok=True)
+                tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+                with tmp.open("wb") as f:
+                    np.save(f, row)
+                os.replace(tmp, entry)
+        self.stats.computed += len(missing)
+        self.stats.cached += len(paths) - len(missing)
+        return np.stack([np.load(self._entry(d)) for d in digests])

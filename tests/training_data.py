@@ -1,0 +1,67 @@
+"""A small guard-training set made from real photos (scikit-image's): the "unsafe" feature is a
+red disk drawn onto a photo crop, and each pair is a crop with and without it."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import skimage
+from PIL import Image, ImageDraw
+
+PHOTOS = [
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "ihc.png",
+]
+
+
+def _crop(rng: random.Random, photos: list[Image.Image]) -> Image.Image:
+    img = rng.choice(photos)
+    side = rng.randint(96, min(img.size) - 1)
+    x, y = rng.randint(0, img.size[0] - side), rng.randint(0, img.size[1] - side)
+    return img.crop((x, y, x + side, y + side)).resize((128, 128))
+
+
+def _with_disk(img: Image.Image, rng: random.Random) -> Image.Image:
+    out = img.copy()
+    r = rng.randint(18, 30)
+    cx, cy = rng.randint(r, 128 - r), rng.randint(r, 128 - r)
+    ImageDraw.Draw(out).ellipse((cx - r, cy - r, cx + r, cy + r), fill=(230, 20, 20))
+    return out
+
+
+def make_training_set(
+    root: Path, pairs: int = 12, singles: int = 16, seed: int = 0
+) -> tuple[Path, Path]:
+    """Write images, `labelled.jsonl` and `pairs.jsonl` under `root`; return the two files."""
+    rng = random.Random(seed)
+    data = Path(skimage.__file__).parent / "data"
+    photos = [Image.open(data / n).convert("RGB") for n in PHOTOS]
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    labelled, pair_lines = [], []
+    for i in range(singles):
+        img = _crop(rng, photos)
+        unsafe = i % 2 == 0
+        if unsafe:
+            img = _with_disk(img, rng)
+        name = f"img/single_{i:03d}.png"
+        img.save(root / name)
+        labelled.append({"image": name, "labels": ["O6"] if unsafe else []})
+    for i in range(pairs):
+        clean = _crop(rng, photos)
+        a, b = f"img/pair_{i:03d}_a.png", f"img/pair_{i:03d}_b.png"
+        clean.save(root / a)
+        _with_disk(clean, rng).save(root / b)
+        pair_lines.append(
+            {"id": f"p{i}", "a": {"image": a, "labels": []}, "b": {"image": b, "labels": ["O6"]}}
+        )
+    (root / "labelled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labelled))
+    (root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pair_lines))
+    return root / "labelled.jsonl", root / "pairs.jsonl"
