@@ -11,7 +11,6 @@ import pytest
 import torch
 from conftest import start_guard_service
 from tiny_models import save_tiny_siglip
-from training_data import make_training_set
 
 from safetypairs.client import GuardClient
 from safetypairs.errors import InvalidInput, ModelError
@@ -19,6 +18,7 @@ from safetypairs.guard.export import export_guard
 from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
 from safetypairs.policy import default_policy
 from safetypairs.training.datasets import TrainingDataError, read_labelled, read_pairs
+from safetypairs.training.demo_data import make_training_set
 from safetypairs.training.encoders import load_encoder
 from safetypairs.training.train import (
     LeakageError,
@@ -81,6 +81,8 @@ def test_train_export_serve(dataset, tmp_path, sp_home):
         with GuardClient(service.grpc_target) as client:
             info = client.model_info()
             assert info.name == "trained-guard" and info.categories == ("O6",)
+            assert "12 pairs in all" in info.training and "validation precision" in info.training
+            assert info.reference == str(out) and "efficientnet-lite0" in info.description
             scores = {True: [], False: []}
             for r in records:
                 v = client.screen(held_out.parent / r["image"], categories=["O6"])

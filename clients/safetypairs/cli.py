@@ -190,6 +190,37 @@ def cmd_train_guard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_guard_variant(args: argparse.Namespace) -> int:
+    from safetypairs.guard.artifact import guard_artifact_path
+    from safetypairs.guard.engine import GuardEngine
+    from safetypairs.guard.quantize import decision_agreement, make_variant
+    from safetypairs.serving.images import ImageLimits, decode_image
+
+    source = guard_artifact_path(args.path)
+    fp32 = GuardEngine.load(source)
+    limits = ImageLimits(64 * 1024 * 1024, 100_000_000)
+    arrays = []
+    for path in _image_paths(args.images):
+        try:
+            arrays.append(fp32.preprocess(decode_image(path.read_bytes(), limits)))
+        except SafetyPairsError as exc:
+            print(f"skipping {path}: {exc.message}", file=sys.stderr)
+    if len(arrays) < 2:
+        print("error: give at least two images (--images)", file=sys.stderr)
+        return 2
+    # Calibrate on the first half, measure agreement on the other half.
+    half = len(arrays) // 2
+    calibration, held_out = arrays[:half], arrays[half:]
+    out = Path(args.out) / source.name
+    card = make_variant(source, out, args.variant, calibration)
+    agreement = decision_agreement(fp32, GuardEngine.load(out), held_out)
+    print(
+        f"wrote {out} ({card.name}); on {agreement.images} held-out images: decisions agree "
+        f"{agreement.decisions_agree:.1%}, max |probability diff| {agreement.max_abs_diff:.4f}"
+    )
+    return 0
+
+
 def cmd_register_guard(args: argparse.Namespace) -> int:
     from safetypairs.guard.registry import register_guard
 
@@ -306,6 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="trained-guard")
     p.add_argument("--version", default="1")
     p.set_defaults(func=cmd_train_guard)
+
+    p = sub.add_parser("guard-variant", help="write an int8 or fp16 copy of a guard")
+    p.add_argument("path", help="a guard .onnx with its sidecar, or its folder")
+    p.add_argument("--variant", choices=["int8-static", "int8-dynamic", "fp16"], required=True)
+    p.add_argument(
+        "--images",
+        nargs="+",
+        required=True,
+        help="real images: the first half calibrates, the second half checks agreement",
+    )
+    p.add_argument("--out", required=True, help="folder for the copy")
+    p.set_defaults(func=cmd_guard_variant)
 
     p = sub.add_parser(
         "register-guard", help="copy a guard into the BentoML model store under a version tag"

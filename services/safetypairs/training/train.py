@@ -235,8 +235,10 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
         opset=0,
         weights=encoder.weights + ("; RANDOM encoder weights" if encoder.untrained else ""),
         training=(
-            f"{config.head} head trained on {len(train_idx)} images ({len(pairs)} pairs in all), "
-            f"validated on {len(val_idx)}; thresholds calibrated for {config.target}"
+            f"{config.head} head trained on {len(train_idx)} images ({len(pairs)} pairs in all, "
+            f"margin {config.margin}), validated on {len(val_idx)}; thresholds for "
+            f"{config.target}: "
+            + "; ".join(_calibration_text(c, thresholds[c], calibration[c]) for c in codes)
         ),
         notice="UNTRAINED encoder: random weights, scores mean nothing"
         if encoder.untrained
@@ -259,6 +261,15 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
     )
     log.info("trained guard written to %s", onnx_path)
     return TrainResult(onnx_path, written, cache.stats.computed, cache.stats.cached)
+
+
+def _calibration_text(code: str, threshold: float, figures: dict) -> str:
+    if not figures.get("calibrated"):
+        return f"{code} {threshold:.3f} (not calibrated: {figures.get('why')})"
+    return (
+        f"{code} {threshold:.3f} (validation precision {figures['precision']:.2f}, "
+        f"recall {figures['recall']:.2f})"
+    )
 
 
 def _policy_dict(policy: Policy) -> dict:

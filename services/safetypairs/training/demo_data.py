@@ -1,5 +1,7 @@
-"""A small guard-training set made from real photos (scikit-image's): the "unsafe" feature is a
-red disk drawn onto a photo crop, and each pair is a crop with and without it."""
+"""A small demonstration training set made from real photos (the ones scikit-image ships, so
+nothing is downloaded; needs scikit-image, in the dev extra): the "unsafe" feature, labelled O6,
+is a red disk drawn onto a photo crop, and each pair is one crop with and without it. For
+trying the training path end to end and for tests; not a safety dataset."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import json
 import random
 from pathlib import Path
 
-import skimage
 from PIL import Image, ImageDraw
 
 PHOTOS = [
@@ -41,6 +42,8 @@ def make_training_set(
     root: Path, pairs: int = 12, singles: int = 16, seed: int = 0
 ) -> tuple[Path, Path]:
     """Write images, `labelled.jsonl` and `pairs.jsonl` under `root`; return the two files."""
+    import skimage
+
     rng = random.Random(seed)
     data = Path(skimage.__file__).parent / "data"
     photos = [Image.open(data / n).convert("RGB") for n in PHOTOS]
