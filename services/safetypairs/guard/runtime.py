@@ -191,10 +191,9 @@ class GuardRuntime:
             image_id=request.image.id, verdict=self._verdict(probs, opts)
         )
 
-    async def screen_batch(
-        self, request: guard_pb2.ScreenBatchRequest
-    ) -> guard_pb2.ScreenBatchResponse:
-        images = request.images
+    async def _prepare_all(self, images: Sequence[bytes]) -> list[Any]:
+        """Decode a request's images side by side: each entry the model input, or the input
+        error that image alone met. Limits on the request as a whole raise."""
         if not images:
             raise InvalidInput("the request holds no images")
         if len(images) > self.settings.max_images_per_request:
@@ -202,13 +201,18 @@ class GuardRuntime:
                 f"{len(images)} images in one request, over the limit of "
                 f"{self.settings.max_images_per_request}"
             )
-        opts = self._options(request.options)
-        prepared = await asyncio.gather(
-            *(self._prepare(img.data) for img in images), return_exceptions=True
-        )
+        prepared = await asyncio.gather(*(self._prepare(d) for d in images), return_exceptions=True)
         for outcome in prepared:  # anything but a per-image input error fails the call
             if isinstance(outcome, BaseException) and not isinstance(outcome, SafetyPairsError):
                 raise outcome
+        return list(prepared)
+
+    async def screen_batch(
+        self, request: guard_pb2.ScreenBatchRequest
+    ) -> guard_pb2.ScreenBatchResponse:
+        images = request.images
+        opts = self._options(request.options)
+        prepared = await self._prepare_all([img.data for img in images])
         good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
         probs = await self.batcher.submit_many([prepared[i] for i in good])
         by_index = dict(zip(good, probs, strict=True))
@@ -238,19 +242,10 @@ class GuardRuntime:
         """All-or-nothing batch for tensor protocols (no per-item errors there): the covered
         categories' probabilities, (N, len(card.categories)); a bad image fails the call,
         named by its index."""
-        if not images:
-            raise InvalidInput("the request holds no images")
-        if len(images) > self.settings.max_images_per_request:
-            raise PayloadTooLarge(
-                f"{len(images)} images in one request, over the limit of "
-                f"{self.settings.max_images_per_request}"
-            )
-        prepared = await asyncio.gather(*(self._prepare(d) for d in images), return_exceptions=True)
+        prepared = await self._prepare_all(images)
         for i, outcome in enumerate(prepared):
             if isinstance(outcome, SafetyPairsError):
                 raise type(outcome)(f"image {i}: {outcome.message}")
-            if isinstance(outcome, BaseException):
-                raise outcome
         outputs = await self.batcher.submit_many(prepared)
         return np.stack([o.probabilities for o in outputs]).astype(np.float32)
 
