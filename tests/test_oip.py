@@ -86,3 +86,98 @@ def test_bytes_tensor_decoding():
         decode_bytes_tensor((9).to_bytes(4, "little") + b"abc")
     with pytest.raises(InvalidInput, match="truncated at offset 0"):
         decode_bytes_tensor(b"\x01\x00")
+
+
+# -- the REST routes (/v2 on the HTTP port) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rest(guard_service):
+    import httpx
+
+    with httpx.Client(base_url=guard_service.http_url, timeout=60) as http:
+        yield http
+
+
+def test_rest_health_and_metadata(rest):
+    assert rest.get("/v2/health/live").json() == {"live": True}
+    assert rest.get("/v2/health/ready").status_code == 200
+    # BentoML mounts the routes under /v2/; a bare /v2 answers with a redirect there.
+    assert rest.get("/v2", follow_redirects=True).json()["name"] == "safetypairs-guard"
+    meta = rest.get(f"/v2/models/{MODEL}").json()
+    assert meta["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}]
+    assert rest.get(f"/v2/models/{MODEL}/versions/3/ready").json()["ready"] is True
+    missing = rest.get("/v2/models/nope/ready")
+    assert missing.status_code == 404 and "unknown model 'nope'" in missing.json()["error"]
+
+
+def test_rest_infer_matches_grpc(rest, client, sample_photos):
+    import base64
+
+    blobs = [p.read_bytes() for p in sample_photos[:2]]
+    body = {
+        "id": "r1",
+        "inputs": [
+            {
+                "name": "images",
+                "datatype": "BYTES",
+                "shape": [2],
+                "parameters": {"content_type": "base64"},
+                "data": [base64.b64encode(b).decode() for b in blobs],
+            }
+        ],
+    }
+    answer = rest.post(f"/v2/models/{MODEL}/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert out["id"] == "r1" and out["outputs"][0]["shape"] == [2, 3]
+    over_grpc = client.infer(MODEL, [images_input(blobs)]).as_numpy("probabilities")
+    np.testing.assert_allclose(
+        np.array(out["outputs"][0]["data"]).reshape(2, 3), over_grpc, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"inputs": []}, 400, "expected one input tensor 'images'"),
+        (
+            {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ["aGk="]}]},
+            400,
+            "base64 strings with",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "datatype": "BYTES",
+                        "shape": [1],
+                        "parameters": {"content_type": "base64"},
+                        "data": ["!!"],
+                    }
+                ]
+            },
+            400,
+            "not valid base64",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "datatype": "BYTES",
+                        "shape": [1],
+                        "parameters": {"content_type": "base64"},
+                        "data": ["aGk="],
+                    }
+                ]
+            },
+            400,
+            "image 0: not a supported image",
+        ),
+    ],
+)
+def test_rest_infer_errors(rest, body, status, needle):
+    answer = rest.post(f"/v2/models/{MODEL}/infer", json=body)
+    assert answer.status_code == status and needle in answer.json()["error"]

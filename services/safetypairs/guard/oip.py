@@ -16,6 +16,7 @@ import struct
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
@@ -48,6 +49,31 @@ def decode_bytes_tensor(raw: bytes) -> list[bytes]:
     return items
 
 
+def server_metadata() -> dict:
+    return {"name": "safetypairs-guard", "version": __version__, "extensions": []}
+
+
+def model_metadata(runtime: GuardRuntime) -> dict:
+    """The model's OIP v2 metadata, the same over gRPC and REST."""
+    card = runtime.engine.card
+    return {
+        "name": card.name,
+        "versions": [card.version],
+        "platform": PLATFORM,
+        "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, len(card.categories)]}],
+    }
+
+
+def check_model(runtime: GuardRuntime, name: str, version: str) -> None:
+    card = runtime.engine.card
+    if name != card.name or version not in ("", card.version):
+        raise NotFound(
+            f"unknown model {name!r} version {version!r}; this server has "
+            f"{card.name!r} version {card.version!r}"
+        )
+
+
 class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, runtime: GuardRuntime) -> None:
         self._runtime = runtime
@@ -56,11 +82,7 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._categories = card.categories
 
     def _check_model(self, name: str, version: str) -> None:
-        if name != self._name or version not in ("", self._version):
-            raise NotFound(
-                f"unknown model {name!r} version {version!r}; this server has "
-                f"{self._name!r} version {self._version!r}"
-            )
+        check_model(self._runtime, name, version)
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -73,18 +95,11 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=self._runtime.ready)
 
     async def ServerMetadata(self, request, context):
-        return pb.ServerMetadataResponse(name="safetypairs-guard", version=__version__)
+        return json_format.ParseDict(server_metadata(), pb.ServerMetadataResponse())
 
     async def ModelMetadata(self, request, context):
         self._check_model(request.name, request.version)
-        tensor = pb.ModelMetadataResponse.TensorMetadata
-        return pb.ModelMetadataResponse(
-            name=self._name,
-            versions=[self._version],
-            platform=PLATFORM,
-            inputs=[tensor(name=INPUT, datatype="BYTES", shape=[-1])],
-            outputs=[tensor(name=OUTPUT, datatype="FP32", shape=[-1, len(self._categories)])],
-        )
+        return json_format.ParseDict(model_metadata(self._runtime), pb.ModelMetadataResponse())
 
     async def ModelConfig(self, request, context):
         self._check_model(request.name, request.version)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import bentoml
 
+from safetypairs.guard import oip_http
 from safetypairs.guard.artifact import load_configured_guard
 from safetypairs.guard.oip import oip_registration
 from safetypairs.guard.registry import describe_ref
@@ -41,6 +42,7 @@ def _options(
     )
 
 
+@bentoml.asgi_app(oip_http.app, path="/v2")
 @bentoml.service(
     name="safetypairs-guard",
     workers=SETTINGS.workers,
