@@ -45,7 +45,11 @@ def tiny_guard_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start_guard_service(
-    home: Path, log_path: Path, extra_env: dict[str, str] | None = None, model: str = ""
+    home: Path,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    model: str = "",
+    grpc_credentials=None,
 ) -> ServiceProcess:
     """The guard on `model`, by default none configured (so: the embedded default in `home`)."""
     env = {
@@ -54,7 +58,7 @@ def start_guard_service(
         "BENTOML_HOME": str(home / "bentoml"),
         **(extra_env or {}),
     }
-    return ServiceProcess.start(GUARD_SERVICE, log_path, env)
+    return ServiceProcess.start(GUARD_SERVICE, log_path, env, grpc_credentials=grpc_credentials)
 
 
 @pytest.fixture(scope="session")

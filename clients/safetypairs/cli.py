@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc
 
+from safetypairs.client.channel import tls_credentials
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.results import ScreenResult
 from safetypairs.errors import SafetyPairsError
@@ -37,6 +38,16 @@ def _image_paths(paths: Sequence[str]) -> Iterator[Path]:
             yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             yield path
+
+
+def _client(args: argparse.Namespace) -> GuardClient:
+    token = None
+    if args.token_file:
+        token = Path(args.token_file).read_text().strip()
+    credentials = None
+    if args.tls_ca or args.tls_cert:
+        credentials = tls_credentials(args.tls_ca, args.tls_cert, args.tls_key)
+    return GuardClient(args.target, timeout=args.timeout, token=token, credentials=credentials)
 
 
 def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
@@ -76,7 +87,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         print("error: no image files found", file=sys.stderr)
         return 2
     categories = [c.strip() for c in args.categories.split(",") if c.strip()] or None
-    with GuardClient(args.target, timeout=args.timeout) as guard:
+    with _client(args) as guard:
         info = guard.model_info()
         names = {c.code: c.name for c in guard.list_categories()}
         size = min(args.batch_size, info.max_images_per_request or args.batch_size)
@@ -116,7 +127,13 @@ def cmd_wait(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + args.timeout
-    with grpc.insecure_channel(args.target) as channel:
+    if args.tls_ca or args.tls_cert:
+        channel = grpc.secure_channel(
+            args.target, tls_credentials(args.tls_ca, args.tls_cert, args.tls_key)
+        )
+    else:
+        channel = grpc.insecure_channel(args.target)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
@@ -132,14 +149,14 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_categories(args: argparse.Namespace) -> int:
-    with GuardClient(args.target, timeout=args.timeout) as guard:
+    with _client(args) as guard:
         for c in guard.list_categories():
             print(f"{c.code}  {c.name}")
     return 0
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
-    with GuardClient(args.target, timeout=args.timeout) as guard:
+    with _client(args) as guard:
         json.dump(dataclasses.asdict(guard.model_info()), sys.stdout, indent=2)
         print()
     return 0
@@ -281,6 +298,30 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_connection_flags(p: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    p.add_argument(
+        "--token-file",
+        default=env("SAFETYPAIRS_TOKEN_FILE"),
+        help="file holding the bearer token (env SAFETYPAIRS_TOKEN_FILE)",
+    )
+    p.add_argument(
+        "--tls-ca",
+        default=env("SAFETYPAIRS_TLS_CA"),
+        help="PEM CA of the server, for TLS (env SAFETYPAIRS_TLS_CA)",
+    )
+    p.add_argument(
+        "--tls-cert",
+        default=env("SAFETYPAIRS_TLS_CLIENT_CERT"),
+        help="PEM client certificate, for mutual TLS",
+    )
+    p.add_argument(
+        "--tls-key",
+        default=env("SAFETYPAIRS_TLS_CLIENT_KEY"),
+        help="PEM client key, for mutual TLS",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetypairs", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -294,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(env SAFETYPAIRS_GUARD_TARGET)",
         )
         p.add_argument("--timeout", type=float, default=30.0, help="deadline per call, seconds")
+        _add_connection_flags(p)
         return p
 
     p = client_command("screen", "screen image files or folders with the guard service")
@@ -307,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=DEFAULT_TARGET, help="gRPC address")
     p.add_argument("--service", default="", help="health service name; empty = the server")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    _add_connection_flags(p)
     p.set_defaults(func=cmd_wait)
 
     client_command("categories", "list the guard's categories").set_defaults(func=cmd_categories)

@@ -1,6 +1,6 @@
 """The client SDK. Imports grpcio, protobuf and PyYAML only: no torch, onnxruntime or bentoml."""
 
-from safetypairs.client.channel import NO_RETRY, ChannelOptions, RetryPolicy
+from safetypairs.client.channel import NO_RETRY, ChannelOptions, RetryPolicy, tls_credentials
 from safetypairs.client.guard import AsyncGuardClient, GuardClient
 from safetypairs.client.results import CategoryScore, ModelInfo, ScreenResult, Verdict
 
@@ -14,4 +14,5 @@ __all__ = [
     "RetryPolicy",
     "ScreenResult",
     "Verdict",
+    "tls_credentials",
 ]

@@ -86,3 +86,18 @@ def open_channel(
     if credentials is not None:
         return module.secure_channel(target, credentials, options=opts)
     return module.insecure_channel(target, options=opts)
+
+
+def tls_credentials(
+    ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> grpc.ChannelCredentials:
+    """TLS to the server (its CA, or the system roots when None), with a client certificate
+    and key for mutual TLS when both are given."""
+    from pathlib import Path
+
+    def read(path: str | None) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    if bool(cert_file) != bool(key_file):
+        raise ValueError("mutual TLS needs both a client certificate and its key")
+    return grpc.ssl_channel_credentials(read(ca_file), read(key_file), read(cert_file))

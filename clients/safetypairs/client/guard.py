@@ -115,7 +115,9 @@ def error_from_rpc(exc: grpc.RpcError) -> SafetyPairsError:
 
 
 class _GuardClientBase:
-    """`timeout` is the default deadline per call in seconds; `metadata` goes with every call."""
+    """`timeout` is the default deadline per call in seconds; `metadata` goes with every call;
+    `token` is sent as `authorization: Bearer <token>`; `credentials` (see `tls_credentials`)
+    make the channel TLS."""
 
     _aio: ClassVar[bool]
 
@@ -127,10 +129,13 @@ class _GuardClientBase:
         options: ChannelOptions = DEFAULT_OPTIONS,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
+        token: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
-        self._metadata = tuple(metadata)
+        self._metadata = tuple(metadata) + (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
         self._channel = open_channel(
             target, [SERVICE], options, credentials=credentials, aio=self._aio
         )

@@ -20,6 +20,7 @@ from safetypairs.guard.oip import oip_registration
 from safetypairs.guard.registry import describe_ref
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
+from safetypairs.serving.auth import HttpAuthMiddleware, server_credentials, token_auth
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload
 from safetypairs.serving.metrics import ServiceMetrics
@@ -64,6 +65,9 @@ class GuardService:
             host=self.settings.grpc_host,
             port=self.settings.grpc_port,
             max_message_bytes=self.settings.max_message_bytes,
+            auth=token_auth(self.settings),
+            exempt_probes=self.settings.auth_exempt_probes,
+            credentials=server_credentials(self.settings),
         )
         self._ready = False
         if self.engine.card.notice:
@@ -153,3 +157,11 @@ class GuardService:
             return self.runtime.model_info()
 
         return await answer(self.metrics, "model_info", produce, ctx.response)
+
+
+if SETTINGS.auth_tokens_file:
+    GuardService.add_asgi_middleware(
+        HttpAuthMiddleware,
+        auth=token_auth(SETTINGS),
+        exempt_probes=SETTINGS.auth_exempt_probes,
+    )

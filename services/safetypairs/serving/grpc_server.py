@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from safetypairs.errors import ERROR_KIND_METADATA_KEY, SafetyPairsError
+from safetypairs.serving.auth import GrpcAuthInterceptor, TokenAuth
 from safetypairs.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,20 @@ class GrpcServer:
         port: int,
         max_message_bytes: int,
         max_concurrent_rpcs: int | None = None,
+        auth: TokenAuth | None = None,
+        exempt_probes: bool = True,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         self._services = services
         self._address = f"{host}:{port}"
+        self._credentials = credentials
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            ErrorAndMetricsInterceptor(metrics, [s.name for s in services])
+        ]
+        if auth is not None:  # outermost: it must see every call (the next one caches)
+            interceptors.insert(0, GrpcAuthInterceptor(auth, exempt_probes, metrics))
         self._server = grpc.aio.server(
-            interceptors=[ErrorAndMetricsInterceptor(metrics, [s.name for s in services])],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
@@ -132,7 +142,10 @@ class GrpcServer:
         reflection.enable_server_reflection(
             [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        self.port = self._server.add_insecure_port(self._address)
+        if self._credentials is not None:
+            self.port = self._server.add_secure_port(self._address, self._credentials)
+        else:
+            self.port = self._server.add_insecure_port(self._address)
         if self.port == 0:
             raise OSError(f"cannot bind gRPC server to {self._address}")
         await self._server.start()

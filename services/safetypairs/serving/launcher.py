@@ -42,6 +42,7 @@ class ServiceProcess:
         env: Mapping[str, str],
         *,
         ready_timeout_s: float = 180.0,
+        grpc_credentials: grpc.ChannelCredentials | None = None,
     ) -> ServiceProcess:
         """Run `service` with `env` added to this process's environment (SAFETYPAIRS_GRPC_*
         are set to a free loopback port) and return once gRPC health says SERVING and
@@ -73,7 +74,7 @@ class ServiceProcess:
             )
         handle = cls(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log_path)
         try:
-            handle._wait_ready(ready_timeout_s)
+            handle._wait_ready(ready_timeout_s, grpc_credentials)
         except BaseException:
             handle.stop()
             raise
@@ -82,9 +83,14 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def _wait_ready(self, timeout_s: float, credentials: grpc.ChannelCredentials | None) -> None:
         deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.grpc_target) as channel:
+        channel = (
+            grpc.secure_channel(self.grpc_target, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(self.grpc_target)
+        )
+        with channel:
             health = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self.process.poll() is not None:

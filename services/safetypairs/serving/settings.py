@@ -53,6 +53,18 @@ class ServingSettings:
     shutdown_grace_s: float = _setting(10.0, "seconds in-flight requests get to finish on shutdown")
     workers: int = _setting(1, "BentoML worker processes; each runs a gRPC server on the same port")
     home: str = _setting("", "where built models are cached; empty = ~/.cache/safetypairs")
+    auth_tokens_file: str = _setting(
+        "", "file of accepted bearer tokens, one per line; empty = no authentication"
+    )
+    auth_exempt_probes: bool = _setting(
+        True, "health, reflection, /livez, /readyz and /metrics need no token"
+    )
+    tls_cert_file: str = _setting("", "PEM certificate for TLS on the gRPC port")
+    tls_key_file: str = _setting("", "PEM private key for TLS on the gRPC port")
+    tls_client_ca_file: str = _setting(
+        "",
+        "PEM CA that client certificates must be signed by (mutual TLS); empty = no client certs",
+    )
 
     def home_dir(self) -> str:
         return self.home or os.path.join(os.path.expanduser("~"), ".cache", "safetypairs")

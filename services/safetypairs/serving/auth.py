@@ -1,0 +1,159 @@
+"""Optional bearer-token authentication for both protocols, and TLS for the gRPC port.
+
+Tokens come from a file (one per line; in Kubernetes a mounted Secret) and are compared in
+constant time. Health, reflection and the HTTP probes and metrics are exempt unless the
+`auth_exempt_probes` setting is off.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from safetypairs.errors import ERROR_KIND_METADATA_KEY, Unauthenticated
+from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.settings import ServingSettings, SettingsError
+
+GRPC_PROBE_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+HTTP_PROBE_PATHS = ("/livez", "/readyz", "/metrics", "/healthz")
+
+
+class TokenAuth:
+    def __init__(self, tokens: Sequence[str]) -> None:
+        self._tokens = [t.encode() for t in tokens]
+
+    @classmethod
+    def from_file(cls, path: str) -> TokenAuth:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as exc:
+            raise SettingsError(f"cannot read auth tokens file {path}: {exc.strerror}") from None
+        tokens = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        if not tokens:
+            raise SettingsError(f"auth tokens file {path} holds no token")
+        return cls(tokens)
+
+    def check(self, authorization: str | None) -> None:
+        """Raise Unauthenticated unless `authorization` is "Bearer <a known token>"."""
+        if not authorization:
+            raise Unauthenticated("missing bearer token (authorization: Bearer <token>)")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("the authorization header must be 'Bearer <token>'")
+        given = token.strip().encode()
+        match = False
+        for known in self._tokens:  # no early exit: time does not depend on which token
+            match |= hmac.compare_digest(given, known)
+        if not match:
+            raise Unauthenticated("invalid bearer token")
+
+
+def token_auth(settings: ServingSettings) -> TokenAuth | None:
+    return TokenAuth.from_file(settings.auth_tokens_file) if settings.auth_tokens_file else None
+
+
+class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses calls without a valid token with UNAUTHENTICATED, before they reach a handler."""
+
+    def __init__(self, auth: TokenAuth, exempt_probes: bool, metrics: ServiceMetrics) -> None:
+        self._auth = auth
+        self._exempt = GRPC_PROBE_PREFIXES if exempt_probes else ()
+        self._metrics = metrics
+        # One refusal handler per (method, reason): a bounded set, built once.
+        self._refusals: dict[tuple[str, str], grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(self._exempt):
+            return handler
+        metadata = dict(details.invocation_metadata or ())
+        try:
+            self._auth.check(metadata.get("authorization"))
+        except Unauthenticated as exc:
+            self._metrics.record("grpc", details.method.rsplit("/", 1)[-1], exc.grpc_code.name, 0.0)
+            key = (details.method, exc.message)
+            if key not in self._refusals:
+                self._refusals[key] = _refusal(handler, exc)
+            return self._refusals[key]
+        return handler
+
+
+def _refusal(handler: grpc.RpcMethodHandler, exc: Unauthenticated) -> grpc.RpcMethodHandler:
+    async def abort(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(
+            exc.grpc_code, exc.message, trailing_metadata=((ERROR_KIND_METADATA_KEY, exc.kind),)
+        )
+
+    async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await abort(request, context)
+        yield  # pragma: no cover - never reached; makes this an async generator
+
+    kw = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(abort, **kw)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(abort_stream, **kw)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(abort, **kw)
+    return grpc.stream_stream_rpc_method_handler(abort_stream, **kw)
+
+
+class HttpAuthMiddleware:
+    """ASGI middleware: 401 with the mapped error body unless the bearer token is valid."""
+
+    def __init__(self, app: ASGIApp, auth: TokenAuth, exempt_probes: bool = True) -> None:
+        self.app = app
+        self.auth = auth
+        self.exempt = HTTP_PROBE_PATHS if exempt_probes else ()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        try:
+            self.auth.check(headers.get("authorization"))
+        except Unauthenticated as exc:
+            response = JSONResponse(
+                {"error": {"code": exc.grpc_code.name, "kind": exc.kind, "message": exc.message}},
+                status_code=exc.http_status.value,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def server_credentials(settings: ServingSettings) -> grpc.ServerCredentials | None:
+    """TLS for the gRPC port when a certificate and key are set; mutual TLS when a client CA
+    is set too."""
+    if not (settings.tls_cert_file or settings.tls_key_file or settings.tls_client_ca_file):
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise SettingsError("TLS needs both SAFETYPAIRS_TLS_CERT_FILE and SAFETYPAIRS_TLS_KEY_FILE")
+    try:
+        cert = Path(settings.tls_cert_file).read_bytes()
+        key = Path(settings.tls_key_file).read_bytes()
+        ca = Path(settings.tls_client_ca_file).read_bytes() if settings.tls_client_ca_file else None
+    except OSError as exc:
+        raise SettingsError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
