@@ -16,7 +16,13 @@ from safetypairs.errors import Overloaded
 def small_queue_service(sp_home, tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "overload.log"
     service = start_guard_service(
-        sp_home, log, {"SAFETYPAIRS_MAX_QUEUE": "2", "SAFETYPAIRS_MAX_BATCH_SIZE": "1"}
+        sp_home,
+        log,
+        {
+            "SAFETYPAIRS_MAX_QUEUE": "2",
+            "SAFETYPAIRS_MAX_BATCH_SIZE": "1",
+            "SAFETYPAIRS_MAX_IMAGES_PER_REQUEST": "2",
+        },
     )
     yield service
     assert service.stop() == 0

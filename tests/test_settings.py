@@ -26,6 +26,10 @@ def test_from_env_parses_and_validates():
         ({"SAFETYPAIRS_GRPC_PORT": "http"}, "SAFETYPAIRS_GRPC_PORT='http' is not a valid int"),
         ({"SAFETYPAIRS_MAX_QUEUE": "0"}, "SAFETYPAIRS_MAX_QUEUE must be at least 1"),
         ({"SAFETYPAIRS_MAX_BATCH_WAIT_MS": "-1"}, "must not be negative"),
+        (
+            {"SAFETYPAIRS_MAX_QUEUE": "8", "SAFETYPAIRS_MAX_IMAGES_PER_REQUEST": "9"},
+            r"MAX_IMAGES_PER_REQUEST \(9\) must not exceed SAFETYPAIRS_MAX_QUEUE \(8\)",
+        ),
     ],
 )
 def test_bad_settings_are_named(env, needle):

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError, grpc_code_value
+from safetypairs.errors import (
+    InvalidInput,
+    Overloaded,
+    PayloadTooLarge,
+    SafetyPairsError,
+    grpc_code_value,
+)
 from safetypairs.guard.outputs import GuardModel, ItemOutput
 from safetypairs.serving.batcher import MicroBatcher, resolve_threadsafe
 from safetypairs.serving.images import ImageLimits, decode_image
@@ -63,6 +70,7 @@ class GuardRuntime:
         self._column = {code: i for i, code in enumerate(card.categories)}
         self._default = self._resolve((), {}, False)
         self._model = f"{card.name}:{card.version}"
+        self._in_service = 0  # images admitted and not answered yet (event-loop thread only)
 
     def _run(self, batch: list[Any]) -> list[ItemOutput]:
         """The batcher's model call; records each ensemble member's time once per batch."""
@@ -177,30 +185,50 @@ class GuardRuntime:
             members=members,
         )
 
+    @contextlib.contextmanager
+    def _admitted(self, images: int) -> Iterator[None]:
+        """Admission control: at most `max_queue` images are in the service at once (being
+        decoded, waiting for the model or in it). Past that a request is refused at once, so
+        no stage (the decoder pool included) builds a backlog that only deadlines would clear."""
+        limit = self.settings.max_queue
+        if self._in_service + images > limit:
+            raise Overloaded(
+                f"server overloaded: {self._in_service} images in the service, {images} more "
+                f"would pass the limit of {limit}; retry later or on another replica"
+            )
+        self._in_service += images
+        try:
+            yield
+        finally:
+            self._in_service -= images
+
+    def _check_count(self, images: int) -> None:
+        if not images:
+            raise InvalidInput("the request holds no images")
+        if images > self.settings.max_images_per_request:
+            raise PayloadTooLarge(
+                f"{images} images in one request, over the limit of "
+                f"{self.settings.max_images_per_request}"
+            )
+
     async def screen(self, request: guard_pb2.ScreenRequest) -> guard_pb2.ScreenResponse:
         opts = self._options(request.options)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ItemOutput] = loop.create_future()
-        self._decoder.submit(self._prepare_and_enqueue, request.image.data, future, loop)
-        try:
-            probs = await future
-        except asyncio.CancelledError:
-            future.cancel()  # deadline or disconnect: the batcher skips it
-            raise
+        with self._admitted(1):
+            self._decoder.submit(self._prepare_and_enqueue, request.image.data, future, loop)
+            try:
+                probs = await future
+            except asyncio.CancelledError:
+                future.cancel()  # deadline or disconnect: the batcher skips it
+                raise
         return guard_pb2.ScreenResponse(
             image_id=request.image.id, verdict=self._verdict(probs, opts)
         )
 
     async def _prepare_all(self, images: Sequence[bytes]) -> list[Any]:
         """Decode a request's images side by side: each entry the model input, or the input
-        error that image alone met. Limits on the request as a whole raise."""
-        if not images:
-            raise InvalidInput("the request holds no images")
-        if len(images) > self.settings.max_images_per_request:
-            raise PayloadTooLarge(
-                f"{len(images)} images in one request, over the limit of "
-                f"{self.settings.max_images_per_request}"
-            )
+        error that image alone met."""
         prepared = await asyncio.gather(*(self._prepare(d) for d in images), return_exceptions=True)
         for outcome in prepared:  # anything but a per-image input error fails the call
             if isinstance(outcome, BaseException) and not isinstance(outcome, SafetyPairsError):
@@ -211,10 +239,12 @@ class GuardRuntime:
         self, request: guard_pb2.ScreenBatchRequest
     ) -> guard_pb2.ScreenBatchResponse:
         images = request.images
+        self._check_count(len(images))
         opts = self._options(request.options)
-        prepared = await self._prepare_all([img.data for img in images])
-        good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
-        probs = await self.batcher.submit_many([prepared[i] for i in good])
+        with self._admitted(len(images)):
+            prepared = await self._prepare_all([img.data for img in images])
+            good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
+            probs = await self.batcher.submit_many([prepared[i] for i in good])
         by_index = dict(zip(good, probs, strict=True))
         results = []
         for i, img in enumerate(images):
@@ -242,11 +272,13 @@ class GuardRuntime:
         """All-or-nothing batch for tensor protocols (no per-item errors there): the covered
         categories' probabilities, (N, len(card.categories)); a bad image fails the call,
         named by its index."""
-        prepared = await self._prepare_all(images)
-        for i, outcome in enumerate(prepared):
-            if isinstance(outcome, SafetyPairsError):
-                raise type(outcome)(f"image {i}: {outcome.message}")
-        outputs = await self.batcher.submit_many(prepared)
+        self._check_count(len(images))
+        with self._admitted(len(images)):
+            prepared = await self._prepare_all(images)
+            for i, outcome in enumerate(prepared):
+                if isinstance(outcome, SafetyPairsError):
+                    raise type(outcome)(f"image {i}: {outcome.message}")
+            outputs = await self.batcher.submit_many(prepared)
         return np.stack([o.probabilities for o in outputs]).astype(np.float32)
 
     # -- description ---------------------------------------------------------------------

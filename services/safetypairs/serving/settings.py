@@ -42,7 +42,11 @@ class ServingSettings:
         "how long the batcher waits for a batch to fill; 0 sends what is queued at once "
         "(requests arriving while the model runs still form the next batch)",
     )
-    max_queue: int = _setting(256, "images that may wait for the model; more are refused at once")
+    max_queue: int = _setting(
+        64,
+        "images that may be in the service at once (decoding, waiting for or in the model); "
+        "more are refused at once",
+    )
     max_image_bytes: int = _setting(20 * 1024 * 1024, "largest encoded image accepted")
     max_image_pixels: int = _setting(
         50_000_000, "largest width*height accepted, checked before decoding"
@@ -97,6 +101,12 @@ class ServingSettings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{env_name(name)} must be at least 1")
+        if self.max_images_per_request > self.max_queue:
+            raise SettingsError(
+                f"{env_name('max_images_per_request')} ({self.max_images_per_request}) must not "
+                f"exceed {env_name('max_queue')} ({self.max_queue}): such a request could never "
+                "be admitted"
+            )
 
     def to_env(self) -> dict[str, str]:
         return {env_name(f.name): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
