@@ -83,6 +83,7 @@ def run(queue: int, args: argparse.Namespace, home: pathlib.Path) -> None:
             "SAFETYPAIRS_HOME": str(home),
             "SAFETYPAIRS_GUARD_MODEL": "",
             "SAFETYPAIRS_MAX_QUEUE": str(queue),
+            "SAFETYPAIRS_MAX_IMAGES_PER_REQUEST": str(min(64, queue)),
             "BENTOML_HOME": str(home / "bentoml"),
         },
     )
