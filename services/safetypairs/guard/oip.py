@@ -81,9 +81,6 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._name, self._version = card.name, card.version
         self._categories = card.categories
 
-    def _check_model(self, name: str, version: str) -> None:
-        check_model(self._runtime, name, version)
-
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
 
@@ -91,18 +88,18 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerReadyResponse(ready=self._runtime.ready)
 
     async def ModelReady(self, request, context):
-        self._check_model(request.name, request.version)
+        check_model(self._runtime, request.name, request.version)
         return pb.ModelReadyResponse(ready=self._runtime.ready)
 
     async def ServerMetadata(self, request, context):
         return json_format.ParseDict(server_metadata(), pb.ServerMetadataResponse())
 
     async def ModelMetadata(self, request, context):
-        self._check_model(request.name, request.version)
+        check_model(self._runtime, request.name, request.version)
         return json_format.ParseDict(model_metadata(self._runtime), pb.ModelMetadataResponse())
 
     async def ModelConfig(self, request, context):
-        self._check_model(request.name, request.version)
+        check_model(self._runtime, request.name, request.version)
         info = self._runtime.model_info()
         parameters = {
             "categories": ",".join(self._categories),
@@ -127,7 +124,7 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelConfigResponse(config=config)
 
     async def ModelInfer(self, request, context):
-        self._check_model(request.model_name, request.model_version)
+        check_model(self._runtime, request.model_name, request.model_version)
         if not self._runtime.ready:
             raise Unavailable("the guard is not ready")
         if len(request.inputs) != 1 or request.inputs[0].name != INPUT:

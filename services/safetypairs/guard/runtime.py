@@ -38,7 +38,7 @@ from safetypairs.v1 import common_pb2, guard_pb2
 class _Options:
     member_details: bool
     codes: tuple[str, ...]  # categories to answer, in order
-    covered: np.ndarray  # bool per code: the model has an output column for it
+    covered: tuple[str, ...]  # those the model has an output column for, in the same order
     columns: np.ndarray  # output column of each covered code
     thresholds: np.ndarray  # threshold of each covered code
 
@@ -108,11 +108,11 @@ class GuardRuntime:
             if not 0.0 <= value <= 1.0:
                 raise InvalidInput(f"threshold for {code} is {value}; it must lie in [0, 1]")
         base = self.engine.card.thresholds
-        covered = [c for c in codes if c in self._column]
+        covered = tuple(c for c in codes if c in self._column)
         return _Options(
             member_details=member_details,
             codes=codes,
-            covered=np.array([c in self._column for c in codes], dtype=bool),
+            covered=covered,
             columns=np.array([self._column[c] for c in covered], dtype=np.intp),
             thresholds=np.array([thresholds.get(c, base[c]) for c in covered], dtype=np.float32),
         )
@@ -146,22 +146,21 @@ class GuardRuntime:
     def _verdict(self, output: ItemOutput, opts: _Options) -> common_pb2.Verdict:
         selected = output.probabilities[opts.columns]
         flagged = selected >= opts.thresholds
-        covered = iter(zip(selected, opts.thresholds, flagged, strict=True))
-        scores = []
-        for code, is_covered in zip(opts.codes, opts.covered, strict=True):
-            if is_covered:
-                p, t, f = next(covered)
-                scores.append(
-                    common_pb2.CategoryScore(
-                        category=code, probability=float(p), threshold=float(t), flagged=bool(f)
-                    )
-                )
-            else:
-                scores.append(common_pb2.CategoryScore(category=code, not_covered=True))
+        scored = {
+            code: common_pb2.CategoryScore(
+                category=code, probability=float(p), threshold=float(t), flagged=bool(f)
+            )
+            for code, p, t, f in zip(opts.covered, selected, opts.thresholds, flagged, strict=True)
+        }
+        scores = [
+            scored[code]
+            if code in scored
+            else common_pb2.CategoryScore(category=code, not_covered=True)
+            for code in opts.codes
+        ]
         category = ""
         if flagged.any():
-            covered_codes = [c for c, k in zip(opts.codes, opts.covered, strict=True) if k]
-            category = covered_codes[int(np.argmax(np.where(flagged, selected, -1.0)))]
+            category = opts.covered[int(np.argmax(np.where(flagged, selected, -1.0)))]
         members = []
         if opts.member_details:
             members = [
@@ -218,12 +217,12 @@ class GuardRuntime:
         with self._admitted(1):
             self._decoder.submit(self._prepare_and_enqueue, request.image.data, future, loop)
             try:
-                probs = await future
+                output = await future
             except asyncio.CancelledError:
                 future.cancel()  # deadline or disconnect: the batcher skips it
                 raise
         return guard_pb2.ScreenResponse(
-            image_id=request.image.id, verdict=self._verdict(probs, opts)
+            image_id=request.image.id, verdict=self._verdict(output, opts)
         )
 
     async def _prepare_all(self, images: Sequence[bytes]) -> list[Any]:
@@ -244,8 +243,8 @@ class GuardRuntime:
         with self._admitted(len(images)):
             prepared = await self._prepare_all([img.data for img in images])
             good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
-            probs = await self.batcher.submit_many([prepared[i] for i in good])
-        by_index = dict(zip(good, probs, strict=True))
+            outputs = await self.batcher.submit_many([prepared[i] for i in good])
+        by_index = dict(zip(good, outputs, strict=True))
         results = []
         for i, img in enumerate(images):
             if i in by_index:

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from safetypairs.errors import ERROR_KIND_METADATA_KEY, Unauthenticated
+from safetypairs.serving.http import error_body
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import ServingSettings, SettingsError
 
@@ -132,7 +133,7 @@ class HttpAuthMiddleware:
             self.auth.check(headers.get("authorization"))
         except Unauthenticated as exc:
             response = JSONResponse(
-                {"error": {"code": exc.grpc_code.name, "kind": exc.kind, "message": exc.message}},
+                error_body(exc),
                 status_code=exc.http_status.value,
                 headers={"WWW-Authenticate": "Bearer"},
             )
