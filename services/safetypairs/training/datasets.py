@@ -14,6 +14,7 @@ the record (file and line, or path).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class Example:
     labels: frozenset[str]
     group: str  # examples of one group always land in the same split (a pair is a group)
     record: str  # where it came from, for messages
+    digest: str  # SHA-256 of the file: the embedding cache key, and what makes duplicates
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,16 @@ class Pair:
     b: Example
 
 
-def _check_image(path: Path, record: str) -> None:
+def _check_image(path: Path, record: str) -> str:
+    """Check that the image decodes; return its SHA-256 (read once, here)."""
     if not path.is_file():
         raise TrainingDataError(f"{record}: image {path} does not exist")
+    data = path.read_bytes()
     try:
-        decode_image(path.read_bytes(), LIMITS)
+        decode_image(data, LIMITS)
     except (InvalidInput, PayloadTooLarge) as exc:
         raise TrainingDataError(f"{record}: image {path} is unusable: {exc.message}") from None
+    return hashlib.sha256(data).hexdigest()
 
 
 def _labels(raw: Any, policy: Policy, record: str) -> frozenset[str]:
@@ -90,8 +95,8 @@ def _example(data: Any, base: Path, policy: Policy, record: str, group: str) -> 
         raise TrainingDataError(f"{record}: needs an 'image' path")
     path = (base / data["image"]).resolve()
     labels = _labels(data.get("labels", []), policy, record)
-    _check_image(path, record)
-    return Example(path, labels, group or str(path), record)
+    digest = _check_image(path, record)
+    return Example(path, labels, group or str(path), record, digest)
 
 
 def read_labelled(path: Path, policy: Policy) -> list[Example]:
@@ -102,8 +107,10 @@ def read_labelled(path: Path, policy: Policy) -> list[Example]:
         for sub in sorted(p for p in path.iterdir() if p.is_dir()):
             labels = frozenset() if sub.name == "safe" else _labels([sub.name], policy, str(sub))
             for image in sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-                _check_image(image, str(image))
-                examples.append(Example(image.resolve(), labels, str(image.resolve()), str(image)))
+                digest = _check_image(image, str(image))
+                examples.append(
+                    Example(image.resolve(), labels, str(image.resolve()), str(image), digest)
+                )
         if not examples:
             raise TrainingDataError(f"{path}: no images in category folders (code or 'safe')")
         return examples

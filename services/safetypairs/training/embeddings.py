@@ -8,7 +8,6 @@ leaves a torn entry, and entries already cached stay.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import torch
 
 from safetypairs.guard.preprocess import preprocess
 from safetypairs.serving.images import decode_image
-from safetypairs.training.datasets import LIMITS
+from safetypairs.training.datasets import LIMITS, Example
 from safetypairs.training.encoders import Encoder
 
 
@@ -27,10 +26,6 @@ from safetypairs.training.encoders import Encoder
 class EmbedStats:
     cached: int = 0
     computed: int = 0
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class EmbeddingCache:
@@ -43,13 +38,10 @@ class EmbeddingCache:
     def _entry(self, digest: str) -> Path:
         return self.dir / digest[:2] / f"{digest}.npy"
 
-    def embed(self, paths: Sequence[Path]) -> np.ndarray:
-        """(len(paths), dim) features, computing only what the cache lacks."""
-        digests = [file_digest(p) for p in paths]
+    def embed(self, examples: Sequence[Example]) -> np.ndarray:
+        """(len(examples), dim) features, computing only what the cache lacks."""
         missing = sorted(
-            {
-                d: p for d, p in zip(digests, paths, strict=True) if not self._entry(d).is_file()
-            }.items()
+            {ex.digest: ex.path for ex in examples if not self._entry(ex.digest).is_file()}.items()
         )
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
@@ -69,5 +61,5 @@ class EmbeddingCache:
                     np.save(f, row)
                 os.replace(tmp, entry)
         self.stats.computed += len(missing)
-        self.stats.cached += len(paths) - len(missing)
-        return np.stack([np.load(self._entry(d)) for d in digests])
+        self.stats.cached += len(examples) - len(missing)
+        return np.stack([np.load(self._entry(ex.digest)) for ex in examples])

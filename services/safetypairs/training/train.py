@@ -26,7 +26,7 @@ from safetypairs.guard.sidecar import GuardOutput, GuardSidecar
 from safetypairs.policy import Policy, default_policy
 from safetypairs.serving.images import decode_image
 from safetypairs.training.datasets import LIMITS, Example, Pair, read_labelled, read_pairs
-from safetypairs.training.embeddings import EmbeddingCache, file_digest
+from safetypairs.training.embeddings import EmbeddingCache
 from safetypairs.training.encoders import Encoder, load_encoder
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def split_groups(
 
     first_group_of: dict[str, str] = {}
     for ex in examples:
-        other = first_group_of.setdefault(file_digest(ex.path), ex.group)
+        other = first_group_of.setdefault(ex.digest, ex.group)
         parent[root(ex.group)] = root(other)
     groups: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
@@ -96,7 +96,7 @@ def split_groups(
 
 def check_no_leakage(examples: list[Example], train: list[int], val: list[int]) -> None:
     def keys(idx: list[int]) -> tuple[set[str], set[str]]:
-        return {examples[i].group for i in idx}, {file_digest(examples[i].path) for i in idx}
+        return {examples[i].group for i in idx}, {examples[i].digest for i in idx}
 
     (tg, td), (vg, vd) = keys(train), keys(val)
     if tg & vg or td & vd:
@@ -118,7 +118,9 @@ def _head(kind: str, dim: int, n: int, hidden: int) -> torch.nn.Module:
     raise InvalidInput(f"head must be 'linear' or 'mlp', not {kind!r}")
 
 
-class _Guard(torch.nn.Module):
+class EncoderHeadGuard(torch.nn.Module):
+    """Pixels -> pooled encoder features -> head -> sigmoid: the graph a guard exports."""
+
     def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module) -> None:
         super().__init__()
         self.encoder, self.head = encoder, head
@@ -195,7 +197,7 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
     np.random.seed(config.seed)
     encoder = load_encoder(config.encoder)
     cache = EmbeddingCache(config.cache or config.out.parent / ".embeddings", encoder)
-    feats = torch.from_numpy(cache.embed([ex.path for ex in examples]))
+    feats = torch.from_numpy(cache.embed(examples))
     y = torch.tensor([[c in ex.labels for c in codes] for ex in examples], dtype=torch.float32)
 
     index = {id(ex): i for i, ex in enumerate(examples)}
@@ -257,7 +259,11 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
         real = np.concatenate([real, real])
     onnx_path = config.out / "guard.onnx"
     written = export_guard(
-        _Guard(encoder.module, head), sidecar, onnx_path, example=torch.from_numpy(real), atol=1e-4
+        EncoderHeadGuard(encoder.module, head),
+        sidecar,
+        onnx_path,
+        example=torch.from_numpy(real),
+        atol=1e-4,
     )
     log.info("trained guard written to %s", onnx_path)
     return TrainResult(onnx_path, written, cache.stats.computed, cache.stats.cached)
