@@ -30,7 +30,7 @@ from safetypairs.guard.quantize import decision_agreement, make_variant
 from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.training.demo_data import make_training_set
 from safetypairs.training.encoders import load_encoder
-from safetypairs.training.train import TrainConfig, _Guard, train_guard
+from safetypairs.training.train import EncoderHeadGuard, TrainConfig, train_guard
 
 LIMITS = ImageLimits(10**9, 10**9)
 
@@ -92,7 +92,7 @@ def main() -> None:
         import onnx  # noqa: F401  (fp16 conversion)
 
         # Same graph in eager mode: the encoder plus a head of the same shape.
-        eager = _Guard(encoder.module, torch.nn.Linear(encoder.dim, 1)).eval()
+        eager = EncoderHeadGuard(encoder.module, torch.nn.Linear(encoder.dim, 1)).eval()
         one = torch.from_numpy(evaluation[0][None])
         batch32 = np.stack((evaluation * 3)[:32])
         with torch.no_grad():

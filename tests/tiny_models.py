@@ -10,22 +10,24 @@ import transformers
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from safetypairs.guard.export import export_guard
-from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
+from safetypairs.guard.sidecar import GuardOutput, GuardSidecar
 from safetypairs.policy import default_policy
+from safetypairs.training.encoders import load_encoder
+from safetypairs.training.train import EncoderHeadGuard
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 SEED = 20251128
 INPUT_SIZE = 64
 
 
-class _Guard(torch.nn.Module):
-    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module) -> None:
-        super().__init__()
-        self.encoder, self.head = encoder, head
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(self.encoder(pixel_values=pixel_values).pooler_output))
+# The two tiny towers share their shape: 2 layers, hidden 64, 64 px input, patch 8.
+TINY_TOWER = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "image_size": INPUT_SIZE,
+    "patch_size": 8,
+}
 
 
 def build_tiny_clip_guard(out_dir: Path) -> Path:
@@ -34,26 +36,18 @@ def build_tiny_clip_guard(out_dir: Path) -> Path:
     transformers.utils.logging.disable_progress_bar()
     codes = default_policy().codes
     torch.manual_seed(SEED)
-    config = CLIPVisionConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=INPUT_SIZE,
-        patch_size=8,
-        projection_dim=64,
-    )
+    config = CLIPVisionConfig(**TINY_TOWER, projection_dim=64)
     # Marked so that anything trained on this encoder says its weights are random.
     config.safetypairs_untrained = True
     CLIPVisionModel(config).save_pretrained(out_dir / "encoder")
-    encoder = CLIPVisionModel.from_pretrained(out_dir / "encoder")
-    head = torch.nn.Linear(config.hidden_size, len(codes))
+    encoder = load_encoder(str(out_dir / "encoder"))  # from_pretrained, as a real checkpoint
+    head = torch.nn.Linear(encoder.dim, len(codes))
     sidecar = GuardSidecar(
         name="tiny-clip-guard",
         version="1",
         description="2-layer CLIP vision tower + linear head, random weights (tests)",
         untrained=True,
-        input=GuardInput("pixel_values", INPUT_SIZE, CLIP_MEAN, CLIP_STD),
+        input=encoder.input,  # CLIP's normalisation at 64 px, as the encoder loader derives
         output=GuardOutput("probabilities", "probabilities"),
         categories=codes,
         thresholds=dict.fromkeys(codes, 0.5),
@@ -65,7 +59,9 @@ def build_tiny_clip_guard(out_dir: Path) -> Path:
     example = torch.randn(
         2, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(SEED)
     )
-    export_guard(_Guard(encoder, head), sidecar, out_dir / "guard.onnx", example=example)
+    export_guard(
+        EncoderHeadGuard(encoder.module, head), sidecar, out_dir / "guard.onnx", example=example
+    )
     return out_dir / "guard.onnx"
 
 
@@ -74,14 +70,7 @@ def save_tiny_siglip(out_dir: Path) -> Path:
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
     torch.manual_seed(SEED)
-    config = SiglipVisionConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=INPUT_SIZE,
-        patch_size=8,
-    )
+    config = SiglipVisionConfig(**TINY_TOWER)
     config.safetypairs_untrained = True
     SiglipVisionModel(config).save_pretrained(out_dir)
     return out_dir

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import grpc
 
-from safetypairs.client.channel import tls_credentials
+from safetypairs.client.channel import NO_RETRY, ChannelOptions, open_channel, tls_credentials
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.results import ScreenResult
 from safetypairs.errors import SafetyPairsError
@@ -40,14 +40,18 @@ def _image_paths(paths: Sequence[str]) -> Iterator[Path]:
             yield path
 
 
-def _client(args: argparse.Namespace) -> GuardClient:
-    token = None
-    if args.token_file:
-        token = Path(args.token_file).read_text().strip()
-    credentials = None
+def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS credentials from the connection flags; None for a plaintext channel."""
     if args.tls_ca or args.tls_cert:
-        credentials = tls_credentials(args.tls_ca, args.tls_cert, args.tls_key)
-    return GuardClient(args.target, timeout=args.timeout, token=token, credentials=credentials)
+        return tls_credentials(args.tls_ca, args.tls_cert, args.tls_key)
+    return None
+
+
+def _client(args: argparse.Namespace) -> GuardClient:
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    return GuardClient(
+        args.target, timeout=args.timeout, token=token, credentials=_credentials(args)
+    )
 
 
 def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
@@ -127,13 +131,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + args.timeout
-    if args.tls_ca or args.tls_cert:
-        channel = grpc.secure_channel(
-            args.target, tls_credentials(args.tls_ca, args.tls_cert, args.tls_key)
-        )
-    else:
-        channel = grpc.insecure_channel(args.target)
-    with channel:
+    options = ChannelOptions(retry=NO_RETRY)
+    with open_channel(args.target, [], options, credentials=_credentials(args)) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:

@@ -18,6 +18,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from safetypairs.client.channel import NO_RETRY, ChannelOptions, open_channel
+
 GUARD_SERVICE = "safetypairs.guard.service:GuardService"
 
 
@@ -85,12 +87,8 @@ class ServiceProcess:
 
     def _wait_ready(self, timeout_s: float, credentials: grpc.ChannelCredentials | None) -> None:
         deadline = time.monotonic() + timeout_s
-        channel = (
-            grpc.secure_channel(self.grpc_target, credentials)
-            if credentials is not None
-            else grpc.insecure_channel(self.grpc_target)
-        )
-        with channel:
+        options = ChannelOptions(retry=NO_RETRY)
+        with open_channel(self.grpc_target, [], options, credentials=credentials) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self.process.poll() is not None:
