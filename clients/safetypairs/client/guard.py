@@ -90,10 +90,10 @@ def _screen_batch_call(
 
 _LIST_CATEGORIES = _Call(
     "ListCategories",
-    guard_pb2.ListCategoriesRequest(),
+    common_pb2.ListCategoriesRequest(),
     lambda r: [Category.from_proto(c) for c in r.categories],
 )
-_MODEL_INFO = _Call("GetModelInfo", guard_pb2.GetModelInfoRequest(), ModelInfo.from_proto)
+_MODEL_INFO = _Call("GetModelInfo", common_pb2.GetModelInfoRequest(), ModelInfo.from_proto)
 
 
 def error_from_rpc(exc: grpc.RpcError) -> SafetyPairsError:

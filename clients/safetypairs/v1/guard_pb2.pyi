@@ -64,20 +64,6 @@ class ScreenBatchResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[ScreenResult]
     def __init__(self, results: _Optional[_Iterable[_Union[ScreenResult, _Mapping]]] = ...) -> None: ...
 
-class ListCategoriesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
-class ListCategoriesResponse(_message.Message):
-    __slots__ = ("categories",)
-    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
-    categories: _containers.RepeatedCompositeFieldContainer[_common_pb2.Category]
-    def __init__(self, categories: _Optional[_Iterable[_Union[_common_pb2.Category, _Mapping]]] = ...) -> None: ...
-
-class GetModelInfoRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
 class ModelInfo(_message.Message):
     __slots__ = ("name", "version", "description", "untrained", "notice", "categories", "thresholds", "providers", "runtime", "input_size", "max_batch_size", "max_image_bytes", "max_image_pixels", "max_images_per_request", "not_covered", "weights", "training", "members", "fusion", "reference")
     class ThresholdsEntry(_message.Message):

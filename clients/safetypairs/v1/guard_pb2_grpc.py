@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from safetypairs.v1 import common_pb2 as safetypairs_dot_v1_dot_common__pb2
 from safetypairs.v1 import guard_pb2 as safetypairs_dot_v1_dot_guard__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -46,12 +47,12 @@ class GuardStub:
                 _registered_method=True)
         self.ListCategories = channel.unary_unary(
                 '/safetypairs.v1.Guard/ListCategories',
-                request_serializer=safetypairs_dot_v1_dot_guard__pb2.ListCategoriesRequest.SerializeToString,
-                response_deserializer=safetypairs_dot_v1_dot_guard__pb2.ListCategoriesResponse.FromString,
+                request_serializer=safetypairs_dot_v1_dot_common__pb2.ListCategoriesRequest.SerializeToString,
+                response_deserializer=safetypairs_dot_v1_dot_common__pb2.ListCategoriesResponse.FromString,
                 _registered_method=True)
         self.GetModelInfo = channel.unary_unary(
                 '/safetypairs.v1.Guard/GetModelInfo',
-                request_serializer=safetypairs_dot_v1_dot_guard__pb2.GetModelInfoRequest.SerializeToString,
+                request_serializer=safetypairs_dot_v1_dot_common__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=safetypairs_dot_v1_dot_guard__pb2.ModelInfo.FromString,
                 _registered_method=True)
 
@@ -101,12 +102,12 @@ def add_GuardServicer_to_server(servicer, server):
             ),
             'ListCategories': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCategories,
-                    request_deserializer=safetypairs_dot_v1_dot_guard__pb2.ListCategoriesRequest.FromString,
-                    response_serializer=safetypairs_dot_v1_dot_guard__pb2.ListCategoriesResponse.SerializeToString,
+                    request_deserializer=safetypairs_dot_v1_dot_common__pb2.ListCategoriesRequest.FromString,
+                    response_serializer=safetypairs_dot_v1_dot_common__pb2.ListCategoriesResponse.SerializeToString,
             ),
             'GetModelInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelInfo,
-                    request_deserializer=safetypairs_dot_v1_dot_guard__pb2.GetModelInfoRequest.FromString,
+                    request_deserializer=safetypairs_dot_v1_dot_common__pb2.GetModelInfoRequest.FromString,
                     response_serializer=safetypairs_dot_v1_dot_guard__pb2.ModelInfo.SerializeToString,
             ),
     }
@@ -189,8 +190,8 @@ class Guard:
             request,
             target,
             '/safetypairs.v1.Guard/ListCategories',
-            safetypairs_dot_v1_dot_guard__pb2.ListCategoriesRequest.SerializeToString,
-            safetypairs_dot_v1_dot_guard__pb2.ListCategoriesResponse.FromString,
+            safetypairs_dot_v1_dot_common__pb2.ListCategoriesRequest.SerializeToString,
+            safetypairs_dot_v1_dot_common__pb2.ListCategoriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -216,7 +217,7 @@ class Guard:
             request,
             target,
             '/safetypairs.v1.Guard/GetModelInfo',
-            safetypairs_dot_v1_dot_guard__pb2.GetModelInfoRequest.SerializeToString,
+            safetypairs_dot_v1_dot_common__pb2.GetModelInfoRequest.SerializeToString,
             safetypairs_dot_v1_dot_guard__pb2.ModelInfo.FromString,
             options,
             channel_credentials,

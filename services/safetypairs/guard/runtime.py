@@ -282,9 +282,9 @@ class GuardRuntime:
 
     # -- description ---------------------------------------------------------------------
 
-    def list_categories(self) -> guard_pb2.ListCategoriesResponse:
+    def list_categories(self) -> common_pb2.ListCategoriesResponse:
         """Every category of the guard's policy (ModelInfo says which ones it covers)."""
-        return guard_pb2.ListCategoriesResponse(
+        return common_pb2.ListCategoriesResponse(
             categories=[c.to_proto() for c in self.engine.policy.categories]
         )
 

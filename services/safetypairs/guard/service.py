@@ -146,7 +146,7 @@ class GuardService:
 
     @bentoml.api(route="/v1/categories")
     async def categories(self, ctx: bentoml.Context) -> dict[str, Any]:
-        async def produce() -> guard_pb2.ListCategoriesResponse:
+        async def produce() -> common_pb2.ListCategoriesResponse:
             return self.runtime.list_categories()
 
         return await answer(self.metrics, "categories", produce, ctx.response)
