@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from safetypairs.errors import ModelError
 from safetypairs.guard.ensemble import MANIFEST
 from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
 from safetypairs.policy import default_policy
+from safetypairs.serving.builds import build_atomically
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +54,13 @@ def ensure_default_guard(home: str) -> Path:
 
 def build_default_guard(out_dir: Path) -> Path:
     """Build the default ensemble into `out_dir` (atomically); return its manifest path."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a temporary sibling and rename: a crash never leaves half a model behind,
-    # and concurrent builders (several workers) do not see each other's partial files.
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".build-") as tmp:
-        work = Path(tmp)
+
+    def build(work: Path) -> None:
         build_imagenet_baseline(work / "imagenet-baseline" / "guard.onnx")
         write_open_nsfw_sidecar(work / "open-nsfw.json")
         (work / MANIFEST).write_text(json.dumps(_manifest(), indent=2) + "\n")
-        try:
-            work.chmod(0o755)
-            os.rename(work, out_dir)
-        except OSError:
-            if not (out_dir / MANIFEST).is_file():  # lost a race to a finished build: fine
-                raise
-        # TemporaryDirectory's cleanup tolerates the directory having been renamed away.
+
+    out_dir = build_atomically(Path(out_dir), build, MANIFEST)
     log.info("built the embedded default guard in %s", out_dir)
     return out_dir / MANIFEST
 

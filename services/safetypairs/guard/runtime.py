@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from safetypairs.errors import (
-    InvalidInput,
-    Overloaded,
-    PayloadTooLarge,
-    SafetyPairsError,
-    grpc_code_value,
-)
+from safetypairs.errors import InvalidInput, SafetyPairsError, grpc_code_value
 from safetypairs.guard.outputs import GuardModel, ItemOutput
+from safetypairs.serving.admission import Admission, check_image_count
 from safetypairs.serving.batcher import MicroBatcher, resolve_threadsafe
 from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.metrics import ServiceMetrics
@@ -70,7 +64,7 @@ class GuardRuntime:
         self._column = {code: i for i, code in enumerate(card.categories)}
         self._default = self._resolve((), {}, False)
         self._model = f"{card.name}:{card.version}"
-        self._in_service = 0  # images admitted and not answered yet (event-loop thread only)
+        self._admission = Admission(settings.max_queue)
 
     def _run(self, batch: list[Any]) -> list[ItemOutput]:
         """The batcher's model call; records each ensemble member's time once per batch."""
@@ -184,37 +178,11 @@ class GuardRuntime:
             members=members,
         )
 
-    @contextlib.contextmanager
-    def _admitted(self, images: int) -> Iterator[None]:
-        """Admission control: at most `max_queue` images are in the service at once (being
-        decoded, waiting for the model or in it). Past that a request is refused at once, so
-        no stage (the decoder pool included) builds a backlog that only deadlines would clear."""
-        limit = self.settings.max_queue
-        if self._in_service + images > limit:
-            raise Overloaded(
-                f"server overloaded: {self._in_service} images in the service, {images} more "
-                f"would pass the limit of {limit}; retry later or on another replica"
-            )
-        self._in_service += images
-        try:
-            yield
-        finally:
-            self._in_service -= images
-
-    def _check_count(self, images: int) -> None:
-        if not images:
-            raise InvalidInput("the request holds no images")
-        if images > self.settings.max_images_per_request:
-            raise PayloadTooLarge(
-                f"{images} images in one request, over the limit of "
-                f"{self.settings.max_images_per_request}"
-            )
-
     async def screen(self, request: guard_pb2.ScreenRequest) -> guard_pb2.ScreenResponse:
         opts = self._options(request.options)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ItemOutput] = loop.create_future()
-        with self._admitted(1):
+        with self._admission.admit(1):
             self._decoder.submit(self._prepare_and_enqueue, request.image.data, future, loop)
             try:
                 output = await future
@@ -238,9 +206,9 @@ class GuardRuntime:
         self, request: guard_pb2.ScreenBatchRequest
     ) -> guard_pb2.ScreenBatchResponse:
         images = request.images
-        self._check_count(len(images))
+        check_image_count(len(images), self.settings.max_images_per_request)
         opts = self._options(request.options)
-        with self._admitted(len(images)):
+        with self._admission.admit(len(images)):
             prepared = await self._prepare_all([img.data for img in images])
             good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
             outputs = await self.batcher.submit_many([prepared[i] for i in good])
@@ -271,8 +239,8 @@ class GuardRuntime:
         """All-or-nothing batch for tensor protocols (no per-item errors there): the covered
         categories' probabilities, (N, len(card.categories)); a bad image fails the call,
         named by its index."""
-        self._check_count(len(images))
-        with self._admitted(len(images)):
+        check_image_count(len(images), self.settings.max_images_per_request)
+        with self._admission.admit(len(images)):
             prepared = await self._prepare_all(images)
             for i, outcome in enumerate(prepared):
                 if isinstance(outcome, SafetyPairsError):

@@ -20,7 +20,7 @@ from safetypairs.guard.oip import oip_registration
 from safetypairs.guard.registry import describe_ref
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
-from safetypairs.serving.auth import HttpAuthMiddleware, server_credentials, token_auth
+from safetypairs.serving.auth import protect_http
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload
 from safetypairs.serving.metrics import ServiceMetrics
@@ -59,15 +59,10 @@ class GuardService:
         self.runtime = GuardRuntime(
             self.engine, self.settings, self.metrics, reference or "embedded default"
         )
-        self.grpc = GrpcServer(
+        self.grpc = GrpcServer.from_settings(
             [guard_registration(self.runtime), oip_registration(self.runtime)],
             self.metrics,
-            host=self.settings.grpc_host,
-            port=self.settings.grpc_port,
-            max_message_bytes=self.settings.max_message_bytes,
-            auth=token_auth(self.settings),
-            exempt_probes=self.settings.auth_exempt_probes,
-            credentials=server_credentials(self.settings),
+            self.settings,
         )
         self._ready = False
         if self.engine.card.notice:
@@ -159,9 +154,4 @@ class GuardService:
         return await answer(self.metrics, "model_info", produce, ctx.response)
 
 
-if SETTINGS.auth_tokens_file:
-    GuardService.add_asgi_middleware(
-        HttpAuthMiddleware,
-        auth=token_auth(SETTINGS),
-        exempt_probes=SETTINGS.auth_exempt_probes,
-    )
+protect_http(GuardService, SETTINGS)

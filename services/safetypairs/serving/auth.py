@@ -158,3 +158,12 @@ def server_credentials(settings: ServingSettings) -> grpc.ServerCredentials | No
     return grpc.ssl_server_credentials(
         [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
     )
+
+
+def protect_http(service: Any, settings: ServingSettings) -> None:
+    """Put a BentoML service class's HTTP side behind the bearer tokens, when they are set."""
+    auth = token_auth(settings)
+    if auth is not None:
+        service.add_asgi_middleware(
+            HttpAuthMiddleware, auth=auth, exempt_probes=settings.auth_exempt_probes
+        )

@@ -17,8 +17,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from safetypairs.errors import ERROR_KIND_METADATA_KEY, SafetyPairsError
-from safetypairs.serving.auth import GrpcAuthInterceptor, TokenAuth
+from safetypairs.serving.auth import (
+    GrpcAuthInterceptor,
+    TokenAuth,
+    server_credentials,
+    token_auth,
+)
 from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +139,25 @@ class GrpcServer:
         )
         self.health = health.aio.HealthServicer()
         self.port = 0
+
+    @classmethod
+    def from_settings(
+        cls,
+        services: Sequence[ServiceRegistration],
+        metrics: ServiceMetrics,
+        settings: ServingSettings,
+    ) -> GrpcServer:
+        """The server a service runs: address, limits, authentication and TLS from settings."""
+        return cls(
+            services,
+            metrics,
+            host=settings.grpc_host,
+            port=settings.grpc_port,
+            max_message_bytes=settings.max_message_bytes,
+            auth=token_auth(settings),
+            exempt_probes=settings.auth_exempt_probes,
+            credentials=server_credentials(settings),
+        )
 
     async def start(self) -> int:
         for service in self._services:

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from safetypairs.errors import ModelError
 
+# A config attribute that model builders set on random-weight checkpoints (the embedded default
+# judge and editor, the tests' tiny towers), so that everything they produce is marked untrained.
+UNTRAINED_MARK = "safetypairs_untrained"
+
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _BENTO_TAG = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[A-Za-z0-9._-]+)?$")
 

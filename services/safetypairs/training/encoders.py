@@ -16,16 +16,13 @@ import torch
 
 from safetypairs.errors import ModelError
 from safetypairs.guard.sidecar import GuardInput
-from safetypairs.serving.model_refs import resolve_model_ref
+from safetypairs.serving.model_refs import UNTRAINED_MARK, resolve_model_ref
 from safetypairs.vision import efficientnet
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# A config attribute that model builders set on random-weight checkpoints (the tests' tiny
-# towers), so that everything trained on them is marked untrained.
-UNTRAINED_MARK = "safetypairs_untrained"
 
 
 @dataclass
