@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from safetypairs.guard.default_model import build_default_guard, default_guard_dir
-from safetypairs.serving.launcher import GUARD_SERVICE, ServiceProcess, free_port
+from safetypairs.judge.default_model import build_default_judge, default_judge_dir
+from safetypairs.serving.launcher import GUARD_SERVICE, JUDGE_SERVICE, ServiceProcess, free_port
 
 __all__ = ["free_port"]
 
@@ -95,6 +96,41 @@ def tiny_guard_service(
     yield service
     code = service.stop()
     assert code == 0, f"guard service exited {code} on SIGTERM:\n{service.log()[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def default_judge_dir_built(sp_home: Path) -> Path:
+    """The embedded default judge (tiny LLaVA, random weights), built once into sp_home."""
+    return build_default_judge(default_judge_dir(str(sp_home)))
+
+
+def start_judge_service(
+    home: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> ServiceProcess:
+    """The judge on the embedded default in `home` (already built)."""
+    env = {
+        "SAFETYPAIRS_JUDGE_MODEL": "",
+        "SAFETYPAIRS_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        **(extra_env or {}),
+    }
+    return ServiceProcess.start(JUDGE_SERVICE, log_path, env)
+
+
+@pytest.fixture(scope="session")
+def judge_service(
+    sp_home: Path, default_judge_dir_built: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """The judge on the embedded default, with a prompt limit a test can pass."""
+    log_path = tmp_path_factory.mktemp("logs") / "judge.log"
+    service = start_judge_service(
+        sp_home,
+        log_path,
+        {"SAFETYPAIRS_JUDGE_MAX_PROMPT_CHARS": "12000", "SAFETYPAIRS_MAX_BATCH_WAIT_MS": "20"},
+    )
+    yield service
+    code = service.stop()
+    assert code == 0, f"judge service exited {code} on SIGTERM:\n{service.log()[-3000:]}"
 
 
 def png_bytes(

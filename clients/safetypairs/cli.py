@@ -4,6 +4,9 @@
     safetypairs screen PATH... [--target HOST:PORT] [--json]
     safetypairs categories | model-info [--target HOST:PORT]
     safetypairs build-default-guard [--home DIR]
+    safetypairs serve judge [--http-port 3001] [--grpc-port 50052] [--judge-model REF] ...
+    safetypairs judge rate PATH... [--policy FILE] [--rationale] [--json]
+    safetypairs judge propose PATH --direction to_unsafe --category O6 [--count 4]
 
 Client commands need only the SDK; `serve` and `build-default-guard` need the serving and
 model extras and import them when run.
@@ -17,18 +20,22 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from safetypairs.client.channel import NO_RETRY, ChannelOptions, open_channel, tls_credentials
 from safetypairs.client.guard import GuardClient
-from safetypairs.client.results import ScreenResult
-from safetypairs.errors import SafetyPairsError
+from safetypairs.client.judge import JudgeClient
+from safetypairs.client.results import Rated, ScreenResult
+from safetypairs.errors import ModelError, SafetyPairsError
+from safetypairs.policy import Policy, load_policy
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 DEFAULT_TARGET = os.environ.get("SAFETYPAIRS_GUARD_TARGET", "localhost:50051")
+JUDGE_TARGET = os.environ.get("SAFETYPAIRS_JUDGE_TARGET", "localhost:50052")
 
 
 def _image_paths(paths: Sequence[str]) -> Iterator[Path]:
@@ -174,6 +181,113 @@ def cmd_build_default_guard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_client(args: argparse.Namespace) -> JudgeClient:
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    return JudgeClient(
+        args.target, timeout=args.timeout, token=token, credentials=_credentials(args)
+    )
+
+
+def _judge_policy(args: argparse.Namespace) -> Policy | str | None:
+    if args.policy:
+        return load_policy(args.policy)
+    return args.policy_name or None
+
+
+def cmd_judge_rate(args: argparse.Namespace) -> int:
+    paths = list(_image_paths(args.paths))
+    missing = [p for p in paths if not p.is_file()]
+    if missing or not paths:
+        print(
+            f"error: no such image file: {', '.join(map(str, missing)) or args.paths}",
+            file=sys.stderr,
+        )
+        return 2
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()] or None
+    with _judge_client(args) as judge:
+        info = judge.model_info()
+        results: list[Rated] = []
+        for chunk in _chunks(paths, args.batch_size):
+            results += judge.rate_batch(
+                chunk,
+                policy=_judge_policy(args),
+                categories=categories,
+                rationale=args.rationale,
+                threshold=args.threshold,
+            )
+    if args.json:
+        json.dump(
+            {
+                "model": dataclasses.asdict(info),
+                "results": [
+                    {
+                        "image": r.image_id,
+                        "prompt_version": r.prompt_version,
+                        "verdict": dataclasses.asdict(r.verdict) if r.verdict else None,
+                        "error": {"kind": r.error.kind, "message": r.error.message}
+                        if r.error
+                        else None,
+                    }
+                    for r in results
+                ],
+            },
+            sys.stdout,
+            indent=2,
+        )
+        print()
+        return 1 if any(r.error for r in results) else 0
+    if info.notice:
+        print(f"NOTE: {info.notice}\n")
+    for r in results:
+        if r.error is not None:
+            print(f"{r.image_id}\n  ERROR {r.error.kind}: {r.error.message}\n")
+            continue
+        v = r.verdict
+        assert v is not None
+        head = f"UNSAFE ({v.category})" if v.unsafe else "safe"
+        print(f"{r.image_id}\n  {head}   p(unsafe)={v.probability:.3f}   {r.prompt_version}")
+        top = sorted(v.scores, key=lambda s: -s.probability)[:3]
+        print("  most likely: " + ", ".join(f"{s.category} {s.probability:.3f}" for s in top))
+        if v.rationale:
+            print(f"  rationale: {v.rationale}")
+        print()
+    return 1 if any(r.error for r in results) else 0
+
+
+def cmd_judge_propose(args: argparse.Namespace) -> int:
+    with _judge_client(args) as judge:
+        answer = judge.propose_edits(
+            args.path,
+            args.direction,
+            category=args.category,
+            count=args.count,
+            seed=args.seed,
+            policy=_judge_policy(args),
+        )
+    if args.json:
+        json.dump(dataclasses.asdict(answer), sys.stdout, indent=2)
+        print()
+        return 0
+    if answer.untrained:
+        print(f"NOTE: {answer.model} is untrained: these proposals mean nothing.\n")
+    for i, p in enumerate(answer.proposals, 1):
+        print(f"{i}. [{p.action} {p.category}] {p.instruction}\n   element: {p.element}")
+    return 0
+
+
+def cmd_build_default_judge(args: argparse.Namespace) -> int:
+    from safetypairs.judge.default_model import default_judge_dir, ensure_default_judge
+    from safetypairs.serving.settings import JudgeSettings
+
+    home = args.home or JudgeSettings.from_env().home_dir()
+    if args.force:
+        import shutil
+
+        shutil.rmtree(default_judge_dir(home), ignore_errors=True)
+    print(ensure_default_judge(home))
+    return 0
+
+
 def cmd_train_guard(args: argparse.Namespace) -> int:
     from safetypairs.training.train import TrainConfig, train_guard
 
@@ -244,30 +358,61 @@ def cmd_register_guard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _check_guard(settings: Any) -> str:
+    """Load the guard once, so that a model that cannot load (missing file, checksum
+    mismatch, bad sidecar) stops start-up with its message and exit code 2 instead of BentoML
+    restarting a failing worker every few seconds."""
     from safetypairs.guard.artifact import load_configured_guard
-    from safetypairs.serving.settings import GuardSettings, env_name
 
+    card = load_configured_guard(settings).card
+    return f"guard {card.name}:{card.version} ({settings.guard_model or 'embedded default'})"
+
+
+def _check_judge(settings: Any) -> str:
+    """Resolve the judge's model (building the embedded default if needed) without loading its
+    weights twice: a reference that does not resolve stops start-up here."""
+    from safetypairs.judge.default_model import ensure_default_judge
+    from safetypairs.serving.model_refs import resolve_model_ref
+
+    if settings.judge_model:
+        path = resolve_model_ref(settings.judge_model)
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} holds no config.json: not a transformers checkpoint")
+        return f"judge {settings.judge_model} ({path})"
+    return f"judge embedded default ({ensure_default_judge(settings.home_dir())})"
+
+
+# service name -> (BentoML service, settings class name, start-up check)
+SERVICES: dict[str, tuple[str, str, Callable[[Any], str]]] = {
+    "guard": ("safetypairs.guard.service:GuardService", "GuardSettings", _check_guard),
+    "judge": ("safetypairs.judge.service:JudgeService", "JudgeSettings", _check_judge),
+}
+
+
+def _settings_class(name: str) -> type:
+    from safetypairs.serving import settings
+
+    return getattr(settings, name)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from safetypairs.serving.settings import env_name
+
+    service, settings_name, check = SERVICES[args.service]
+    settings_class = _settings_class(settings_name)
     env = dict(os.environ)
-    for f in dataclasses.fields(GuardSettings):
+    for f in dataclasses.fields(settings_class):
         value = getattr(args, f.name, None)
         if value is not None:
             env[env_name(f.name)] = str(value)
-    settings = GuardSettings.from_env(env)  # validates every setting before starting
-    # Load the model once here so that a model that cannot load (missing file, checksum
-    # mismatch, bad sidecar) stops start-up with its message and exit code 2, instead of
-    # BentoML restarting a failing worker every few seconds.
-    card = load_configured_guard(settings).card
-    print(
-        f"guard {card.name}:{card.version}"
-        + (f" ({settings.guard_model})" if settings.guard_model else " (embedded default)")
-    )
+    settings = settings_class.from_env(env)  # validates every setting before starting
+    print(check(settings))
     command = [
         sys.executable,
         "-m",
         "bentoml",
         "serve",
-        "safetypairs.guard.service:GuardService",
+        service,
         "--host",
         args.host,
         "--port",
@@ -281,12 +426,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+def _add_setting_flags(parser: argparse.ArgumentParser, settings_class: type) -> None:
     """One flag per service setting, same name as its SAFETYPAIRS_* env var."""
-    from safetypairs.serving.settings import GuardSettings, env_name, flag_name
+    from safetypairs.serving.settings import env_name, flag_name
 
     types = {"int": int, "float": float, "str": str}
-    for f in dataclasses.fields(GuardSettings):
+    for f in dataclasses.fields(settings_class):
         kind = f.type if isinstance(f.type, str) else f.type.__name__
         parser.add_argument(
             flag_name(f.name),
@@ -354,6 +499,44 @@ def build_parser() -> argparse.ArgumentParser:
     client_command("categories", "list the guard's categories").set_defaults(func=cmd_categories)
     client_command("model-info", "show the guard's model").set_defaults(func=cmd_model_info)
 
+    judge = sub.add_parser("judge", help="rate images or propose edits with the judge service")
+    judge_sub = judge.add_subparsers(dest="judge_command", required=True)
+
+    def judge_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = judge_sub.add_parser(name, help=help)
+        p.add_argument(
+            "--target",
+            default=JUDGE_TARGET,
+            help="judge gRPC address (env SAFETYPAIRS_JUDGE_TARGET)",
+        )
+        p.add_argument("--timeout", type=float, default=120.0, help="deadline per call, seconds")
+        p.add_argument("--policy", default="", help="custom policy YAML file")
+        p.add_argument("--policy-name", default="", help="a policy the server knows by name")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        _add_connection_flags(p)
+        return p
+
+    p = judge_command("rate", "rate image files or folders against a policy")
+    p.add_argument("paths", nargs="+", help="image files, or folders searched for images")
+    p.add_argument("--categories", default="", help="judge against these codes only, e.g. O1,O6")
+    p.add_argument("--rationale", action="store_true", help="also generate a rationale")
+    p.add_argument("--threshold", type=float, default=None, help="p(unsafe) deciding unsafe")
+    p.add_argument("--batch-size", type=int, default=8, help="images per request")
+    p.set_defaults(func=cmd_judge_rate)
+
+    p = judge_command("propose", "propose edit instructions that flip an image's rating")
+    p.add_argument("path", help="image file")
+    p.add_argument("--direction", choices=["to_safe", "to_unsafe"], required=True)
+    p.add_argument("--category", default="", help="target category (needed for to_unsafe)")
+    p.add_argument("--count", type=int, default=4, help="how many proposals")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.set_defaults(func=cmd_judge_propose)
+
+    p = sub.add_parser("build-default-judge", help="build the embedded default (tiny) judge")
+    p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")
+    p.add_argument("--force", action="store_true", help="rebuild even if present")
+    p.set_defaults(func=cmd_build_default_judge)
+
     p = sub.add_parser("build-default-guard", help="build the embedded default guard model")
     p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")
     p.add_argument("--force", action="store_true", help="rebuild even if present")
@@ -400,11 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_register_guard)
 
     p = sub.add_parser("serve", help="start a model service (HTTP and gRPC in one process)")
-    p.add_argument("service", choices=["guard"])
-    p.add_argument("--host", default="0.0.0.0", help="HTTP bind address")
-    p.add_argument("--http-port", type=int, default=3000, help="HTTP port")
-    _add_setting_flags(p)
-    p.set_defaults(func=cmd_serve)
+    services = p.add_subparsers(dest="service", required=True)
+    for name, http_port in (("guard", 3000), ("judge", 3001)):
+        s = services.add_parser(name, help=f"the {name} service")
+        s.add_argument("--host", default="0.0.0.0", help="HTTP bind address")
+        s.add_argument("--http-port", type=int, default=http_port, help="HTTP port")
+        _add_setting_flags(s, _settings_class(SERVICES[name][1]))
+        s.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from safetypairs.errors import SafetyPairsError, error_class, status_code_from_value
-from safetypairs.v1 import common_pb2, guard_pb2
+from safetypairs.v1 import common_pb2, guard_pb2, judge_pb2
 
 
 @dataclass(frozen=True)
@@ -138,3 +138,71 @@ class ModelInfo:
     @classmethod
     def from_proto(cls, msg: guard_pb2.ModelInfo) -> ModelInfo:
         return _from_fields(cls, msg, {"members": MemberInfo})
+
+
+@dataclass(frozen=True)
+class Rated:
+    """The judge's answer for one image: a verdict (or the error that image alone met) and the
+    prompt template it came from ("rate@1")."""
+
+    image_id: str
+    verdict: Verdict | None
+    prompt_version: str
+    error: SafetyPairsError | None = None
+
+    @classmethod
+    def from_proto(cls, msg: Any, prompt_version: str) -> Rated:
+        """From a RateResponse or a RateBatchResponse's RateResult."""
+        if msg.DESCRIPTOR.oneofs_by_name.get("outcome") and msg.WhichOneof("outcome") == "error":
+            code = status_code_from_value(msg.error.code)
+            error = error_class(None, code)(msg.error.message)
+            return cls(msg.image_id, None, prompt_version, error)
+        return cls(msg.image_id, Verdict.from_proto(msg.verdict), prompt_version)
+
+
+@dataclass(frozen=True)
+class EditProposal:
+    instruction: str
+    action: str  # "add" | "remove" | "change"
+    element: str
+    category: str
+
+    @classmethod
+    def from_proto(cls, msg: judge_pb2.EditProposal) -> EditProposal:
+        action = judge_pb2.EditAction.Name(msg.action).lower()
+        return cls(msg.instruction, action, msg.element, msg.category)
+
+
+@dataclass(frozen=True)
+class Proposals:
+    image_id: str
+    proposals: tuple[EditProposal, ...]
+    model: str
+    untrained: bool
+    prompt_version: str
+
+    @classmethod
+    def from_proto(cls, msg: judge_pb2.ProposeEditsResponse) -> Proposals:
+        return _from_fields(cls, msg, {"proposals": EditProposal})
+
+
+@dataclass(frozen=True)
+class JudgeModelInfo:
+    name: str
+    reference: str
+    architecture: str
+    dtype: str
+    device: str
+    untrained: bool
+    notice: str
+    prompt_versions: tuple[str, ...]
+    verdict_mode: str
+    default_policy: str
+    max_batch_size: int
+    max_proposals: int
+    max_prompt_chars: int
+    runtime: str
+
+    @classmethod
+    def from_proto(cls, msg: judge_pb2.JudgeModelInfo) -> JudgeModelInfo:
+        return _from_fields(cls, msg)

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from safetypairs.client.channel import NO_RETRY, ChannelOptions, open_channel
 
 GUARD_SERVICE = "safetypairs.guard.service:GuardService"
+JUDGE_SERVICE = "safetypairs.judge.service:JudgeService"
 
 
 def free_port() -> int:

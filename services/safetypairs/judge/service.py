@@ -1,0 +1,192 @@
+"""The judge as a BentoML service: HTTP APIs, plus the gRPC server in the same process.
+
+    bentoml serve safetypairs.judge.service:JudgeService --port 3001
+
+Both protocols call one JudgeRuntime (one model copy, one micro-batcher). Settings come from
+SAFETYPAIRS_* environment variables (see safetypairs.serving.settings.JudgeSettings).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+
+from safetypairs.errors import InvalidInput
+from safetypairs.judge.runtime import JudgeRuntime, load_configured_judge
+from safetypairs.judge.servicer import judge_registration
+from safetypairs.policy import parse_policy
+from safetypairs.serving.auth import protect_http
+from safetypairs.serving.grpc_server import GrpcServer
+from safetypairs.serving.http import answer, read_upload
+from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.settings import JudgeSettings
+from safetypairs.v1 import common_pb2, judge_pb2
+
+log = logging.getLogger("safetypairs.judge")
+
+SETTINGS = JudgeSettings.from_env()
+_DIRECTIONS = {"to_safe": judge_pb2.TO_SAFE, "to_unsafe": judge_pb2.TO_UNSAFE}
+
+
+def _policy_choice(policy: str, policy_name: str) -> judge_pb2.PolicyChoice:
+    """HTTP form fields -> policy: `policy` is a policy document (YAML or JSON), `policy_name`
+    a policy the server knows; neither = the server's default."""
+    if policy and policy_name:
+        raise InvalidInput("send either policy (a document) or policy_name, not both")
+    if policy:
+        return judge_pb2.PolicyChoice(custom=parse_policy(policy, "request policy").to_proto())
+    if policy_name:
+        return judge_pb2.PolicyChoice(name=policy_name)
+    return judge_pb2.PolicyChoice()
+
+
+def _rate_options(categories: str, rationale: bool, threshold: float) -> judge_pb2.RateOptions:
+    codes = [c.strip() for c in categories.split(",") if c.strip()]
+    return judge_pb2.RateOptions(categories=codes, rationale=rationale, threshold=threshold)
+
+
+@bentoml.service(
+    name="safetypairs-judge",
+    workers=SETTINGS.workers,
+    traffic={"timeout": 300},
+)
+class JudgeService:
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        engine, reference = load_configured_judge(self.settings)
+        self.metrics = ServiceMetrics("judge", bentoml.metrics)
+        self.runtime = JudgeRuntime(engine, self.settings, self.metrics, reference)
+        self.grpc = GrpcServer.from_settings(
+            [judge_registration(self.runtime)], self.metrics, self.settings
+        )
+        self._ready = False
+        if engine.card.notice:
+            log.warning(engine.card.notice)
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        self.runtime.start()
+        await self.grpc.start()
+        self._ready = True
+
+    @bentoml.on_shutdown
+    async def stop_grpc(self) -> None:
+        self._ready = False
+        await self.grpc.stop(self.settings.shutdown_grace_s)
+        await self.runtime.stop()
+
+    def __is_ready__(self) -> bool:
+        return self._ready
+
+    @bentoml.api(route="/v1/rate")
+    async def rate(
+        self,
+        ctx: bentoml.Context,
+        image: Annotated[Path, bentoml.validators.ContentType("*/*")],
+        image_id: str = "",
+        policy: str = "",
+        policy_name: str = "",
+        categories: str = "",
+        rationale: bool = False,
+        threshold: float = 0.0,
+    ) -> dict[str, Any]:
+        """Rate one image (multipart upload) against a policy; the answer is a RateResponse."""
+
+        async def produce() -> judge_pb2.RateResponse:
+            request = judge_pb2.RateRequest(
+                image=common_pb2.Image(
+                    data=read_upload(image, self.settings.max_image_bytes), id=image_id
+                ),
+                policy=_policy_choice(policy, policy_name),
+                options=_rate_options(categories, rationale, threshold),
+            )
+            return await self.runtime.rate(request)
+
+        return await answer(self.metrics, "rate", produce, ctx.response)
+
+    @bentoml.api(route="/v1/rate_batch")
+    async def rate_batch(
+        self,
+        ctx: bentoml.Context,
+        images: list[Annotated[Path, bentoml.validators.ContentType("*/*")]],
+        image_ids: list[str] | None = None,
+        policy: str = "",
+        policy_name: str = "",
+        categories: str = "",
+        rationale: bool = False,
+        threshold: float = 0.0,
+    ) -> dict[str, Any]:
+        """Rate several images; a bad image fails only its own result."""
+
+        async def produce() -> judge_pb2.RateBatchResponse:
+            ids = image_ids or []
+            if ids and len(ids) != len(images):
+                raise InvalidInput(f"{len(ids)} image_ids for {len(images)} images")
+            request = judge_pb2.RateBatchRequest(
+                images=[
+                    common_pb2.Image(
+                        data=read_upload(p, self.settings.max_image_bytes),
+                        id=ids[i] if ids else "",
+                    )
+                    for i, p in enumerate(images)
+                ],
+                policy=_policy_choice(policy, policy_name),
+                options=_rate_options(categories, rationale, threshold),
+            )
+            return await self.runtime.rate_batch(request)
+
+        return await answer(self.metrics, "rate_batch", produce, ctx.response)
+
+    @bentoml.api(route="/v1/propose_edits")
+    async def propose_edits(
+        self,
+        ctx: bentoml.Context,
+        image: Annotated[Path, bentoml.validators.ContentType("*/*")],
+        direction: str,
+        image_id: str = "",
+        category: str = "",
+        count: int = 4,
+        seed: int = 0,
+        policy: str = "",
+        policy_name: str = "",
+    ) -> dict[str, Any]:
+        """Propose `count` edit instructions moving the image to_safe or to_unsafe."""
+
+        async def produce() -> judge_pb2.ProposeEditsResponse:
+            if direction not in _DIRECTIONS:
+                raise InvalidInput(f"direction {direction!r} must be to_safe or to_unsafe")
+            if seed < 0:
+                raise InvalidInput(f"seed {seed} must not be negative")
+            request = judge_pb2.ProposeEditsRequest(
+                image=common_pb2.Image(
+                    data=read_upload(image, self.settings.max_image_bytes), id=image_id
+                ),
+                policy=_policy_choice(policy, policy_name),
+                direction=_DIRECTIONS[direction],
+                category=category,
+                count=count,
+                seed=seed,
+            )
+            return await self.runtime.propose_edits(request)
+
+        return await answer(self.metrics, "propose_edits", produce, ctx.response)
+
+    @bentoml.api(route="/v1/categories")
+    async def categories(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> common_pb2.ListCategoriesResponse:
+            return self.runtime.list_categories()
+
+        return await answer(self.metrics, "categories", produce, ctx.response)
+
+    @bentoml.api(route="/v1/model_info")
+    async def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> judge_pb2.JudgeModelInfo:
+            return self.runtime.model_info()
+
+        return await answer(self.metrics, "model_info", produce, ctx.response)
+
+
+protect_http(JudgeService, SETTINGS)
