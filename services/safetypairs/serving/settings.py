@@ -144,3 +144,137 @@ class GuardSettings(ServingSettings):
     ort_intra_op_threads: int = _setting(
         0, "onnxruntime intra-op threads; 0 = onnxruntime's choice"
     )
+
+
+VERDICT_MODES = ("forward", "generate")
+
+
+@dataclass(frozen=True)
+class JudgeSettings(ServingSettings):
+    grpc_port: int = _setting(50052, "gRPC port (0 picks a free one)")
+    judge_model: str = _setting(
+        "",
+        "judge model reference: a directory, a BentoML model tag or a Hugging Face id of an "
+        "image-text-to-text model; empty = the embedded default (built on first use)",
+    )
+    judge_device: str = _setting("auto", "torch device: auto (cuda when present), cpu, cuda:N")
+    judge_dtype: str = _setting(
+        "auto", "weights dtype: auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16"
+    )
+    judge_trust_remote_code: bool = _setting(
+        False, "let transformers run Python code shipped with the checkpoint (off: never)"
+    )
+    judge_policy: str = _setting(
+        "", "default policy: a policy YAML file; empty = the built-in LlavaGuard-style O1..O9"
+    )
+    judge_verdict_mode: str = _setting(
+        "forward",
+        "forward = rating-token probabilities from one forward pass; generate = constrained "
+        "generation of the whole answer, then parsing",
+    )
+    judge_threshold: float = _setting(0.5, "probability of unsafe at which a verdict is unsafe")
+    judge_rationale_chars: int = _setting(400, "longest rationale generated, in characters")
+    judge_max_proposals: int = _setting(8, "most edit proposals one request may ask for")
+    judge_max_prompt_chars: int = _setting(
+        32_000, "longest prompt (template with the request's policy) accepted, in characters"
+    )
+    judge_prompts_dir: str = _setting(
+        "", "directory with rate.yaml and propose.yaml replacing the built-in prompt templates"
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.judge_verdict_mode not in VERDICT_MODES:
+            raise SettingsError(
+                f"{env_name('judge_verdict_mode')} must be one of {', '.join(VERDICT_MODES)} "
+                f"(got {self.judge_verdict_mode!r})"
+            )
+        if not 0.0 < self.judge_threshold < 1.0:
+            raise SettingsError(f"{env_name('judge_threshold')} must lie strictly between 0 and 1")
+        for name in ("judge_max_proposals", "judge_rationale_chars", "judge_max_prompt_chars"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{env_name(name)} must be at least 1")
+
+
+EDIT_PIPELINES = (
+    "StableDiffusionInstructPix2PixPipeline",
+    "FluxKontextPipeline",
+    "QwenImageEditPipeline",
+)
+
+
+@dataclass(frozen=True)
+class EditSettings(ServingSettings):
+    grpc_port: int = _setting(50053, "gRPC port (0 picks a free one)")
+    edit_model: str = _setting(
+        "",
+        "edit model reference: a diffusers pipeline directory, a BentoML model tag or a Hugging "
+        "Face id; empty = the embedded default (built on first use)",
+    )
+    edit_pipeline: str = _setting(
+        "",
+        "pipeline class: StableDiffusionInstructPix2PixPipeline, FluxKontextPipeline or "
+        "QwenImageEditPipeline; empty = the model's model_index.json _class_name",
+    )
+    edit_device: str = _setting("auto", "torch device: auto (cuda when present), cpu, cuda:N")
+    edit_dtype: str = _setting(
+        "auto", "weights dtype: auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16"
+    )
+    edit_steps: int = _setting(0, "default denoising steps; 0 = the pipeline's usual (28/50/20)")
+    edit_max_steps: int = _setting(100, "most steps a request may ask for")
+    edit_guidance_scale: float = _setting(
+        0.0,
+        "default main guidance (text CFG for InstructPix2Pix, distilled guidance for FLUX.1 "
+        "Kontext, true CFG for Qwen-Image-Edit); 0 = the pipeline's usual (7.5/2.5/4.0)",
+    )
+    edit_image_guidance_scale: float = _setting(
+        1.5, "default image guidance (InstructPix2Pix only)"
+    )
+    edit_max_guidance_scale: float = _setting(30.0, "largest guidance a request may ask for")
+    edit_max_instruction_chars: int = _setting(1000, "longest instruction accepted, in characters")
+    edit_max_pixels: int = _setting(
+        1024 * 1024,
+        "largest working size (width*height); bigger sources are scaled down, aspect kept, "
+        "before their sides are rounded down to the model's multiple",
+    )
+    edit_scheduler: str = _setting(
+        "", "diffusers scheduler class replacing the model's own (one it lists as compatible)"
+    )
+    edit_attention_backend: str = _setting(
+        "",
+        "diffusers attention backend of the denoiser (e.g. flash, _native_cudnn, sage); "
+        "empty = the model's default",
+    )
+    edit_compile: bool = _setting(False, "wrap the denoiser in torch.compile (slow first edit)")
+    edit_concurrency: int = _setting(
+        1, "edits running at once per replica (a diffusion step holds the whole GPU)"
+    )
+    edit_queue: int = _setting(
+        4, "edits that may wait for a slot; more are refused at once (RESOURCE_EXHAUSTED / 429)"
+    )
+    edit_change_threshold: int = _setting(
+        16, "difference (0..255, max over RGB) above which a pixel counts as changed"
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.edit_pipeline and self.edit_pipeline not in EDIT_PIPELINES:
+            raise SettingsError(
+                f"{env_name('edit_pipeline')} must be one of {', '.join(EDIT_PIPELINES)} "
+                f"(got {self.edit_pipeline!r})"
+            )
+        for name in (
+            "edit_max_steps",
+            "edit_max_instruction_chars",
+            "edit_max_pixels",
+            "edit_concurrency",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{env_name(name)} must be at least 1")
+        if self.edit_steps > self.edit_max_steps:
+            raise SettingsError(
+                f"{env_name('edit_steps')} ({self.edit_steps}) must not exceed "
+                f"{env_name('edit_max_steps')} ({self.edit_max_steps})"
+            )
+        if self.edit_change_threshold > 255:
+            raise SettingsError(f"{env_name('edit_change_threshold')} must lie in 0..255")
