@@ -1,6 +1,12 @@
 import pytest
 
-from safetypairs.serving.settings import GuardSettings, SettingsError, env_name, flag_name
+from safetypairs.serving.settings import (
+    GuardSettings,
+    JudgeSettings,
+    SettingsError,
+    env_name,
+    flag_name,
+)
 
 
 def test_one_name_per_setting():
@@ -37,11 +43,33 @@ def test_bad_settings_are_named(env, needle):
         GuardSettings.from_env(env)
 
 
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"SAFETYPAIRS_JUDGE_VERDICT_MODE": "vibes"}, "JUDGE_VERDICT_MODE must be one of"),
+        ({"SAFETYPAIRS_JUDGE_THRESHOLD": "1"}, "strictly between 0 and 1"),
+        ({"SAFETYPAIRS_JUDGE_MAX_PROPOSALS": "0"}, "JUDGE_MAX_PROPOSALS must be at least 1"),
+    ],
+)
+def test_bad_judge_settings_are_named(env, needle):
+    with pytest.raises(SettingsError, match=needle):
+        JudgeSettings.from_env(env)
+
+
 def test_readme_documents_every_setting():
     import dataclasses
     from pathlib import Path
 
+    from safetypairs.serving import settings
+
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for f in dataclasses.fields(GuardSettings):
-        row = f"| `{env_name(f.name)}` | `{flag_name(f.name)}` |"
-        assert row in readme, f"README settings table lacks {env_name(f.name)}"
+    classes = [
+        c
+        for c in vars(settings).values()
+        if isinstance(c, type) and issubclass(c, settings.ServingSettings)
+    ]
+    assert len(classes) >= 3  # the shared settings and at least guard and judge
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            row = f"| `{env_name(f.name)}` | `{flag_name(f.name)}` |"
+            assert row in readme, f"README settings table lacks {env_name(f.name)}"
