@@ -22,6 +22,7 @@ from safetypairs.client.channel import NO_RETRY, ChannelOptions, open_channel
 
 GUARD_SERVICE = "safetypairs.guard.service:GuardService"
 JUDGE_SERVICE = "safetypairs.judge.service:JudgeService"
+EDIT_SERVICE = "safetypairs.edit.service:EditService"
 
 
 def free_port() -> int:

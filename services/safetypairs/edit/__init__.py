@@ -1,0 +1,1 @@
+"""The edit service: instruction-based image editing on diffusers pipelines."""

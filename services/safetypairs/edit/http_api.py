@@ -1,0 +1,176 @@
+"""The edit service's HTTP side: multipart form fields -> EditRequest (one parser for both
+routes), and the streaming route, NDJSON under /v1/stream:
+
+    POST /v1/stream/edit   same form as /v1/edit; one EditEvent per line (progress..., result)
+
+Bad input is answered before the stream starts, with the mapped status and error body; an
+error after that (rare: the model failing mid-edit) arrives as a last `{"error": ...}` line.
+A client that disconnects cancels its edit, which frees its slot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
+from safetypairs.serving.http import error_body, message_to_json
+from safetypairs.v1 import common_pb2, edit_pb2
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"png": edit_pb2.OUTPUT_FORMAT_PNG, "webp": edit_pb2.OUTPUT_FORMAT_WEBP}
+_UINT64 = 2**64
+
+
+def parse_region(text: str) -> edit_pb2.Region:
+    """ "x,y,width,height" in source pixels."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        x, y, w, h = (int(p) for p in parts)
+    except ValueError:
+        raise InvalidInput(f"region {text!r} must be x,y,width,height in pixels") from None
+    return edit_pb2.Region(x=x, y=y, width=w, height=h)
+
+
+def edit_request(
+    *,
+    image: bytes,
+    instruction: str,
+    image_id: str = "",
+    seed: int | None = None,
+    mask: bytes | None = None,
+    region: str = "",
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    image_guidance_scale: float | None = None,
+    negative_prompt: str = "",
+    format: str = "png",
+    change_threshold: int | None = None,
+) -> edit_pb2.EditRequest:
+    """An EditRequest from the HTTP form's fields (None: not sent)."""
+    if format.lower() not in FORMATS:
+        raise InvalidInput(f"format {format!r} must be png or webp")
+    if seed is not None and not 0 <= seed < _UINT64:
+        raise InvalidInput(f"seed {seed} must lie in 0..2**64-1")
+    if mask is not None and region:
+        raise InvalidInput("send either a mask or a region, not both")
+    options = edit_pb2.EditOptions(negative_prompt=negative_prompt, format=FORMATS[format.lower()])
+    # Out-of-range numbers are the runtime's to refuse with its message; only what the
+    # message cannot hold (int32 overflow) is refused here.
+    for name, value in (("steps", steps), ("change_threshold", change_threshold)):
+        if value is not None:
+            if not -(2**31) <= value < 2**31:
+                raise InvalidInput(f"{name} is {value}; far out of range")
+            setattr(options, name, value)
+    for name, value in (
+        ("guidance_scale", guidance_scale),
+        ("image_guidance_scale", image_guidance_scale),
+    ):
+        if value is not None:
+            setattr(options, name, value)
+    request = edit_pb2.EditRequest(
+        image=common_pb2.Image(data=image, id=image_id), instruction=instruction, options=options
+    )
+    if seed is not None:
+        request.seed = seed
+    if mask is not None:
+        request.mask.data = mask
+    elif region:
+        request.region.CopyFrom(parse_region(region))
+    return request
+
+
+async def _upload(form: Any, name: str, max_bytes: int, required: bool) -> bytes | None:
+    value = form.get(name)
+    if value is None:
+        if required:
+            raise InvalidInput(f"the form has no {name!r} file")
+        return None
+    if not isinstance(value, UploadFile):
+        raise InvalidInput(f"{name!r} must be a file upload")
+    if value.size is not None and value.size > max_bytes:
+        raise PayloadTooLarge(f"{name} is {value.size} bytes, over the limit of {max_bytes} bytes")
+    return await value.read()
+
+
+def _number(form: Any, name: str, kind: type) -> Any:
+    raw = form.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} {raw!r} is not a valid {kind.__name__}") from None
+
+
+async def _request_from_form(request: Request, max_bytes: int) -> edit_pb2.EditRequest:
+    form = await request.form()
+    return edit_request(
+        image=await _upload(form, "image", max_bytes, required=True),
+        mask=await _upload(form, "mask", max_bytes, required=False),
+        instruction=str(form.get("instruction", "")),
+        image_id=str(form.get("image_id", "")),
+        seed=_number(form, "seed", int),
+        region=str(form.get("region", "")),
+        steps=_number(form, "steps", int),
+        guidance_scale=_number(form, "guidance_scale", float),
+        image_guidance_scale=_number(form, "image_guidance_scale", float),
+        negative_prompt=str(form.get("negative_prompt", "")),
+        format=str(form.get("format", "png")),
+        change_threshold=_number(form, "change_threshold", int),
+    )
+
+
+def _line(payload: dict[str, Any]) -> bytes:
+    return (json.dumps(payload) + "\n").encode()
+
+
+async def _edit_stream(request: Request) -> Response:
+    import bentoml
+
+    service = bentoml.get_current_service()
+    runtime, metrics = service.runtime, service.metrics
+    started = time.perf_counter()
+    try:
+        events = runtime.edit_events(
+            await _request_from_form(request, runtime.settings.max_image_bytes)
+        )
+        first = await anext(events)  # bad input and overload fail here, before any byte
+    except SafetyPairsError as exc:
+        metrics.record("http", "edit_stream", str(exc.http_status.value), 0.0)
+        return JSONResponse(error_body(exc), status_code=exc.http_status.value)
+
+    async def body() -> AsyncIterator[bytes]:
+        code = "200"
+        try:
+            yield _line(message_to_json(first))
+            async for event in events:
+                yield _line(message_to_json(event))
+        except SafetyPairsError as exc:
+            code = str(exc.http_status.value)
+            yield _line(error_body(exc))
+        except Exception:
+            log.exception("unexpected error in edit_stream")
+            code = "500"
+            yield _line(error_body(SafetyPairsError("internal error; see the server log")))
+        except BaseException:  # the client went away: its edit is cancelled
+            code = "499"
+            raise
+        finally:
+            await events.aclose()
+            metrics.record("http", "edit_stream", code, time.perf_counter() - started)
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
+
+
+app = Starlette(routes=[Route("/edit", _edit_stream, methods=["POST"])])

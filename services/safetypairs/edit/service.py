@@ -1,0 +1,115 @@
+"""The edit service as a BentoML service: HTTP APIs, plus the gRPC server in the same process.
+
+    bentoml serve safetypairs.edit.service:EditService --port 3002
+
+Both protocols call one EditRuntime (one pipeline in memory, one set of model slots). Settings
+come from SAFETYPAIRS_* environment variables (see safetypairs.serving.settings.EditSettings).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+
+from safetypairs.edit import http_api
+from safetypairs.edit.runtime import EditRuntime, load_configured_editor
+from safetypairs.edit.servicer import edit_registration
+from safetypairs.serving.auth import protect_http
+from safetypairs.serving.grpc_server import GrpcServer
+from safetypairs.serving.http import answer, read_upload
+from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.settings import EditSettings
+from safetypairs.v1 import edit_pb2
+
+log = logging.getLogger("safetypairs.edit")
+
+SETTINGS = EditSettings.from_env()
+File = Annotated[Path, bentoml.validators.ContentType("*/*")]
+
+
+@bentoml.asgi_app(http_api.app, path="/v1/stream")
+@bentoml.service(
+    name="safetypairs-edit",
+    workers=SETTINGS.workers,
+    traffic={"timeout": 600},
+)
+class EditService:
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        engine, reference = load_configured_editor(self.settings)
+        self.metrics = ServiceMetrics("edit", bentoml.metrics)
+        self.runtime = EditRuntime(engine, self.settings, self.metrics, reference)
+        self.grpc = GrpcServer.from_settings(
+            [edit_registration(self.runtime)], self.metrics, self.settings
+        )
+        self._ready = False
+        if engine.card.notice:
+            log.warning(engine.card.notice)
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        self.runtime.start()
+        await self.grpc.start()
+        self._ready = True
+
+    @bentoml.on_shutdown
+    async def stop_grpc(self) -> None:
+        self._ready = False
+        await self.grpc.stop(self.settings.shutdown_grace_s)
+        await self.runtime.stop()
+
+    def __is_ready__(self) -> bool:
+        return self._ready
+
+    @bentoml.api(route="/v1/edit")
+    async def edit(
+        self,
+        ctx: bentoml.Context,
+        image: File,
+        instruction: str,
+        image_id: str = "",
+        seed: int | None = None,
+        mask: Path | None = None,
+        region: str = "",
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        image_guidance_scale: float | None = None,
+        negative_prompt: str = "",
+        format: str = "png",
+        change_threshold: int | None = None,
+    ) -> dict[str, Any]:
+        """Edit one image (multipart upload); the answer is an EditResponse as JSON (image
+        bytes in base64). Streamed progress: POST the same form to /v1/stream/edit."""
+
+        async def produce() -> edit_pb2.EditResponse:
+            limit = self.settings.max_image_bytes
+            request = http_api.edit_request(
+                image=read_upload(image, limit),
+                mask=read_upload(mask, limit) if mask is not None else None,
+                instruction=instruction,
+                image_id=image_id,
+                seed=seed,
+                region=region,
+                steps=steps,
+                guidance_scale=guidance_scale,
+                image_guidance_scale=image_guidance_scale,
+                negative_prompt=negative_prompt,
+                format=format,
+                change_threshold=change_threshold,
+            )
+            return await self.runtime.edit(request)
+
+        return await answer(self.metrics, "edit", produce, ctx.response)
+
+    @bentoml.api(route="/v1/model_info")
+    async def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> edit_pb2.EditModelInfo:
+            return self.runtime.model_info()
+
+        return await answer(self.metrics, "model_info", produce, ctx.response)
+
+
+protect_http(EditService, SETTINGS)

@@ -1,0 +1,26 @@
+"""Torch device and dtype settings ("auto", "cpu", "cuda:1"; "auto", "bfloat16", ...) resolved
+once for every torch-side service. Imported only by services that run torch (never the guard)."""
+
+from __future__ import annotations
+
+import torch
+
+from safetypairs.errors import ModelError
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" is the first CUDA device when there is one, else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """ "auto" is bfloat16 on GPUs and float32 on CPUs (where half precision is slow)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
+    return getattr(torch, dtype)
