@@ -6,9 +6,10 @@ its own worker process (from an on_startup hook) and both protocols call the sam
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,8 @@ class ServiceRegistration:
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
     """Maps SafetyPairsError to its status (with the error kind in trailing metadata), methods
     left to their generated base class to UNIMPLEMENTED, hides unexpected exceptions behind
-    INTERNAL, and records every unary call in the metrics."""
+    INTERNAL, and records every unary and server-streaming call in the metrics (a stream when
+    it ends)."""
 
     def __init__(self, metrics: ServiceMetrics, prefixes: Sequence[str]) -> None:
         self._metrics = metrics
@@ -59,46 +61,70 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
         if cached is not None:
             return cached
         handler = await continuation(details)
-        if handler is None or handler.unary_unary is None or not method.startswith(self._prefixes):
+        if handler is None or not method.startswith(self._prefixes):
             return handler  # health, reflection, unknown methods: untouched
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            self._wrap(method.rsplit("/", 1)[-1], handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        name = method.rsplit("/", 1)[-1]
+        kw = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                self._wrap(name, handler.unary_unary), **kw
+            )
+        elif handler.unary_stream is not None:
+            wrapped = grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(name, handler.unary_stream), **kw
+            )
+        else:
+            return handler  # client-streaming methods: none of ours
         self._wrapped[method] = wrapped
         return wrapped
 
-    def _wrap(self, name: str, inner: Handler) -> Handler:
-        metrics = self._metrics
+    @contextlib.asynccontextmanager
+    async def _mapped(self, name: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """The one mapping from exceptions to statuses, and the call's metrics."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except SafetyPairsError as exc:
+            code = exc.grpc_code
+            await context.abort(
+                code, exc.message, trailing_metadata=((ERROR_KIND_METADATA_KEY, exc.kind),)
+            )
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except NotImplementedError:  # generated base-class methods we do not serve
+            code = grpc.StatusCode.UNIMPLEMENTED
+            await context.abort(code, f"{name} is not implemented by this server")
+        except Exception:
+            log.exception("unexpected error in %s", name)
+            code = grpc.StatusCode.INTERNAL
+            await context.abort(code, "internal error; see the server log")
+        except BaseException:  # cancelled by the client or by shutdown
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self._metrics.record("grpc", name, code.name, time.perf_counter() - started)
 
+    def _wrap(self, name: str, inner: Handler) -> Handler:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with self._mapped(name, context):
                 return await inner(request, context)
-            except SafetyPairsError as exc:
-                code = exc.grpc_code
-                await context.abort(
-                    code, exc.message, trailing_metadata=((ERROR_KIND_METADATA_KEY, exc.kind),)
-                )
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except NotImplementedError:  # generated base-class methods we do not serve
-                code = grpc.StatusCode.UNIMPLEMENTED
-                await context.abort(code, f"{name} is not implemented by this server")
-            except Exception:
-                log.exception("unexpected error in %s", name)
-                code = grpc.StatusCode.INTERNAL
-                await context.abort(code, "internal error; see the server log")
-            except BaseException:  # cancelled by the client or by shutdown
-                code = grpc.StatusCode.CANCELLED
-                raise
-            finally:
-                metrics.record("grpc", name, code.name, time.perf_counter() - started)
 
         return call
+
+    def _wrap_stream(
+        self, name: str, inner: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with self._mapped(name, context):
+                async for response in inner(request, context):
+                    yield response
+
+        return stream
 
 
 class GrpcServer:
