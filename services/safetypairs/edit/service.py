@@ -17,6 +17,7 @@ import bentoml
 from safetypairs.edit import http_api
 from safetypairs.edit.runtime import EditRuntime, load_configured_editor
 from safetypairs.edit.servicer import edit_registration
+from safetypairs.errors import InvalidInput
 from safetypairs.serving.auth import protect_http
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload
@@ -28,6 +29,17 @@ log = logging.getLogger("safetypairs.edit")
 
 SETTINGS = EditSettings.from_env()
 File = Annotated[Path, bentoml.validators.ContentType("*/*")]
+# BentoML converts an optional upload only in a list field (`Path | None` stays unconverted).
+NO_MASK: list[Path] = []
+
+
+def _one_mask(uploads: list[Path], max_bytes: int) -> bytes | None:
+    """The optional mask upload."""
+    if not uploads:
+        return None
+    if len(uploads) > 1:
+        raise InvalidInput(f"send at most one mask (got {len(uploads)})")
+    return read_upload(uploads[0], max_bytes)
 
 
 @bentoml.asgi_app(http_api.app, path="/v1/stream")
@@ -72,7 +84,7 @@ class EditService:
         instruction: str,
         image_id: str = "",
         seed: int | None = None,
-        mask: Path | None = None,
+        mask: list[File] = NO_MASK,
         region: str = "",
         steps: int | None = None,
         guidance_scale: float | None = None,
@@ -88,7 +100,7 @@ class EditService:
             limit = self.settings.max_image_bytes
             request = http_api.edit_request(
                 image=read_upload(image, limit),
-                mask=read_upload(mask, limit) if mask is not None else None,
+                mask=_one_mask(mask, limit),
                 instruction=instruction,
                 image_id=image_id,
                 seed=seed,
