@@ -7,6 +7,9 @@
     safetypairs serve judge [--http-port 3001] [--grpc-port 50052] [--judge-model REF] ...
     safetypairs judge rate PATH... [--policy FILE] [--rationale] [--json]
     safetypairs judge propose PATH --direction to_unsafe --category O6 [--count 4]
+    safetypairs serve edit [--http-port 3002] [--grpc-port 50053] [--edit-model REF] ...
+    safetypairs edit IMAGE --instruction TEXT --out FILE [--seed N] [--region x,y,w,h]
+    safetypairs build-default-editor [--home DIR]
 
 Client commands need only the SDK; `serve` and `build-default-guard` need the serving and
 model extras and import them when run.
@@ -27,6 +30,7 @@ from typing import Any
 import grpc
 
 from safetypairs.client.channel import NO_RETRY, ChannelOptions, open_channel, tls_credentials
+from safetypairs.client.edit import EditClient, EditProgress, EditResult
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient
 from safetypairs.client.results import Rated, ScreenResult
@@ -36,6 +40,7 @@ from safetypairs.policy import Policy, load_policy
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 DEFAULT_TARGET = os.environ.get("SAFETYPAIRS_GUARD_TARGET", "localhost:50051")
 JUDGE_TARGET = os.environ.get("SAFETYPAIRS_JUDGE_TARGET", "localhost:50052")
+EDIT_TARGET = os.environ.get("SAFETYPAIRS_EDIT_TARGET", "localhost:50053")
 
 
 def _image_paths(paths: Sequence[str]) -> Iterator[Path]:
@@ -288,6 +293,88 @@ def cmd_build_default_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(p: EditProgress) -> None:
+    width = 30
+    done = width * p.step // p.total if p.total else 0
+    bar = "#" * done + "." * (width - done)
+    print(f"\r[{bar}] step {p.step}/{p.total} {p.elapsed_s:6.1f}s", end="", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _edit_summary(result: EditResult, out: Path) -> dict[str, Any]:
+    summary = dataclasses.asdict(result)
+    del summary["image"]
+    summary["change"].pop("map_png")
+    return {"out": str(out), **summary}
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    image, out = Path(args.image), Path(args.out)
+    if not image.is_file():
+        print(f"error: no such image file: {image}", file=sys.stderr)
+        return 2
+    region = None
+    if args.region:
+        try:
+            x, y, w, h = (int(v) for v in args.region.split(","))
+        except ValueError:
+            print(f"error: --region {args.region!r} must be x,y,width,height", file=sys.stderr)
+            return 2
+        region = (x, y, w, h)
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    fmt = args.format or ("webp" if out.suffix.lower() == ".webp" else "png")
+    with EditClient(
+        args.target, timeout=args.timeout, token=token, credentials=_credentials(args)
+    ) as editor:
+        try:
+            result = editor.edit(
+                image,
+                args.instruction,
+                seed=args.seed,
+                mask=args.mask,
+                region=region,
+                steps=args.steps,
+                guidance_scale=args.guidance_scale,
+                image_guidance_scale=args.image_guidance_scale,
+                negative_prompt=args.negative_prompt,
+                format=fmt,
+                on_progress=None if args.no_progress else _progress_bar,
+            )
+        finally:
+            if not args.no_progress:
+                print(file=sys.stderr)
+    result.save(out)
+    if args.change_map:
+        Path(args.change_map).write_bytes(result.change.map_png)
+    if args.json:
+        json.dump(_edit_summary(result, out), sys.stdout, indent=2)
+        print()
+        return 0
+    if result.untrained:
+        print(f"NOTE: {result.model} is untrained: the output is no edit of anything.")
+    bbox = result.change.bbox
+    where = f"inside x={bbox.x} y={bbox.y} {bbox.width}x{bbox.height}" if bbox else "nowhere"
+    print(
+        f"wrote {out} ({result.width}x{result.height}, seed {result.seed}, {result.steps} steps, "
+        f"{result.model}, {result.seconds:.2f}s); changed {result.change.changed_fraction:.1%} "
+        f"of the pixels, {where}"
+    )
+    return 0
+
+
+def cmd_build_default_editor(args: argparse.Namespace) -> int:
+    from safetypairs.edit.default_model import default_editor_dir, ensure_default_editor
+    from safetypairs.serving.settings import EditSettings
+
+    home = args.home or EditSettings.from_env().home_dir()
+    if args.force:
+        import shutil
+
+        shutil.rmtree(default_editor_dir(home), ignore_errors=True)
+    print(ensure_default_editor(home))
+    return 0
+
+
 def cmd_train_guard(args: argparse.Namespace) -> int:
     from safetypairs.training.train import TrainConfig, train_guard
 
@@ -382,10 +469,20 @@ def _check_judge(settings: Any) -> str:
     return f"judge embedded default ({ensure_default_judge(settings.home_dir())})"
 
 
+def _check_edit(settings: Any) -> str:
+    """Load the editor once (as the guard): a reference that does not resolve, an unsupported
+    pipeline or a bad scheduler or attention setting stops start-up here with its message."""
+    from safetypairs.edit.runtime import load_configured_editor
+
+    engine, reference = load_configured_editor(settings)
+    return f"edit {engine.family.pipeline} {reference} on {engine.device}"
+
+
 # service name -> (BentoML service, settings class name, start-up check)
 SERVICES: dict[str, tuple[str, str, Callable[[Any], str]]] = {
     "guard": ("safetypairs.guard.service:GuardService", "GuardSettings", _check_guard),
     "judge": ("safetypairs.judge.service:JudgeService", "JudgeSettings", _check_judge),
+    "edit": ("safetypairs.edit.service:EditService", "EditSettings", _check_edit),
 }
 
 
@@ -537,6 +634,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even if present")
     p.set_defaults(func=cmd_build_default_judge)
 
+    p = sub.add_parser("edit", help="apply one instruction edit to an image (edit service)")
+    p.add_argument("image", help="image file")
+    p.add_argument("--instruction", required=True, help="what to change, e.g. 'remove the knife'")
+    p.add_argument("--out", required=True, help="file to write the edited image to (.png, .webp)")
+    p.add_argument(
+        "--target", default=EDIT_TARGET, help="edit gRPC address (env SAFETYPAIRS_EDIT_TARGET)"
+    )
+    p.add_argument("--timeout", type=float, default=600.0, help="deadline, seconds")
+    p.add_argument("--seed", type=int, default=None, help="same seed, same output; default: random")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (server default)")
+    p.add_argument("--guidance-scale", type=float, default=None)
+    p.add_argument("--image-guidance-scale", type=float, default=None, help="InstructPix2Pix only")
+    p.add_argument("--negative-prompt", default="")
+    p.add_argument("--mask", default=None, help="image of the source's size; white = may change")
+    p.add_argument("--region", default="", help="x,y,width,height: only this rectangle may change")
+    p.add_argument("--format", choices=["png", "webp"], default=None, help="default: from --out")
+    p.add_argument("--change-map", default=None, help="also write the change map PNG here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true", help="print the result's fields as JSON")
+    _add_connection_flags(p)
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("build-default-editor", help="build the embedded default (tiny) editor")
+    p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")
+    p.add_argument("--force", action="store_true", help="rebuild even if present")
+    p.set_defaults(func=cmd_build_default_editor)
+
     p = sub.add_parser("build-default-guard", help="build the embedded default guard model")
     p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")
     p.add_argument("--force", action="store_true", help="rebuild even if present")
@@ -584,7 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start a model service (HTTP and gRPC in one process)")
     services = p.add_subparsers(dest="service", required=True)
-    for name, http_port in (("guard", 3000), ("judge", 3001)):
+    for name, http_port in (("guard", 3000), ("judge", 3001), ("edit", 3002)):
         s = services.add_parser(name, help=f"the {name} service")
         s.add_argument("--host", default="0.0.0.0", help="HTTP bind address")
         s.add_argument("--http-port", type=int, default=http_port, help="HTTP port")
