@@ -133,6 +133,17 @@ def judge_service(
     assert code == 0, f"judge service exited {code} on SIGTERM:\n{service.log()[-3000:]}"
 
 
+@pytest.fixture(scope="session")
+def default_editor_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SAFETYPAIRS_HOME holding only the embedded default editor (tiny InstructPix2Pix,
+    random weights), built once."""
+    from safetypairs.edit.default_model import build_default_editor, default_editor_dir
+
+    home = tmp_path_factory.mktemp("edit-home")
+    build_default_editor(default_editor_dir(str(home)))
+    return home
+
+
 def png_bytes(
     size: tuple[int, int] = (96, 80),
     color: tuple[int, int, int] = (200, 30, 60),
