@@ -23,7 +23,7 @@ def editor_dir(default_editor_home):
 
 @pytest.fixture(scope="module")
 def engine(editor_dir):
-    return EditEngine(editor_dir)
+    return EditEngine.load(editor_dir)
 
 
 def noise_image(size=(64, 48), seed=0) -> Image.Image:
@@ -83,11 +83,11 @@ def test_working_size_keeps_the_source_size_rounded_to_the_model(engine):
 
 
 def test_scheduler_setting_takes_compatible_schedulers_only(editor_dir):
-    assert EditEngine(editor_dir, scheduler="EulerDiscreteScheduler").scheduler == (
+    assert EditEngine.load(editor_dir, scheduler="EulerDiscreteScheduler").scheduler == (
         "EulerDiscreteScheduler"
     )
     with pytest.raises(ModelError, match="FlowMatchEulerDiscreteScheduler does not fit"):
-        EditEngine(editor_dir, scheduler="FlowMatchEulerDiscreteScheduler")
+        EditEngine.load(editor_dir, scheduler="FlowMatchEulerDiscreteScheduler")
 
 
 def test_unsupported_pipeline_and_non_pipeline_directories_are_refused(editor_dir, tmp_path):
@@ -97,9 +97,9 @@ def test_unsupported_pipeline_and_non_pipeline_directories_are_refused(editor_di
     index["_class_name"] = "StableDiffusionPipeline"
     (copy / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(ModelError, match="StableDiffusionPipeline is not supported; supported:"):
-        EditEngine(copy)
+        EditEngine.load(copy)
     with pytest.raises(ModelError, match="not a diffusers pipeline directory"):
-        EditEngine(tmp_path)
+        EditEngine.load(tmp_path)
 
 
 # -- change map ---------------------------------------------------------------------------

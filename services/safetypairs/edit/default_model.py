@@ -55,7 +55,7 @@ def ensure_default_editor(home: str) -> Path:
     return build_default_editor(out)
 
 
-def _tokenizer(work: Path):  # -> CLIPTokenizer
+def train_clip_tokenizer(work: Path):  # -> CLIPTokenizer
     """A CLIP tokenizer (byte-level BPE, `</w>` word ends) whose merges are trained here."""
     from tokenizers import pre_tokenizers, trainers
     from transformers import CLIPTokenizer
@@ -105,7 +105,7 @@ def build_default_editor(out_dir: Path) -> Path:
     def build(work: Path) -> None:
         import shutil
 
-        tokenizer = _tokenizer(work)
+        tokenizer = train_clip_tokenizer(work)
         torch.manual_seed(0)  # deterministic weights: every build is the same model
         text_encoder = CLIPTextModel(
             CLIPTextConfig(

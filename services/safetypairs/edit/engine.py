@@ -135,35 +135,28 @@ def read_card(path: Path, fallback_name: str) -> EditCard:
 
 
 class EditEngine:
+    """One loaded pipeline behind one interface. `load` reads a pipeline directory; the
+    constructor takes a pipeline already in memory (the device check builds real-size ones
+    from configs without writing tens of GB to disk)."""
+
     def __init__(
         self,
-        path: Path,
+        pipe: Any,
+        card: EditCard,
         *,
-        pipeline: str = "",
-        device: str = "auto",
-        dtype: str = "auto",
         scheduler: str = "",
         attention_backend: str = "",
         compile: bool = False,
-        name: str = "",
     ) -> None:
-        import diffusers
-
-        path = Path(path)
-        class_name = pipeline or pipeline_class_name(path)
+        class_name = type(pipe).__name__
         if class_name not in FAMILIES:
             raise ModelError(
-                f"{path}: pipeline {class_name} is not supported; supported: {', '.join(FAMILIES)}"
+                f"pipeline {class_name} is not supported; supported: {', '.join(FAMILIES)}"
             )
         self.family = FAMILIES[class_name]
-        self.card = read_card(path, name or path.name)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        try:
-            pipe = getattr(diffusers, class_name).from_pretrained(path, torch_dtype=self.dtype)
-        except Exception as exc:  # missing files, wrong class for the checkpoint, bad configs
-            raise ModelError(f"cannot load {class_name} from {path}: {exc}") from exc
-        pipe.to(self.device)
+        self.card = card
+        self.device = str(pipe.device)
+        self.dtype = pipe.dtype
         pipe.set_progress_bar_config(disable=True)
         if scheduler:
             pipe.scheduler = _scheduler(pipe.scheduler, scheduler)
@@ -178,6 +171,36 @@ class EditEngine:
         if compile:
             denoiser.compile()  # in place: the pipeline keeps its module and its config
         self.pipe = pipe
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        *,
+        pipeline: str = "",
+        device: str = "auto",
+        dtype: str = "auto",
+        name: str = "",
+        **options: Any,
+    ) -> EditEngine:
+        """Load a diffusers pipeline directory through `from_pretrained`, as its
+        model_index.json says (or as `pipeline` names); `options` are the constructor's."""
+        import diffusers
+
+        path = Path(path)
+        class_name = pipeline or pipeline_class_name(path)
+        if class_name not in FAMILIES:
+            raise ModelError(
+                f"{path}: pipeline {class_name} is not supported; supported: {', '.join(FAMILIES)}"
+            )
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        try:
+            pipe = getattr(diffusers, class_name).from_pretrained(path, torch_dtype=torch_dtype)
+        except Exception as exc:  # missing files, wrong class for the checkpoint, bad configs
+            raise ModelError(f"cannot load {class_name} from {path}: {exc}") from exc
+        pipe.to(torch_device)
+        return cls(pipe, read_card(path, name or path.name), **options)
 
     @property
     def scheduler(self) -> str:

@@ -62,7 +62,7 @@ def load_configured_editor(settings: EditSettings) -> tuple[EditEngine, str]:
     else:
         path = ensure_default_editor(settings.home_dir())
         reference = f"embedded default ({path})"
-    engine = EditEngine(
+    engine = EditEngine.load(
         path,
         pipeline=settings.edit_pipeline,
         device=settings.edit_device,
