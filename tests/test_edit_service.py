@@ -95,7 +95,7 @@ def test_edit_over_grpc_says_what_it_used_and_that_it_is_untrained(editor):
     assert pixels(result.image).shape == (64, 64, 3)
     assert (result.seed, result.steps, result.guidance_scale) == (11, 3, 7.5)
     assert result.image_guidance_scale == 1.5
-    assert result.model == "default-editor:1" and result.untrained
+    assert result.model == "default-editor:2" and result.untrained
     assert result.pipeline == "StableDiffusionInstructPix2PixPipeline"
     assert result.image_id == "src" and result.seconds > 0
     # The change map is the per-pixel difference between source and output.

@@ -11,18 +11,78 @@ Everything built here is untrained and marked so.
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from safetypairs.edit.default_model import _CORPUS, train_clip_tokenizer
 from safetypairs.edit.engine import EditCard
+from safetypairs.edit.local_tokenizers import byte_level_bpe, clip_tokenizer
 
 SIZES = ("real", "tiny")
 
+# CLIP ViT-L/14's text tower, the text encoder of InstructPix2Pix and FLUX.1.
+CLIP_L = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+)
+TINY_CLIP = dict(
+    vocab_size=1024,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    projection_dim=32,
+)
+
 # name -> per size, the config dicts of each component
+INSTRUCT_PIX2PIX: dict[str, dict[str, dict[str, Any]]] = {
+    "real": {  # timbrooks/instruct-pix2pix (Stable Diffusion 1.5 with an 8-channel UNet input)
+        "unet": dict(
+            sample_size=64,
+            block_out_channels=(320, 640, 1280, 1280),
+            layers_per_block=2,
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+        ),
+        "vae": dict(
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            latent_channels=4,
+            norm_num_groups=32,
+            sample_size=512,
+            scaling_factor=0.18215,
+        ),
+        "clip": CLIP_L,
+    },
+    "tiny": {  # the embedded default: two UNet levels keep it cheap, four VAE levels give 8x
+        "unet": dict(
+            sample_size=8,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=8,
+        ),
+        "vae": dict(
+            block_out_channels=(16, 32, 32, 32),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=64,
+        ),
+        "clip": TINY_CLIP,
+    },
+}
+
 FLUX_KONTEXT: dict[str, dict[str, dict[str, Any]]] = {
     "real": {  # black-forest-labs/FLUX.1-Kontext-dev
         "transformer": dict(
@@ -47,15 +107,7 @@ FLUX_KONTEXT: dict[str, dict[str, dict[str, Any]]] = {
             use_quant_conv=False,
             use_post_quant_conv=False,
         ),
-        "clip": dict(
-            vocab_size=49408,
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            projection_dim=768,
-            hidden_act="quick_gelu",
-        ),
+        "clip": CLIP_L,
         "t5": dict(  # T5 v1.1 XXL encoder
             vocab_size=32128,
             d_model=4096,
@@ -89,14 +141,7 @@ FLUX_KONTEXT: dict[str, dict[str, dict[str, Any]]] = {
             use_quant_conv=False,
             use_post_quant_conv=False,
         ),
-        "clip": dict(
-            vocab_size=1024,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            projection_dim=32,
-        ),
+        "clip": TINY_CLIP,
         "t5": dict(
             vocab_size=1024,
             d_model=32,
@@ -216,37 +261,55 @@ def _flow_match_scheduler() -> Any:
     )
 
 
-def _byte_level_bpe(special: list[str], vocab_size: int) -> Any:
-    """A byte-level BPE tokenizer trained on edit instructions (ids stay below vocab_size)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _clip_text(cfg: dict[str, Any], tokenizer: Any) -> Any:
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=special,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+    return CLIPTextModel(
+        CLIPTextConfig(
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,  # where the pooled output is read
+            pad_token_id=tokenizer.pad_token_id,
+            **cfg,
+        )
     )
-    bpe.train_from_iterator(_CORPUS, trainer)
-    return bpe
+
+
+def _instruct_pix2pix(cfg: dict[str, dict[str, Any]]) -> Any:
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
+
+    tokenizer = clip_tokenizer()
+    return StableDiffusionInstructPix2PixPipeline(
+        vae=AutoencoderKL(
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            **cfg["vae"],
+        ),
+        text_encoder=_clip_text(cfg["clip"], tokenizer),
+        tokenizer=tokenizer,
+        # 8 input channels: the noisy latents and the source image's latents.
+        unet=UNet2DConditionModel(in_channels=8, out_channels=4, **cfg["unet"]),
+        scheduler=EulerAncestralDiscreteScheduler(
+            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
 
 
 def _flux_kontext(cfg: dict[str, dict[str, Any]]) -> Any:
     from diffusers import AutoencoderKL, FluxKontextPipeline, FluxTransformer2DModel
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModel,
-        PreTrainedTokenizerFast,
-        T5Config,
-        T5EncoderModel,
-    )
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = train_clip_tokenizer(Path(tmp))
+    tokenizer = clip_tokenizer()
     tokenizer_2 = PreTrainedTokenizerFast(
-        tokenizer_object=_byte_level_bpe(["<pad>", "</s>", "<unk>"], 512),
+        tokenizer_object=byte_level_bpe(["<pad>", "</s>", "<unk>"], 512),
         pad_token="<pad>",
         eos_token="</s>",
         unk_token="<unk>",
@@ -258,7 +321,7 @@ def _flux_kontext(cfg: dict[str, dict[str, Any]]) -> Any:
             up_block_types=("UpDecoderBlock2D",) * 4,
             **cfg["vae"],
         ),
-        text_encoder=CLIPTextModel(CLIPTextConfig(max_position_embeddings=77, **cfg["clip"])),
+        text_encoder=_clip_text(cfg["clip"], tokenizer),
         tokenizer=tokenizer,
         text_encoder_2=T5EncoderModel(T5Config(**cfg["t5"])),
         tokenizer_2=tokenizer_2,
@@ -280,7 +343,7 @@ def _qwen_image_edit(cfg: dict[str, dict[str, Any]]) -> Any:
         Qwen2VLProcessor,
     )
 
-    model = json.loads(_byte_level_bpe(QWEN_SPECIAL, 768).to_str())["model"]
+    model = json.loads(byte_level_bpe(QWEN_SPECIAL, 768).to_str())["model"]
     tokenizer = Qwen2Tokenizer(
         vocab=model["vocab"],
         merges=[tuple(m) for m in model["merges"]],
@@ -321,6 +384,7 @@ def _qwen_image_edit(cfg: dict[str, dict[str, Any]]) -> Any:
 
 
 BUILDERS = {
+    "StableDiffusionInstructPix2PixPipeline": (_instruct_pix2pix, INSTRUCT_PIX2PIX),
     "FluxKontextPipeline": (_flux_kontext, FLUX_KONTEXT),
     "QwenImageEditPipeline": (_qwen_image_edit, QWEN_IMAGE_EDIT),
 }
@@ -329,7 +393,7 @@ BUILDERS = {
 def random_pipeline(
     pipeline: str, size: str, device: str = "cpu", dtype: torch.dtype = torch.float32
 ) -> tuple[Any, EditCard]:
-    """`pipeline` ("FluxKontextPipeline" or "QwenImageEditPipeline") with random weights,
+    """A supported `pipeline` class at `size` ("real" or "tiny") with random weights,
     built straight on `device` in `dtype` (a 12B model never passes through CPU memory in
     float32), and its card."""
     build, configs = BUILDERS[pipeline]
