@@ -164,3 +164,13 @@ async def test_slots_bound_running_and_waiting_and_cancelled_waiters_leave():
     release.set()
     await asyncio.gather(first, late)
     assert order == ["first", "late"] and (slots.running, slots.waiting) == (0, 0)
+
+
+def test_serve_edit_stops_at_start_up_on_a_bad_engine_setting(default_editor_home, capsys):
+    from safetypairs.cli import main
+
+    argv = ["serve", "edit", "--home", str(default_editor_home)]
+    assert main([*argv, "--edit-scheduler", "FlowMatchEulerDiscreteScheduler"]) == 2
+    assert "FlowMatchEulerDiscreteScheduler does not fit" in capsys.readouterr().err
+    assert main([*argv, "--edit-model", str(default_editor_home / "nothing-here")]) == 2
+    assert "cannot resolve model reference" in capsys.readouterr().err
