@@ -103,6 +103,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
         print("error: no image files found", file=sys.stderr)
         return 2
     categories = [c.strip() for c in args.categories.split(",") if c.strip()] or None
+    if args.judge_target:
+        return _screen_cascade(args, paths, categories)
     with _client(args) as guard:
         info = guard.model_info()
         names = {c.code: c.name for c in guard.list_categories()}
@@ -136,6 +138,49 @@ def cmd_screen(args: argparse.Namespace) -> int:
             print(f"NOTE: {info.notice or 'the model is untrained; its scores mean nothing.'}\n")
         _print_table(results, names)
     return 1 if any(r.error for r in results) else 0
+
+
+def _screen_cascade(args: argparse.Namespace, paths: list[Path], categories) -> int:
+    """Guard first, the judge for images the guard is unsure of (see safetypairs.screening)."""
+    from safetypairs.screening import CascadeConfig, Screener
+
+    try:
+        low, high = (float(x) for x in args.band.split(","))
+    except ValueError:
+        print(f"error: --band {args.band!r} must be LOW,HIGH (e.g. 0.2,0.8)", file=sys.stderr)
+        return 2
+    config = CascadeConfig(
+        band=(low, high),
+        deadline_s=args.timeout,
+        judge_timeout_s=args.judge_timeout,
+        categories=tuple(categories or ()),
+        judge_rationale=args.rationale,
+    )
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    judge = JudgeClient(args.judge_target, token=token, credentials=_credentials(args))
+    with Screener(_client(args), judge, config) as screener:
+        outcomes = screener.screen_many([str(p) for p in paths])
+    failed = False
+    records = []
+    for path, d in zip(paths, outcomes, strict=True):
+        if isinstance(d, SafetyPairsError):
+            failed = True
+            records.append({"image": str(path), "error": {"kind": d.kind, "message": d.message}})
+            if not args.json:
+                print(f"{path}\n  ERROR {d.kind}: {d.message}\n")
+            continue
+        records.append(dataclasses.asdict(d))
+        if not args.json:
+            head = f"UNSAFE ({d.category})" if d.unsafe else "safe"
+            steps = f"guard {d.guard_ms:.1f} ms" + (
+                f", judge {d.judge_ms:.1f} ms" if d.escalated else ""
+            )
+            print(f"{d.image_id}\n  {head}   decided by {d.decided_by}   ({steps})")
+            print(f"  {d.reason}\n")
+    if args.json:
+        json.dump({"band": [low, high], "decisions": records}, sys.stdout, indent=2)
+        print()
+    return 1 if failed else 0
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -584,6 +629,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--categories", default="", help="comma-separated codes, e.g. O1,O6")
     p.add_argument("--batch-size", type=int, default=16, help="images per request")
+    p.add_argument(
+        "--judge-target",
+        default=os.environ.get("SAFETYPAIRS_JUDGE_TARGET", ""),
+        help="escalate uncertain images to this judge (the screening cascade; env "
+        "SAFETYPAIRS_JUDGE_TARGET); empty = the guard alone",
+    )
+    p.add_argument("--band", default="0.2,0.8", help="uncertain band LOW,HIGH on guard scores")
+    p.add_argument("--judge-timeout", type=float, default=5.0, help="most seconds the judge gets")
+    p.add_argument("--rationale", action="store_true", help="ask the judge for a rationale")
     p.set_defaults(func=cmd_screen)
 
     p = sub.add_parser("wait", help="wait until a service's gRPC health check says SERVING")
