@@ -18,7 +18,7 @@ from PIL import Image
 
 from safetypairs.cli import main as cli_main
 from safetypairs.client import AsyncEditClient, EditClient, EditProgress, EditResult
-from safetypairs.errors import InvalidInput, Overloaded, PayloadTooLarge
+from safetypairs.errors import DeadlineExceeded, InvalidInput, Overloaded, PayloadTooLarge
 from safetypairs.serving.launcher import EDIT_SERVICE, ServiceProcess
 from safetypairs.v1 import common_pb2, edit_pb2, edit_pb2_grpc
 
@@ -282,6 +282,17 @@ async def test_full_queue_is_refused_and_a_cancelled_stream_frees_its_slot(edit_
         and 'code="CANCELLED"' in line
     ]
     assert cancelled and float(cancelled[0].rsplit(" ", 1)[1]) >= 2
+
+
+def test_a_passed_deadline_stops_the_edit_and_frees_its_slot(editor):
+    import time
+
+    with pytest.raises(DeadlineExceeded):
+        editor.edit(noise((256, 256), seed=4), INSTRUCTION, steps=400, timeout=1.0)
+    started = time.perf_counter()
+    assert editor.edit(SOURCE, INSTRUCTION, seed=1).steps == 3
+    # The abandoned 400-step edit stopped after its current step instead of running on.
+    assert time.perf_counter() - started < 5
 
 
 # -- description, SDK, CLI ----------------------------------------------------------------------
