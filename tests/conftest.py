@@ -12,7 +12,13 @@ from PIL import Image
 
 from safetypairs.guard.default_model import build_default_guard, default_guard_dir
 from safetypairs.judge.default_model import build_default_judge, default_judge_dir
-from safetypairs.serving.launcher import GUARD_SERVICE, JUDGE_SERVICE, ServiceProcess, free_port
+from safetypairs.serving.launcher import (
+    EDIT_SERVICE,
+    GUARD_SERVICE,
+    JUDGE_SERVICE,
+    ServiceProcess,
+    free_port,
+)
 
 __all__ = ["free_port"]
 
@@ -142,6 +148,39 @@ def default_editor_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("edit-home")
     build_default_editor(default_editor_dir(str(home)))
     return home
+
+
+@pytest.fixture(scope="session")
+def pair_stack(
+    sp_home: Path,
+    default_judge_dir_built: Path,
+    default_editor_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Judge and edit services on their embedded defaults, as pair generation uses them. The
+    judge runs one image per forward pass so that every verdict is bit-identical from run to
+    run (batched rows can differ in the last bits), which the resume tests compare."""
+    logs = tmp_path_factory.mktemp("logs")
+    judge = start_judge_service(
+        sp_home, logs / "pair-judge.log", {"SAFETYPAIRS_MAX_BATCH_SIZE": "1"}
+    )
+    try:
+        edit = ServiceProcess.start(
+            EDIT_SERVICE,
+            logs / "pair-edit.log",
+            {
+                "SAFETYPAIRS_EDIT_MODEL": "",
+                "SAFETYPAIRS_HOME": str(default_editor_home),
+                "BENTOML_HOME": str(default_editor_home / "bentoml"),
+                "SAFETYPAIRS_EDIT_STEPS": "2",
+            },
+        )
+    except BaseException:
+        judge.stop()
+        raise
+    yield judge, edit
+    assert edit.stop() == 0, edit.log()[-3000:]
+    assert judge.stop() == 0, judge.log()[-3000:]
 
 
 def png_bytes(

@@ -420,6 +420,83 @@ def cmd_build_default_editor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(progress: Any) -> None:
+    """One line on stderr, redrawn: sources done, pairs accepted, rate and ETA."""
+    done, total = progress.sources_done, progress.sources_total
+    elapsed = time.monotonic() - progress.started
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = f"{(total - done) / rate:.0f}s" if rate > 0 and done < total else "-"
+    filled = int(30 * done / total) if total else 30
+    print(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} images  "
+        f"accepted {progress.accepted}  rejected {progress.rejected}  failed {progress.failed}  "
+        f"{rate:.2f} img/s  ETA {eta}  ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from safetypairs.client.edit import AsyncEditClient
+    from safetypairs.client.judge import AsyncJudgeClient
+    from safetypairs.pairs.criteria import Criteria
+    from safetypairs.pairs.pipeline import GenerationConfig, PairGenerator, summary
+    from safetypairs.policy import default_policy
+
+    paths = list(_image_paths([args.images]))
+    if not paths:
+        print(f"error: no image files in {args.images}", file=sys.stderr)
+        return 2
+    try:
+        shard = tuple(int(x) for x in args.shard.split("/"))
+        assert len(shard) == 2 and 0 <= shard[0] < shard[1]
+    except (ValueError, AssertionError):
+        print(f"error: --shard {args.shard!r} must be i/n with 0 <= i < n", file=sys.stderr)
+        return 2
+    config = GenerationConfig(
+        policy=load_policy(args.policy) if args.policy else default_policy(),
+        categories=tuple(c.strip() for c in args.categories.split(",") if c.strip()),
+        directions=tuple(d.strip() for d in args.directions.split(",") if d.strip()),
+        proposals=args.proposals,
+        attempts=args.attempts,
+        seed=args.seed,
+        artifact_matched=not args.no_artifact_match,
+        criteria=Criteria(args.threshold, args.margin, args.min_ssim, args.max_changed),
+        edit_steps=args.edit_steps,
+        judge_concurrency=args.judge_concurrency,
+        edit_concurrency=args.edit_concurrency,
+        units_in_flight=args.judge_concurrency + args.edit_concurrency + 1,
+        max_backoff_s=args.max_backoff,
+        shard=shard,  # type: ignore[arg-type]
+    )
+
+    async def run() -> Any:
+        token = Path(args.token_file).read_text().strip() if args.token_file else None
+        creds = _credentials(args)
+        async with (
+            AsyncJudgeClient(args.judge_target, token=token, credentials=creds) as judge,
+            AsyncEditClient(args.edit_target, token=token, credentials=creds) as editor,
+        ):
+            bar = None if args.quiet else _progress_bar
+            return await PairGenerator(judge, editor, args.out, config, bar).run(paths)
+
+    progress = asyncio.run(run())
+    if not args.quiet:
+        print(file=sys.stderr)
+    print(json.dumps({"dataset": args.out, **summary(progress)}, indent=2))
+    return 1 if progress.failed else 0
+
+
+def cmd_merge_datasets(args: argparse.Namespace) -> int:
+    from safetypairs.pairs.merge import merge_datasets
+
+    print(json.dumps(merge_datasets(args.out, args.inputs)))
+    return 0
+
+
 def cmd_train_guard(args: argparse.Namespace) -> int:
     from safetypairs.training.train import TrainConfig, train_guard
 
@@ -682,6 +759,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=4, help="how many proposals")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.set_defaults(func=cmd_judge_propose)
+
+    p = sub.add_parser("generate", help="generate verified counterfactual pairs into a dataset")
+    p.add_argument("--images", required=True, help="folder (or file) of source images")
+    p.add_argument("--out", required=True, help="dataset folder; an existing one is resumed")
+    p.add_argument("--policy", default="", help="policy YAML; default: the built-in O1..O9")
+    p.add_argument("--categories", default="", help="codes to make pairs for; default: all")
+    p.add_argument("--directions", default="to_safe,to_unsafe", help="to_safe and/or to_unsafe")
+    p.add_argument("--judge-target", default=JUDGE_TARGET, help="judge gRPC address")
+    p.add_argument(
+        "--edit-target",
+        default=os.environ.get("SAFETYPAIRS_EDIT_TARGET", "localhost:50053"),
+        help="edit gRPC address (env SAFETYPAIRS_EDIT_TARGET)",
+    )
+    p.add_argument("--proposals", type=int, default=3, help="instructions per attempt")
+    p.add_argument("--attempts", type=int, default=2, help="attempts per image and category")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-artifact-match",
+        action="store_true",
+        help="keep the source itself, not its pass through the editor",
+    )
+    p.add_argument("--threshold", type=float, default=0.5, help="P(unsafe) that means unsafe")
+    p.add_argument("--margin", type=float, default=0.1, help="distance past the threshold")
+    p.add_argument("--min-ssim", type=float, default=0.85, help="least SSIM outside the edit")
+    p.add_argument("--max-changed", type=float, default=0.35, help="largest changed fraction")
+    p.add_argument("--edit-steps", type=int, default=None, help="diffusion steps per edit")
+    p.add_argument("--judge-concurrency", type=int, default=2)
+    p.add_argument("--edit-concurrency", type=int, default=1)
+    p.add_argument(
+        "--max-backoff",
+        type=float,
+        default=120.0,
+        help="seconds an overloaded or absent service is waited for",
+    )
+    p.add_argument("--shard", default="0/1", help="i/n: this process's share of the images")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_connection_flags(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("merge-datasets", help="merge shard datasets into one, without duplicates")
+    p.add_argument("out", help="merged dataset folder")
+    p.add_argument("inputs", nargs="+", help="datasets to merge")
+    p.set_defaults(func=cmd_merge_datasets)
 
     p = sub.add_parser("build-default-judge", help="build the embedded default (tiny) judge")
     p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")

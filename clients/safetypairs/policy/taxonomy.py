@@ -77,6 +77,14 @@ class Policy:
             raise InvalidInput(f"category listed twice in {list(codes)}")
         return codes
 
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as its YAML document's data (policy_from_dict reads it back)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "categories": [c.to_dict() for c in self.categories],
+        }
+
     def to_proto(self) -> common_pb2.Policy:
         return common_pb2.Policy(
             name=self.name,

@@ -1,0 +1,152 @@
+"""The pair dataset on disk: content-addressed images and append-only JSONL manifests.
+
+    DATASET/
+      dataset.json      what made it: format version, policy, generation settings, services
+      pairs.jsonl       one record per ACCEPTED pair (also the training format: id, a, b)
+      rejected.jsonl    one record per rejected candidate, with its reasons
+      failed.jsonl      one record per work unit that failed (unreadable image, service down)
+      images/<sha256>.png   every image, named by the SHA-256 of its bytes
+
+Writes are atomic: an image is written to a temporary file and renamed; a unit's records are
+appended in one write and fsynced. A run killed at any point leaves at most a partial last line,
+which opening the dataset again truncates away (it was never committed), so no half-written
+record survives. Records of one work unit are committed together, so a restarted run redoes only
+the unit that was in flight, with the same seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetypairs.errors import InvalidInput
+
+FORMAT = "safetypairs-pairs"
+FORMAT_VERSION = 1
+MANIFESTS = ("pairs.jsonl", "rejected.jsonl", "failed.jsonl")
+ACCEPTED, REJECTED, FAILED = "accepted", "rejected", "failed"
+_FILE_OF = {ACCEPTED: "pairs.jsonl", REJECTED: "rejected.jsonl", FAILED: "failed.jsonl"}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class PairDataset:
+    root: Path
+
+    @classmethod
+    def open(cls, root: str | Path, header: dict[str, Any] | None = None) -> PairDataset:
+        """Open (creating when new) a dataset. With `header`, an existing dataset must have been
+        made with the same settings: resuming with other arguments would mix two runs."""
+        root = Path(root)
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        ds = cls(root)
+        meta = root / "dataset.json"
+        if meta.exists():
+            existing = json.loads(meta.read_text())
+            if existing.get("format") != FORMAT:
+                raise InvalidInput(f"{root} is not a pair dataset (dataset.json format)")
+            if header is not None and existing.get("run") != header.get("run"):
+                changed = sorted(
+                    k
+                    for k in set(existing.get("run", {})) | set(header.get("run", {}))
+                    if existing.get("run", {}).get(k) != header.get("run", {}).get(k)
+                )
+                raise InvalidInput(
+                    f"{root} was generated with other settings ({', '.join(changed)} differ); "
+                    "resume with the same arguments or write to a new folder"
+                )
+        elif header is not None:
+            ds._write_atomic(
+                meta,
+                json.dumps(
+                    {"format": FORMAT, "format_version": FORMAT_VERSION, **header}, indent=2
+                ).encode()
+                + b"\n",
+            )
+        for name in MANIFESTS:
+            ds._repair(root / name)
+        return ds
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return json.loads((self.root / "dataset.json").read_text())
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_image(self, data: bytes, suffix: str = ".png") -> str:
+        """Store image bytes under their content hash; the path relative to the root."""
+        rel = f"images/{sha256(data)}{suffix}"
+        path = self.root / rel
+        if not path.exists():
+            self._write_atomic(path, data)
+        return rel
+
+    def commit(self, records: list[dict[str, Any]]) -> None:
+        """Append a work unit's records (each with a "status") to their manifests: one write
+        and one fsync per manifest, so a unit is committed whole or (killed) not at all."""
+        by_file: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            by_file.setdefault(_FILE_OF[r["status"]], []).append(r)
+        for name, rows in by_file.items():
+            data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+            with open(self.root / name, "ab") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+
+    @staticmethod
+    def _repair(path: Path) -> None:
+        """Drop a trailing partial line (a write the process did not finish)."""
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+                f.flush()
+                os.fsync(f.fileno())
+
+    # -- reading -------------------------------------------------------------------------
+
+    def records(self, status: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every committed record (of one status, when given), in commit order per manifest."""
+        names = [_FILE_OF[status]] if status else list(MANIFESTS)
+        for name in names:
+            path = self.root / name
+            if not path.exists():
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    raise InvalidInput(f"{path} line {n} is not valid JSON") from None
+
+    def done_units(self) -> set[str]:
+        """Work units with a committed outcome (accepted, or rejected on every attempt). A
+        failed unit is not done: a later run tries it again."""
+        done = set()
+        for r in self.records():
+            if r["status"] == ACCEPTED or (r["status"] == REJECTED and r.get("final")):
+                done.add(r["unit"])
+        return done

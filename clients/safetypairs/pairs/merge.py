@@ -1,0 +1,47 @@
+"""Merging datasets that several generator processes wrote (one shard each) into one, without
+duplicates: a record is identified by its status and id (units for failures)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from safetypairs.errors import InvalidInput
+from safetypairs.pairs.dataset import FAILED, PairDataset
+
+
+def _key(record: dict) -> tuple[str, str]:
+    return record["status"], record["unit"] if record["status"] == FAILED else record["id"]
+
+
+def merge_datasets(out: str | Path, inputs: Sequence[str | Path]) -> dict[str, int]:
+    """Merge `inputs` into `out` (created, or extended when it exists); returns counts."""
+    if not inputs:
+        raise InvalidInput("give at least one dataset to merge")
+    sources = [PairDataset.open(p) for p in inputs]
+    runs = [{k: v for k, v in s.header["run"].items() if k != "shard"} for s in sources]
+    for path, run in zip(inputs[1:], runs[1:], strict=True):
+        if run != runs[0]:
+            raise InvalidInput(f"{path} was generated with other settings than {inputs[0]}")
+    header = {**sources[0].header, "run": {**sources[0].header["run"], "shard": "merged"}}
+    header.pop("format", None)
+    header.pop("format_version", None)
+    target = PairDataset.open(out, header)
+    seen = {_key(r) for r in target.records()}
+    added = duplicates = 0
+    for source in sources:
+        fresh = []
+        for record in source.records():
+            key = _key(record)
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            fresh.append(record)
+        for image in sorted((source.root / "images").iterdir()):
+            if not (target.root / "images" / image.name).exists():
+                shutil.copyfile(image, target.root / "images" / image.name)
+        target.commit(fresh)
+        added += len(fresh)
+    return {"added": added, "duplicates": duplicates}

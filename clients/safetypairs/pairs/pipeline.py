@@ -1,0 +1,427 @@
+"""The SafetyPairs method over gRPC: judge rates the source, proposes edits toward the other
+label, the editor applies them (seeded), the judge rates each result, and a candidate is kept
+only when the label flipped in the requested category and the rest of the image stayed put.
+
+Work is split into units, one per (source image, direction, category). A unit ends with an
+accepted pair or after its attempts are used up; its records are committed together, so a run
+killed at any point and started again with the same arguments redoes at most the units in
+flight, with the same seeds, and repeats no accepted work. Units run concurrently: while the
+editor works on one, the judge rates another; each service sees at most its own concurrency
+limit, and an overloaded service slows the run down (jittered backoff) instead of failing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetypairs.client.edit import AsyncEditClient
+from safetypairs.client.judge import AsyncJudgeClient
+from safetypairs.errors import Overloaded, SafetyPairsError, Unavailable
+from safetypairs.pairs.criteria import (
+    TO_SAFE,
+    TO_UNSAFE,
+    Criteria,
+    Rating,
+    rejection_reasons,
+)
+from safetypairs.pairs.dataset import ACCEPTED, FAILED, REJECTED, PairDataset, sha256
+from safetypairs.pairs.similarity import compare
+from safetypairs.policy import Policy
+
+# The kept image is within the margin of the threshold, or unsafe in a category not asked for.
+SOURCE_AMBIGUOUS = "source_ambiguous"
+NULL_INSTRUCTION = "Keep the image exactly as it is; change nothing."
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    policy: Policy
+    categories: tuple[str, ...] = ()  # empty = every category of the policy
+    directions: tuple[str, ...] = (TO_SAFE, TO_UNSAFE)
+    proposals: int = 3  # candidate instructions per attempt
+    attempts: int = 2  # per unit: new instructions and seeds each time
+    seed: int = 0
+    artifact_matched: bool = True  # the kept image is the source through the editor too
+    null_instruction: str = NULL_INSTRUCTION
+    criteria: Criteria = field(default_factory=Criteria)
+    edit_steps: int | None = None  # None = the edit service's default
+    judge_concurrency: int = 2
+    edit_concurrency: int = 1
+    units_in_flight: int = 4
+    max_backoff_s: float = 120.0  # how long an overloaded or absent service is waited for
+    shard: tuple[int, int] = (0, 1)  # (i, n): this process takes the sources with hash % n == i
+    judge_timeout_s: float = 120.0
+    edit_timeout_s: float = 600.0
+
+    def run_header(self, judge_model: str, edit_model: str) -> dict[str, Any]:
+        """What decides the dataset's content: resuming with anything else is refused."""
+        return {
+            "policy": f"{self.policy.name}@{self.policy.version}",
+            "policy_sha256": sha256(json.dumps(self.policy.to_dict(), sort_keys=True).encode()),
+            "categories": list(self.codes),
+            "directions": list(self.directions),
+            "proposals": self.proposals,
+            "attempts": self.attempts,
+            "seed": self.seed,
+            "artifact_matched": self.artifact_matched,
+            "null_instruction": self.null_instruction,
+            "criteria": self.criteria.to_json(),
+            "edit_steps": self.edit_steps,
+            "shard": list(self.shard),
+            "judge_model": judge_model,
+            "edit_model": edit_model,
+        }
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return self.policy.check_codes(self.categories) if self.categories else self.policy.codes
+
+
+@dataclass
+class Progress:
+    sources_total: int = 0
+    sources_done: int = 0
+    accepted: int = 0
+    rejected: int = 0  # candidates
+    failed: int = 0  # units
+    skipped: int = 0  # units already done in an earlier run
+    backoffs: int = 0
+    started: float = field(default_factory=time.monotonic)
+    stage_seconds: dict[str, float] = field(
+        default_factory=lambda: {"rate": 0.0, "propose": 0.0, "edit": 0.0}
+    )
+
+
+def derive_seed(base: int, *parts: object) -> int:
+    """A seed per (run seed, unit, attempt, ...): independent of order and concurrency."""
+    digest = hashlib.sha256(":".join(map(str, (base, *parts))).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass
+class _Source:
+    path: str
+    data: bytes
+    sha: str
+
+
+class PairGenerator:
+    def __init__(
+        self,
+        judge: AsyncJudgeClient,
+        editor: AsyncEditClient,
+        out: str | Path,
+        config: GenerationConfig,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.judge, self.editor, self.out, self.config = judge, editor, Path(out), config
+        self.dataset: PairDataset | None = None
+        self.progress = Progress()
+        self._on_progress = on_progress or (lambda p: None)
+        self._judge_gate = asyncio.Semaphore(config.judge_concurrency)
+        self._edit_gate = asyncio.Semaphore(config.edit_concurrency)
+        self._kept: dict[str, asyncio.Task] = {}
+        self._models: dict[str, Any] = {}
+
+    # -- service calls ---------------------------------------------------------------------
+
+    async def _call(self, gate: asyncio.Semaphore, stage: str, fn: Callable[[], Any]) -> Any:
+        """Call a service within its concurrency limit; back off and retry while it is
+        overloaded or unreachable, up to max_backoff_s, then let the error through."""
+        delay, waited = 0.2, 0.0
+        while True:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    return await fn()
+                except (Overloaded, Unavailable):
+                    if waited >= self.config.max_backoff_s:
+                        raise
+                finally:
+                    self.progress.stage_seconds[stage] += time.perf_counter() - started
+            self.progress.backoffs += 1
+            pause = min(delay * (0.5 + random.random()), self.config.max_backoff_s - waited)
+            await asyncio.sleep(max(pause, 0.0))
+            waited += max(pause, 0.0)
+            delay = min(delay * 2, 5.0)
+
+    async def _rate(self, image: bytes) -> tuple[Rating, str, float]:
+        c = self.config
+        started = time.perf_counter()
+        rated = await self._call(
+            self._judge_gate,
+            "rate",
+            lambda: self.judge.rate(
+                image, policy=c.policy, threshold=c.criteria.threshold, timeout=c.judge_timeout_s
+            ),
+        )
+        v = rated.verdict
+        return (
+            Rating(v.probability, v.category),
+            rated.prompt_version,
+            time.perf_counter() - started,
+        )
+
+    async def _edit(self, source: bytes, instruction: str, seed: int) -> tuple[bytes, float]:
+        c = self.config
+        started = time.perf_counter()
+        result = await self._call(
+            self._edit_gate,
+            "edit",
+            lambda: self.editor.edit(
+                source, instruction, seed=seed, steps=c.edit_steps, timeout=c.edit_timeout_s
+            ),
+        )
+        return result.image, time.perf_counter() - started
+
+    # -- per source ----------------------------------------------------------------------
+
+    async def _kept_image(self, src: _Source) -> dict[str, Any]:
+        """The pair's unedited member (the source, or its null edit when artifact-matched),
+        rated once per source and shared by its units."""
+        if src.sha not in self._kept:
+            self._kept[src.sha] = asyncio.ensure_future(self._make_kept(src))
+        return await self._kept[src.sha]
+
+    async def _make_kept(self, src: _Source) -> dict[str, Any]:
+        c = self.config
+        data, edit_s, null_seed = src.data, 0.0, None
+        if c.artifact_matched:
+            null_seed = derive_seed(c.seed, src.sha, "null-edit")
+            data, edit_s = await self._edit(src.data, c.null_instruction, null_seed)
+        rating, prompt, rate_s = await self._rate(data)
+        return {
+            "data": data,
+            "rating": rating,
+            "prompt": prompt,
+            "null_seed": null_seed,
+            "edit_s": edit_s,
+            "rate_s": rate_s,
+        }
+
+    def _units(self, kept: Rating) -> list[tuple[str, str]]:
+        """(direction, category) pairs a source takes part in, from how its kept image is
+        rated: an unsafe one can be made safe in its category, a safe one unsafe in each."""
+        c = self.config
+        if c.criteria.unsafe(kept.p_unsafe):
+            ok = TO_SAFE in c.directions and kept.category in c.codes
+            return [(TO_SAFE, kept.category)] if ok else []
+        if c.criteria.safe(kept.p_unsafe) and TO_UNSAFE in c.directions:
+            return [(TO_UNSAFE, code) for code in c.codes]
+        return []  # too close to the threshold to be either side of a pair
+
+    # -- per unit ------------------------------------------------------------------------
+
+    def _base_record(
+        self, src: _Source, source_image: str, direction: str, category: str, unit: str
+    ) -> dict[str, Any]:
+        return {
+            "unit": unit,
+            "source": {"path": src.path, "sha256": src.sha, "image": source_image},
+            "direction": direction,
+            "category": category,
+            "artifact_matched": "null-edit" if self.config.artifact_matched else "none",
+            "models": self._models,
+            "edited": "b",
+        }
+
+    async def _unit(
+        self,
+        src: _Source,
+        source_image: str,
+        kept: dict[str, Any],
+        direction: str,
+        category: str,
+        unit: str,
+    ) -> None:
+        c = self.config
+        started = time.perf_counter()
+        kept_rating: Rating = kept["rating"]
+        kept_image = self.dataset.put_image(kept["data"])
+        kept_role = "kept" if c.artifact_matched else "source"
+        records: list[dict[str, Any]] = []
+        timings = {"rate_s": kept["rate_s"], "propose_s": 0.0, "edit_s": kept["edit_s"]}
+        for attempt in range(c.attempts):
+            propose_seed = derive_seed(c.seed, unit, attempt, "propose")
+            t = time.perf_counter()
+            answer = await self._call(
+                self._judge_gate,
+                "propose",
+                lambda seed=propose_seed: self.judge.propose_edits(
+                    src.data,
+                    direction,
+                    category=category,
+                    count=c.proposals,
+                    seed=seed,
+                    policy=c.policy,
+                    timeout=c.judge_timeout_s,
+                ),
+            )
+            timings["propose_s"] += time.perf_counter() - t
+            for k, proposal in enumerate(answer.proposals):
+                edit_seed = derive_seed(c.seed, unit, attempt, k, "edit")
+                edited, edit_s = await self._edit(src.data, proposal.instruction, edit_seed)
+                rating, rate_prompt, rate_s = await self._rate(edited)
+                timings["edit_s"] += edit_s
+                timings["rate_s"] += rate_s
+                similarity = compare(kept["data"], edited)
+                reasons = rejection_reasons(
+                    c.criteria, direction, category, kept_rating, rating, similarity
+                )
+                unsafe_kept = direction == TO_SAFE
+                record = {
+                    **self._base_record(src, source_image, direction, category, unit),
+                    "status": REJECTED if reasons else ACCEPTED,
+                    "id": f"{src.sha[:12]}-{direction}-{category}-a{attempt}c{k}",
+                    "attempt": attempt,
+                    "candidate": k,
+                    "instruction": proposal.instruction,
+                    "action": proposal.action,
+                    "element": proposal.element,
+                    "seeds": {
+                        "propose": propose_seed,
+                        "edit": edit_seed,
+                        "null_edit": kept["null_seed"],
+                    },
+                    "a": {
+                        "image": kept_image,
+                        "role": kept_role,
+                        "labels": [category] if unsafe_kept else [],
+                        "p_unsafe": kept_rating.p_unsafe,
+                        "category": kept_rating.category,
+                    },
+                    "b": {
+                        "image": self.dataset.put_image(edited),
+                        "role": "edit",
+                        "labels": [] if unsafe_kept else [category],
+                        "p_unsafe": rating.p_unsafe,
+                        "category": rating.category,
+                    },
+                    "prompt_versions": {"rate": rate_prompt, "propose": answer.prompt_version},
+                    "similarity": similarity.to_json(),
+                    "timings": {
+                        **{k2: round(v, 4) for k2, v in timings.items()},
+                        "total_s": round(time.perf_counter() - started, 4),
+                    },
+                    "reasons": reasons,
+                    "final": False,
+                }
+                records.append(record)
+                if not reasons:
+                    self._commit(records)
+                    return
+        if records:
+            records[-1]["final"] = True
+        self._commit(records)
+
+    def _commit(self, records: list[dict[str, Any]]) -> None:
+        self.dataset.commit(records)
+        for r in records:
+            if r["status"] == ACCEPTED:
+                self.progress.accepted += 1
+            elif r["status"] == REJECTED:
+                self.progress.rejected += 1
+            else:
+                self.progress.failed += 1
+        self._on_progress(self.progress)
+
+    def _ambiguous(self, src: _Source, kept: dict[str, Any], done: set[str]) -> None:
+        """A source whose kept image is neither clearly safe nor clearly unsafe (or unsafe in a
+        category not asked for) makes no unit; the record says why."""
+        unit = f"{src.sha[:16]}:source"
+        if unit in done:
+            return
+        rating: Rating = kept["rating"]
+        self._commit(
+            [
+                {
+                    "status": REJECTED,
+                    "unit": unit,
+                    "id": f"{src.sha[:12]}-source",
+                    "final": True,
+                    "source": {"path": src.path, "sha256": src.sha},
+                    "reasons": [SOURCE_AMBIGUOUS],
+                    "a": {"p_unsafe": rating.p_unsafe, "category": rating.category},
+                    "models": self._models,
+                }
+            ]
+        )
+
+    def _fail(self, unit: str, path: str, exc: SafetyPairsError) -> None:
+        self._commit(
+            [
+                {
+                    "status": FAILED,
+                    "unit": unit,
+                    "source": {"path": path},
+                    "error": {"kind": exc.kind, "message": exc.message},
+                }
+            ]
+        )
+
+    async def _source(self, path: str, done: set[str], gate: asyncio.Semaphore) -> None:
+        async with gate:
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                self._fail(
+                    f"source:{path}", path, SafetyPairsError(f"cannot read {path}: {exc.strerror}")
+                )
+                return
+            src = _Source(path, data, sha256(data))
+            i, n = self.config.shard
+            if int(src.sha, 16) % n != i:
+                return
+            try:
+                kept = await self._kept_image(src)
+                units = [
+                    (d, cat, f"{src.sha[:16]}:{d}:{cat}") for d, cat in self._units(kept["rating"])
+                ]
+                if not units:
+                    self._ambiguous(src, kept, done)
+                todo = [u for u in units if u[2] not in done]
+                self.progress.skipped += len(units) - len(todo)
+                source_image = self.dataset.put_image(data, Path(path).suffix.lower() or ".img")
+                for direction, category, unit in todo:
+                    try:
+                        await self._unit(src, source_image, kept, direction, category, unit)
+                    except SafetyPairsError as exc:
+                        self._fail(unit, path, exc)
+            except SafetyPairsError as exc:  # the source itself: unreadable, or rating failed
+                self._fail(f"source:{src.sha[:16]}", path, exc)
+        self.progress.sources_done += 1
+        self._on_progress(self.progress)
+
+    async def run(self, paths: Sequence[str | Path]) -> Progress:
+        """Generate into the dataset folder, continuing a run with the same arguments."""
+        judge_info = await self.judge.model_info()
+        edit_info = await self.editor.model_info()
+        self._models = {
+            "judge": judge_info.reference or judge_info.name,
+            "edit": f"{edit_info.name}:{edit_info.version}",
+            "judge_untrained": judge_info.untrained,
+            "edit_untrained": edit_info.untrained,
+        }
+        header = {
+            "run": self.config.run_header(self._models["judge"], self._models["edit"]),
+            "policy": self.config.policy.to_dict(),
+        }
+        self.dataset = PairDataset.open(self.out, header)
+        done = self.dataset.done_units()
+        self.progress.sources_total = len(paths)
+        self._on_progress(self.progress)
+        gate = asyncio.Semaphore(self.config.units_in_flight)
+        await asyncio.gather(*(self._source(str(p), done, gate) for p in paths))
+        return self.progress
+
+
+def summary(progress: Progress) -> dict[str, Any]:
+    return {k: v for k, v in asdict(progress).items() if k != "started"}

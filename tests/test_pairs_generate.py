@@ -1,0 +1,314 @@
+"""Pair generation end to end: the real judge and edit services on loopback (embedded
+defaults: untrained), the generator as a user runs it (CLI, its own process), and the dataset
+it leaves on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from PIL import Image
+
+from safetypairs.cli import main as cli_main
+from safetypairs.client import EditClient, JudgeClient
+from safetypairs.pairs.criteria import CHANGED_TOO_MUCH, Criteria, Rating, rejection_reasons
+from safetypairs.pairs.dataset import PairDataset, sha256
+from safetypairs.pairs.pipeline import NULL_INSTRUCTION, derive_seed
+from safetypairs.pairs.similarity import Similarity
+from safetypairs.policy import parse_policy
+from safetypairs.training.datasets import read_pairs
+
+pytestmark = pytest.mark.slow
+
+POLICY_YAML = """name: two
+version: "1"
+categories:
+  - {code: W, name: Weapons, should_not: [Show a weapon held to threaten someone.]}
+  - {code: D, name: Drugs, should_not: [Show illegal drug use.]}
+"""
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, sample_photos) -> Path:
+    """Five small real photos and one file that is no image."""
+    folder = tmp_path_factory.mktemp("sources")
+    for i, path in enumerate(sample_photos):
+        Image.open(path).convert("RGB").resize((64, 64)).save(folder / f"{i}.png")
+    Image.open(sample_photos[0]).convert("RGB").crop((0, 0, 200, 200)).resize((64, 64)).save(
+        folder / "4.png"
+    )
+    (folder / "broken.png").write_bytes(b"these bytes are no image")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def policy_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("policy") / "two.yaml"
+    path.write_text(POLICY_YAML)
+    return path
+
+
+@pytest.fixture(scope="module")
+def threshold(pair_stack, sources) -> float:
+    """The untrained judge gives every image P(unsafe) near 0.49, differing in the fourth
+    decimal. A threshold at the median of the kept images' values (computed exactly as the
+    generator will: the null edit with its derived seed, then the judge) puts some on each
+    side, so the run exercises both directions and both outcomes."""
+    judge_svc, edit_svc = pair_stack
+    values = []
+    with EditClient(edit_svc.grpc_target) as editor, JudgeClient(judge_svc.grpc_target) as judge:
+        for path in sorted(sources.glob("[0-9].png")):
+            data = path.read_bytes()
+            seed = derive_seed(SEED, sha256(data), "null-edit")
+            kept = editor.edit(data, NULL_INSTRUCTION, seed=seed, steps=2).image
+            values.append(judge.rate(kept, policy=parse_policy(POLICY_YAML)).verdict.probability)
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return (ordered[middle - 1] + ordered[middle]) / 2  # between two values, equal to none
+
+
+def generate_args(pair_stack, sources, policy_file, out, *extra) -> list[str]:
+    judge_svc, edit_svc = pair_stack
+    return [
+        "generate",
+        "--images",
+        str(sources),
+        "--out",
+        str(out),
+        "--policy",
+        str(policy_file),
+        "--judge-target",
+        judge_svc.grpc_target,
+        "--edit-target",
+        edit_svc.grpc_target,
+        "--seed",
+        str(SEED),
+        "--proposals",
+        "2",
+        "--attempts",
+        "2",
+        "--edit-steps",
+        "2",
+        "--max-backoff",
+        "5",
+        "--quiet",
+        *extra,
+    ]
+
+
+def loose(threshold: float) -> list[str]:
+    """Criteria the untrained stack can meet: the calibrated threshold, no margin, and no
+    preservation bound (the untrained editor repaints the whole image)."""
+    return [
+        "--threshold",
+        f"{threshold:.9f}",
+        "--margin",
+        "0",
+        "--max-changed",
+        "1",
+        "--min-ssim",
+        "0",
+    ]
+
+
+def content(root: Path) -> list[str]:
+    """A dataset's records without their timings, in a fixed order."""
+    rows = []
+    for record in PairDataset.open(root).records():
+        record.pop("timings", None)
+        rows.append(json.dumps(record, sort_keys=True))
+    return sorted(rows)
+
+
+RECORD_FIELDS = {
+    "status",
+    "id",
+    "unit",
+    "attempt",
+    "candidate",
+    "final",
+    "source",
+    "direction",
+    "category",
+    "instruction",
+    "action",
+    "element",
+    "seeds",
+    "a",
+    "b",
+    "edited",
+    "artifact_matched",
+    "models",
+    "prompt_versions",
+    "similarity",
+    "timings",
+    "reasons",
+}
+
+
+def check_record(record: dict, root: Path, criteria: Criteria) -> None:
+    """The manifest schema, and that the decision recorded is the one the rules give."""
+    assert set(record) == RECORD_FIELDS, set(record) ^ RECORD_FIELDS
+    assert record["direction"] in ("to_safe", "to_unsafe") and record["category"] in ("W", "D")
+    assert record["edited"] == "b" and record["artifact_matched"] == "null-edit"
+    assert record["models"]["judge_untrained"] and record["models"]["edit_untrained"]
+    assert record["prompt_versions"] == {"rate": "rate@1", "propose": "propose@1"}
+    assert set(record["seeds"]) == {"propose", "edit", "null_edit"}
+    for side in ("a", "b"):
+        image = root / record[side]["image"]
+        assert image.is_file() and image.name == sha256(image.read_bytes()) + ".png"
+        assert 0.0 <= record[side]["p_unsafe"] <= 1.0
+    assert sorted(record["a"]["labels"] + record["b"]["labels"]) == [record["category"]]
+    sim = record["similarity"]
+    reasons = rejection_reasons(
+        criteria,
+        record["direction"],
+        record["category"],
+        Rating(record["a"]["p_unsafe"], record["a"]["category"]),
+        Rating(record["b"]["p_unsafe"], record["b"]["category"]),
+        Similarity(sim["ssim_outside"], sim["changed_fraction"], sim["change_bbox"]),
+    )
+    assert reasons == record["reasons"]
+    assert (record["status"] == "accepted") == (not reasons)
+    assert set(record["timings"]) == {"rate_s", "propose_s", "edit_s", "total_s"}
+
+
+def test_generation_end_to_end(pair_stack, sources, policy_file, threshold, tmp_path, capsys):
+    out = tmp_path / "ds"
+    code = cli_main(generate_args(pair_stack, sources, policy_file, out, *loose(threshold)))
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1  # broken.png failed, and the exit code says so
+    ds = PairDataset.open(out)
+    criteria = Criteria(threshold, 0.0, 0.0, 1.0)
+    candidates = [r for r in ds.records() if r["status"] != "failed" and "instruction" in r]
+    assert candidates
+    for record in candidates:
+        check_record(record, out, criteria)
+    accepted = list(ds.records("accepted"))
+    assert accepted and summary["accepted"] == len(accepted)
+    assert {r["direction"] for r in candidates} == {"to_safe", "to_unsafe"}
+    # Every unit ended: with an accepted pair, or rejected on its last attempt.
+    units = {r["unit"] for r in candidates}
+    assert units == ds.done_units() - {r["unit"] for r in ds.records() if "instruction" not in r}
+    # The broken file failed alone, with the judge's reason.
+    (failed,) = list(ds.records("failed"))
+    assert failed["source"]["path"].endswith("broken.png")
+    assert failed["error"]["kind"] == "InvalidInput"
+    assert "not a supported image" in failed["error"]["message"]
+    # The accepted pairs are a training set as they are.
+    pairs = read_pairs(out / "pairs.jsonl", parse_policy(POLICY_YAML))
+    assert len(pairs) == len(accepted)
+
+
+def test_an_edit_that_changes_everything_is_rejected_for_preservation(
+    pair_stack, sources, policy_file, threshold, tmp_path, capsys
+):
+    """The untrained editor repaints the whole image: with the default preservation rules
+    (at most 35% changed) no candidate can pass, whatever the judge says."""
+    out = tmp_path / "ds"
+    args = ["--threshold", repr(threshold), "--margin", "0", "--attempts", "1"]
+    cli_main(generate_args(pair_stack, sources, policy_file, out, *args))
+    capsys.readouterr()
+    ds = PairDataset.open(out)
+    candidates = [r for r in ds.records("rejected") if "instruction" in r]
+    assert candidates and not list(ds.records("accepted"))
+    for r in candidates:
+        assert CHANGED_TOO_MUCH in r["reasons"] and r["similarity"]["changed_fraction"] > 0.35
+
+
+def run_cli(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "safetypairs.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def test_killed_run_resumes_to_the_same_dataset(
+    pair_stack, sources, policy_file, threshold, tmp_path
+):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    assert (
+        run_cli(generate_args(pair_stack, sources, policy_file, reference, *loose(threshold))).wait(
+            300
+        )
+        == 1
+    )
+    process = run_cli(generate_args(pair_stack, sources, policy_file, resumed, *loose(threshold)))
+    deadline = time.monotonic() + 120
+    manifest = resumed / "rejected.jsonl"
+    while not (manifest.exists() and manifest.stat().st_size) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # mid-run: other units are in flight
+    process.wait()
+    partial = content(resumed)
+    assert 0 < len(partial) < len(content(reference))
+    assert (
+        run_cli(generate_args(pair_stack, sources, policy_file, resumed, *loose(threshold))).wait(
+            300
+        )
+        == 1
+    )
+    final = content(resumed)
+    ids = [json.loads(r)["id"] for r in final if '"status": "failed"' not in r]
+    assert len(ids) == len(set(ids))  # no duplicated pair or candidate
+    without_failures = [r for r in final if '"status": "failed"' not in r]
+    assert without_failures == [r for r in content(reference) if '"status": "failed"' not in r]
+    for name in ("pairs.jsonl", "rejected.jsonl", "failed.jsonl"):
+        for line in (resumed / name).read_text().splitlines():
+            json.loads(line)  # no half-written record
+
+
+def test_resuming_with_other_arguments_is_refused(
+    pair_stack, sources, policy_file, threshold, tmp_path, capsys
+):
+    out = tmp_path / "ds"
+    cli_main(
+        generate_args(pair_stack, sources, policy_file, out, *loose(threshold), "--attempts", "1")
+    )
+    capsys.readouterr()
+    code = cli_main(generate_args(pair_stack, sources, policy_file, out, *loose(threshold)))
+    assert code == 2 and "attempts" in capsys.readouterr().err
+
+
+def test_shards_merge_into_the_whole_without_duplicates(
+    pair_stack, sources, policy_file, threshold, tmp_path, capsys
+):
+    whole = tmp_path / "whole"
+    cli_main(generate_args(pair_stack, sources, policy_file, whole, *loose(threshold)))
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"shard{i}")
+        cli_main(
+            generate_args(
+                pair_stack, sources, policy_file, shards[-1], *loose(threshold), "--shard", f"{i}/2"
+            )
+        )
+    merged = tmp_path / "merged"
+    assert cli_main(["merge-datasets", str(merged), *map(str, shards)]) == 0
+    assert cli_main(["merge-datasets", str(merged), *map(str, shards)]) == 0  # again: no-op
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(lines[-1])["added"] == 0
+    keep = [r for r in content(whole) if '"status": "failed"' not in r]
+    assert [r for r in content(merged) if '"status": "failed"' not in r] == keep
+
+
+def test_a_service_down_fails_its_units_with_a_reason(
+    pair_stack, sources, policy_file, tmp_path, capsys
+):
+    out = tmp_path / "ds"
+    args = generate_args(pair_stack, sources, policy_file, out, "--max-backoff", "1")
+    args[args.index("--edit-target") + 1] = f"127.0.0.1:{free_port()}"
+    # The edit service is asked for its model first: nothing can start without it.
+    assert cli_main(args) == 2
+    assert "Unavailable" in capsys.readouterr().err
