@@ -629,7 +629,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     command = [
         sys.executable,
         "-m",
-        "bentoml",
+        "safetypairs.serving.bento_cli",
         "serve",
         service,
         "--host",

@@ -63,7 +63,7 @@ class ServiceProcess:
                 [
                     sys.executable,
                     "-m",
-                    "bentoml",
+                    "safetypairs.serving.bento_cli",
                     "serve",
                     service,
                     "--host",
