@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,15 @@ _FILE_OF = {ACCEPTED: "pairs.jsonl", REJECTED: "rejected.jsonl", FAILED: "failed
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+_IMAGE_PATH = re.compile(r"images/[0-9a-f]{64}\.[a-z0-9]{1,5}")
+
+
+def is_image_path(rel: object) -> bool:
+    """Whether a manifest's image reference has the shape `put_image` writes. Readers (report,
+    export) follow only such paths: a record could name "../secret" or "javascript:..."."""
+    return isinstance(rel, str) and _IMAGE_PATH.fullmatch(rel) is not None
 
 
 @dataclass
