@@ -1,0 +1,178 @@
+"""The HTML report of a pair dataset, rendered by real headless Chromium over the DevTools
+Protocol: no console errors, one card per record, the change box on the image, working
+filters, hostile manifest text shown as text; and the summary figures it is built from."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cdp import Chromium
+from PIL import Image, ImageStat
+from sample_pairs import HOSTILE, build_sample_dataset
+
+from safetypairs.cli import main
+from safetypairs.errors import InvalidInput
+from safetypairs.pairs.dataset import PairDataset
+from safetypairs.pairs.report import summarize, write_report
+
+VISIBLE_IDS = """Array.from(document.querySelectorAll('.card'))
+  .filter(c => c.offsetParent !== null).map(c => c.querySelector('code').textContent)"""
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    root = tmp_path_factory.mktemp("pairs") / "dataset"
+    return root, build_sample_dataset(root)
+
+
+@pytest.fixture(scope="module")
+def report(dataset: tuple[Path, list[dict[str, Any]]]) -> Path:
+    return write_report(dataset[0])
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    chromium = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def page(browser: Chromium, report: Path) -> Chromium:
+    browser.open(report)
+    return browser
+
+
+def set_filter(page: Chromium, name: str, value: str) -> None:
+    page.evaluate(
+        f"(() => {{ const s = document.getElementById('f-{name}'); s.value = {json.dumps(value)};"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+
+
+def test_report_renders_every_record_without_errors(page: Chromium, dataset) -> None:
+    _, records = dataset
+    assert page.evaluate(VISIBLE_IDS) == [r["id"] for r in records]
+    # Every image (lazy ones too) loads and decodes: relative paths from the report are right.
+    decoded = page.evaluate(
+        "Promise.all(Array.from(document.images).map(i => { i.loading = 'eager';"
+        " return i.decode().then(() => i.naturalWidth); }))"
+    )
+    assert len(decoded) == 2 * len(records) and all(w > 0 for w in decoded)
+    assert "judge: tiny-llava" in page.evaluate("document.getElementById('untrained').innerText")
+    failed = page.evaluate("document.querySelector('#summary').innerText")
+    assert "not an image <b>bold</b>" in failed  # the failed unit's error, escaped
+    shot = Image.open(io.BytesIO(page.screenshot()))
+    assert shot.format == "PNG" and shot.width == 1280 and shot.height >= 800
+    assert max(ImageStat.Stat(shot.convert("L")).stddev) > 20  # not a blank page
+    assert len(shot.convert("RGB").getcolors(1 << 24)) > 1000  # the photos are on it
+    assert page.errors() == [] and page.dialogs() == []
+
+
+def test_change_box_is_drawn_over_the_displayed_image(page: Chromium, dataset) -> None:
+    _, records = dataset
+    x, y, w, h = records[0]["similarity"]["change_bbox"]
+    got = page.evaluate(
+        """(() => { const f = document.querySelector('.card').querySelectorAll('.frame')[1];
+        const i = f.querySelector('img').getBoundingClientRect();
+        const b = f.querySelector('.box').getBoundingClientRect();
+        return {scale: i.width / f.querySelector('img').naturalWidth, left: b.left - i.left,
+                top: b.top - i.top, width: b.width, height: b.height}; })()"""
+    )
+    assert got["scale"] > 1.2  # shown larger than its pixels, so scaling is tested
+    for key, value in (("left", x), ("top", y), ("width", w), ("height", h)):
+        assert got[key] == pytest.approx(value * got["scale"], abs=1.0), key
+
+
+def test_filters_hide_the_right_cards(page: Chromium, dataset) -> None:
+    _, records = dataset
+
+    def ids(**want: str) -> list[str]:
+        return [r["id"] for r in records if all(r[k] == v for k, v in want.items())]
+
+    set_filter(page, "category", "O6")
+    assert page.evaluate(VISIBLE_IDS) == ids(category="O6")
+    set_filter(page, "status", "rejected")
+    assert page.evaluate(VISIBLE_IDS) == ids(category="O6", status="rejected")
+    assert page.evaluate("document.getElementById('shown').textContent") == (
+        f"2 of {len(records)} shown"
+    )
+    set_filter(page, "category", "")
+    set_filter(page, "reason", "changed_too_much")
+    assert page.evaluate(VISIBLE_IDS) == [
+        r["id"] for r in records if "changed_too_much" in r.get("reasons", [])
+    ]
+    set_filter(page, "reason", "")
+    set_filter(page, "status", "accepted")
+    set_filter(page, "direction", "to_safe")
+    assert page.evaluate(VISIBLE_IDS) == ids(status="accepted", direction="to_safe")
+    assert page.errors() == []
+
+
+def test_hostile_instruction_is_shown_as_text(page: Chromium) -> None:
+    shown = page.evaluate(
+        "Array.from(document.querySelectorAll('.instruction')).map(p => p.textContent)"
+    )
+    assert HOSTILE in shown
+    assert page.evaluate("document.scripts.length") == 1  # the page's own script only
+    assert page.evaluate("document.querySelectorAll('img[src=x], img[onerror]').length") == 0
+    assert page.dialogs() == [] and page.errors() == []
+
+
+def test_summary_figures(dataset) -> None:
+    root, _ = dataset
+    ds = PairDataset.open(root)
+    s = summarize([*ds.records("accepted"), *ds.records("rejected")], list(ds.records("failed")))
+    assert (s.accepted, s.rejected, s.failed) == (2, 3, 1)
+    assert s.categories["O6"].acceptance_rate == pytest.approx(1 / 3)
+    assert (len(s.categories["O6"].units), len(s.categories["O6"].units_with_pair)) == (2, 1)
+    assert s.categories["O1"].acceptance_rate == pytest.approx(1 / 2)
+    assert dict(s.reasons) == {
+        "no_flip": 1,
+        "not_preserved": 1,
+        "changed_too_much": 1,
+        "wrong_category": 1,
+    }
+    assert s.stages["edit_s"].n == 5 and s.stages["edit_s"].median == pytest.approx(2.0)
+    assert s.untrained == ["judge: tiny-llava"]
+
+
+def test_summary_of_mixed_timings_and_trained_models() -> None:
+    records = [
+        {
+            "status": "accepted",
+            "unit": "u",
+            "category": "O2",
+            "timings": {"edit_s": 1.0},
+            "models": {"judge": "j", "judge_untrained": False},
+        },
+        {
+            "status": "rejected",
+            "unit": "u",
+            "category": "O2",
+            "reasons": ["no_flip"],
+            "timings": {"edit_s": 5.0, "rate_s": "n/a"},
+        },
+        {"status": "rejected", "unit": "v", "category": "O2", "timings": {"edit_s": 6.0}},
+    ]
+    s = summarize(records, [])
+    assert s.stages["edit_s"].mean == pytest.approx(4.0)
+    assert s.stages["edit_s"].median == pytest.approx(5.0)
+    assert "rate_s" not in s.stages and s.untrained == []
+
+
+def test_report_of_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="not a pair dataset"):
+        write_report(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+
+
+def test_cli_report_prints_the_path(dataset, capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = dataset
+    assert main(["report", str(root)]) == 0
+    assert capsys.readouterr().out.strip() == str(root / "report.html")
