@@ -149,6 +149,9 @@ def build_sample_dataset(root: Path) -> list[dict[str, Any]]:
             color="black",
         ),
     ]
+    # Records may lack optional fields and carry fields readers do not know: both must survive.
+    del records[4]["element"], records[4]["prompt_versions"]
+    records[4]["notes"] = {"reviewer": "ok", "tags": ["odd", 1]}
     ds.commit(records)
     ds.commit(
         [

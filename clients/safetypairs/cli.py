@@ -10,6 +10,9 @@
     safetypairs serve edit [--http-port 3002] [--grpc-port 50053] [--edit-model REF] ...
     safetypairs edit IMAGE --instruction TEXT --out FILE [--seed N] [--region x,y,w,h]
     safetypairs build-default-editor [--home DIR]
+    safetypairs report DATASET [--open]
+    safetypairs export DATASET --to parquet|hf --out PATH [--include-rejected]
+    safetypairs import SRC --out DATASET
 
 Client commands need only the SDK; `serve` and `build-default-guard` need the serving and
 model extras and import them when run.
@@ -497,6 +500,33 @@ def cmd_merge_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from safetypairs.pairs.report import write_report
+
+    path = write_report(args.dataset)
+    print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from safetypairs.pairs.export import export_dataset
+
+    summary = export_dataset(args.dataset, args.out, args.to, args.include_rejected)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from safetypairs.pairs.export import import_dataset
+
+    print(json.dumps(import_dataset(args.src, args.out)))
+    return 0
+
+
 def cmd_train_guard(args: argparse.Namespace) -> int:
     from safetypairs.training.train import TrainConfig, train_guard
 
@@ -802,6 +832,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="merged dataset folder")
     p.add_argument("inputs", nargs="+", help="datasets to merge")
     p.set_defaults(func=cmd_merge_datasets)
+
+    p = sub.add_parser("report", help="write a dataset's HTML report (report.html) and print it")
+    p.add_argument("dataset", help="pair dataset folder")
+    p.add_argument("--open", action="store_true", help="also open it in a web browser")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="export a pair dataset to Parquet or a datasets folder")
+    p.add_argument("dataset", help="pair dataset folder")
+    p.add_argument("--to", choices=["parquet", "hf"], required=True, help="hf: save_to_disk")
+    p.add_argument("--out", required=True, help="new .parquet file (parquet) or folder (hf)")
+    p.add_argument("--include-rejected", action="store_true", help="also the rejected candidates")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="make a pair dataset from an export (Parquet or hf)")
+    p.add_argument("src", help="a .parquet file or a datasets save_to_disk folder")
+    p.add_argument("--out", required=True, help="new pair dataset folder")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("build-default-judge", help="build the embedded default (tiny) judge")
     p.add_argument("--home", default=None, help="cache folder (env SAFETYPAIRS_HOME)")

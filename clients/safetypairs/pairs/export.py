@@ -1,0 +1,337 @@
+"""Export a pair dataset to Parquet or to a Hugging Face `datasets` folder, and import back.
+
+One row per record: the accepted pairs, and with `include_rejected` the rejected candidates.
+Each row embeds the bytes of its images (source, a, b) as `datasets` Image columns
+(struct<bytes, path>), carries the manifest fields flattened into typed columns for analysis,
+and keeps the manifest record itself, verbatim, as JSON in `record`. Import reads `record` and
+the image bytes only, so fields this module does not know about survive a round trip, and
+export -> import -> export gives the same table. Failed work units are not exported: they hold
+no pair, and a later generation run retries them.
+
+The Parquet file carries the `datasets` features in its schema metadata, so
+`datasets.load_dataset("parquet", ...)` reads the image columns as images; the dataset's
+dataset.json rides along in the schema metadata (key "safetypairs"), and beside a
+`save_to_disk` folder as `safetypairs.json`.
+
+pyarrow and `datasets` are imported inside the functions: the SDK imports without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from safetypairs.errors import InvalidInput
+from safetypairs.pairs.dataset import ACCEPTED, REJECTED, PairDataset, is_image_path
+
+FORMATS = ("parquet", "hf")
+HEADER_KEY = b"safetypairs"
+HF_HEADER_FILE = "safetypairs.json"
+BATCH_ROWS = 64  # rows per Parquet row group: images make rows large
+
+# Image columns and the manifest member whose "image" each one carries.
+IMAGE_COLUMNS = {"source_image": "source", "a_image": "a", "b_image": "b"}
+# Flattened columns: name -> (path in the record, type). Views for analysis; import ignores them.
+FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "id": (("id",), "string"),
+    "status": (("status",), "string"),
+    "unit": (("unit",), "string"),
+    "attempt": (("attempt",), "int64"),
+    "candidate": (("candidate",), "int64"),
+    "final": (("final",), "bool"),
+    "direction": (("direction",), "string"),
+    "category": (("category",), "string"),
+    "instruction": (("instruction",), "string"),
+    "action": (("action",), "string"),
+    "element": (("element",), "string"),
+    "source_path": (("source", "path"), "string"),
+    "source_sha256": (("source", "sha256"), "string"),
+    "a_labels": (("a", "labels"), "list_string"),
+    "a_p_unsafe": (("a", "p_unsafe"), "float64"),
+    "a_category": (("a", "category"), "string"),
+    "a_role": (("a", "role"), "string"),
+    "b_labels": (("b", "labels"), "list_string"),
+    "b_p_unsafe": (("b", "p_unsafe"), "float64"),
+    "b_category": (("b", "category"), "string"),
+    "b_role": (("b", "role"), "string"),
+    "edited": (("edited",), "string"),
+    "artifact_matched": (("artifact_matched",), "string"),
+    "seed_propose": (("seeds", "propose"), "int64"),
+    "seed_edit": (("seeds", "edit"), "int64"),
+    "seed_null_edit": (("seeds", "null_edit"), "int64"),
+    "judge_model": (("models", "judge"), "string"),
+    "edit_model": (("models", "edit"), "string"),
+    "judge_untrained": (("models", "judge_untrained"), "bool"),
+    "edit_untrained": (("models", "edit_untrained"), "bool"),
+    "prompt_rate": (("prompt_versions", "rate"), "string"),
+    "prompt_propose": (("prompt_versions", "propose"), "string"),
+    "ssim_outside": (("similarity", "ssim_outside"), "float64"),
+    "changed_fraction": (("similarity", "changed_fraction"), "float64"),
+    "change_bbox": (("similarity", "change_bbox"), "list_int64"),
+    "rate_s": (("timings", "rate_s"), "float64"),
+    "propose_s": (("timings", "propose_s"), "float64"),
+    "edit_s": (("timings", "edit_s"), "float64"),
+    "total_s": (("timings", "total_s"), "float64"),
+    "reasons": (("reasons",), "list_string"),
+}
+# What a file's first bytes must be for the suffix its manifest path gives it.
+_MAGIC = {
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".webp": (b"RIFF",),
+    ".gif": (b"GIF87a", b"GIF89a"),
+    ".bmp": (b"BM",),
+}
+
+
+def features() -> Any:
+    """The `datasets.Features` of an export (the Parquet schema derives from it)."""
+    from datasets import Features, Image, Sequence, Value
+
+    def feature(kind: str) -> Any:
+        if kind.startswith("list_"):
+            return Sequence(Value(kind.removeprefix("list_")))
+        return Value(kind)
+
+    columns: dict[str, Any] = {name: feature(kind) for name, (_, kind) in FIELDS.items()}
+    columns.update({name: Image() for name in IMAGE_COLUMNS})
+    columns["record"] = Value("string")
+    return Features(columns)
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+def _get(record: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = record
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    """The value as the column's type, or null: the flattened columns are views, and a field of
+    an unexpected type must not stop an export (`record` keeps it as it was)."""
+    if kind.startswith("list_"):
+        if not isinstance(value, list):
+            return None
+        return [_coerce(v, kind.removeprefix("list_")) for v in value]
+    if value is None:
+        return None
+    if kind == "string":
+        return str(value)
+    if kind == "bool":
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if kind == "int64":
+        return int(value) if float(value).is_integer() else None
+    return float(value)
+
+
+def _row(root: Path, record: dict[str, Any]) -> dict[str, Any]:
+    row = {name: _coerce(_get(record, path), kind) for name, (path, kind) in FIELDS.items()}
+    for column, member in IMAGE_COLUMNS.items():
+        rel = _get(record, (member, "image"))
+        if rel is None:
+            row[column] = None
+            continue
+        if not is_image_path(rel):
+            raise InvalidInput(
+                f"record {record.get('id')!r}: {member}.image {rel!r} is not an "
+                "images/<sha256>.<ext> path"
+            )
+        try:
+            row[column] = {"bytes": (root / rel).read_bytes(), "path": rel}
+        except OSError as exc:
+            raise InvalidInput(
+                f"record {record.get('id')!r}: cannot read {root / rel} ({exc.strerror})"
+            ) from None
+    row["record"] = json.dumps(record, sort_keys=True)
+    return row
+
+
+def _records(ds: PairDataset, include_rejected: bool) -> Iterator[dict[str, Any]]:
+    yield from ds.records(ACCEPTED)
+    if include_rejected:
+        yield from ds.records(REJECTED)
+
+
+def _write_parquet(ds: PairDataset, path: Path, include_rejected: bool) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = features().arrow_schema
+    schema = schema.with_metadata({**schema.metadata, HEADER_KEY: json.dumps(ds.header)})
+    rows = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        batch: list[dict[str, Any]] = []
+        for record in _records(ds, include_rejected):
+            batch.append(_row(ds.root, record))
+            if len(batch) == BATCH_ROWS:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                rows, batch = rows + len(batch), []
+        if batch or not rows:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            rows += len(batch)
+    return rows
+
+
+def _write_hf(ds: PairDataset, path: Path, include_rejected: bool) -> int:
+    from datasets import Dataset
+
+    # Through a Parquet file: `from_parquet` memory-maps it, so a large dataset never has to
+    # fit in memory at once.
+    work = path.with_name(f"{path.name}.build")
+    _remove(work)
+    work.mkdir()
+    try:
+        rows = _write_parquet(ds, work / "rows.parquet", include_rejected)
+        hf = Dataset.from_parquet(
+            str(work / "rows.parquet"), features=features(), cache_dir=str(work / "cache")
+        )
+        hf.save_to_disk(str(path))
+    finally:
+        _remove(work)
+    (path / HF_HEADER_FILE).write_text(json.dumps(ds.header, indent=2) + "\n")
+    return rows
+
+
+def export_dataset(
+    dataset: str | Path, out: str | Path, to: str, include_rejected: bool = False
+) -> dict[str, Any]:
+    """Write `out` (a .parquet file, or a `save_to_disk` folder for "hf"); a summary."""
+    root, out = Path(dataset), Path(out)
+    if to not in FORMATS:
+        raise InvalidInput(f"unknown export format {to!r}; one of {', '.join(FORMATS)}")
+    if not (root / "dataset.json").is_file():
+        raise InvalidInput(f"{root} is not a pair dataset (no dataset.json)")
+    if out.exists():
+        raise InvalidInput(f"{out} exists: export to a new path")
+    ds = PairDataset.open(root)
+    # Built beside its final place and renamed at the end: a failed export leaves nothing.
+    tmp = out.with_name(f".tmp-{out.name}")
+    _remove(tmp)
+    try:
+        write = _write_parquet if to == "parquet" else _write_hf
+        rows = write(ds, tmp, include_rejected)
+        os.replace(tmp, out)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return {"out": str(out), "format": to, "rows": rows, "include_rejected": include_rejected}
+
+
+# -- import --------------------------------------------------------------------------------
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _check_columns(src: Path, names: list[str]) -> None:
+    missing = [c for c in ("record", *IMAGE_COLUMNS) if c not in names]
+    if missing:
+        raise InvalidInput(f"{src} is not a pair-dataset export: no column {', '.join(missing)}")
+
+
+def _parquet_source(src: Path) -> tuple[dict[str, Any], Iterator[list[dict[str, Any]]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(src)
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidInput(f"{src} is not a readable Parquet file ({exc})") from None
+    _check_columns(src, pf.schema_arrow.names)
+    header = json.loads((pf.schema_arrow.metadata or {}).get(HEADER_KEY, b"{}"))
+    columns = ["record", *IMAGE_COLUMNS]
+    batches = (b.to_pylist() for b in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns))
+    return header, batches
+
+
+def _hf_source(src: Path) -> tuple[dict[str, Any], Iterator[list[dict[str, Any]]]]:
+    from datasets import Dataset, load_from_disk
+
+    try:
+        hf = load_from_disk(str(src))
+    except Exception as exc:  # datasets raises several kinds for a folder it cannot read
+        raise InvalidInput(f"{src} is not a readable datasets folder ({exc})") from None
+    if not isinstance(hf, Dataset):
+        raise InvalidInput(f"{src} holds several splits: import one split's folder")
+    _check_columns(src, hf.column_names)
+    header_file = src / HF_HEADER_FILE
+    header = json.loads(header_file.read_text()) if header_file.is_file() else {}
+    # Arrow format: the image structs as stored (bytes and path), never decoded.
+    table = hf.select_columns(["record", *IMAGE_COLUMNS]).with_format("arrow")
+    return header, (t.to_pylist() for t in table.iter(batch_size=BATCH_ROWS))
+
+
+def _restore(ds: PairDataset, src: Path, n: int, row: dict[str, Any]) -> dict[str, Any]:
+    """The manifest record of row `n`, its images stored again by content hash."""
+    try:
+        record = json.loads(row["record"])
+    except (TypeError, ValueError):
+        record = None
+    if not isinstance(record, dict) or record.get("status") not in (ACCEPTED, REJECTED):
+        raise InvalidInput(
+            f"{src} row {n}: column record is not an accepted or rejected manifest record"
+        )
+    for column, member in IMAGE_COLUMNS.items():
+        rel = _get(record, (member, "image"))
+        if rel is None:
+            continue
+        data = (row[column] or {}).get("bytes")
+        suffix = Path(str(rel)).suffix.lower()
+        if suffix not in _MAGIC:
+            raise InvalidInput(f"{src} row {n}: {member}.image {rel!r} has no known image suffix")
+        if not data:
+            raise InvalidInput(f"{src} row {n}: {column} is empty but the record names {rel}")
+        if not data.startswith(_MAGIC[suffix]) or (suffix == ".webp" and data[8:12] != b"WEBP"):
+            raise InvalidInput(f"{src} row {n}: {column} is not a {suffix[1:]} file")
+        record[member]["image"] = ds.put_image(data, suffix)
+    return record
+
+
+def import_dataset(src: str | Path, out: str | Path) -> dict[str, Any]:
+    """Make the pair dataset `out` (a new folder) from a Parquet file or `save_to_disk` folder
+    that `export_dataset` wrote; a summary."""
+    src, out = Path(src), Path(out)
+    if not src.exists():
+        raise InvalidInput(f"{src} does not exist")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InvalidInput(f"{out} exists and is not an empty folder: import into a new one")
+    if src.is_file():
+        header, batches = _parquet_source(src)
+    elif (src / "dataset_info.json").is_file() or (src / "state.json").is_file():
+        header, batches = _hf_source(src)
+    else:
+        raise InvalidInput(f"{src} is neither a Parquet file nor a datasets save_to_disk folder")
+    header = {k: v for k, v in header.items() if k not in ("format", "format_version")}
+    tmp = out.with_name(f".tmp-{out.name}")
+    _remove(tmp)
+    counts = {ACCEPTED: 0, REJECTED: 0}
+    try:
+        ds = PairDataset.open(tmp, header=header)
+        n = 0
+        for rows in batches:
+            records = [_restore(ds, src, n + i, row) for i, row in enumerate(rows)]
+            ds.commit(records)
+            n += len(rows)
+            for r in records:
+                counts[r["status"]] += 1
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return {"out": str(out), "accepted": counts[ACCEPTED], "rejected": counts[REJECTED]}
