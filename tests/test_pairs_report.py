@@ -77,14 +77,18 @@ def test_report_renders_every_record_without_errors(page: Chromium, dataset) -> 
 def test_change_box_is_drawn_over_the_displayed_image(page: Chromium, dataset) -> None:
     _, records = dataset
     x, y, w, h = records[0]["similarity"]["change_bbox"]
+    # Measured straight after the load event, when the lazy image may not have arrived yet:
+    # the box must already sit where it belongs.
     got = page.evaluate(
         """(() => { const f = document.querySelector('.card').querySelectorAll('.frame')[1];
         const i = f.querySelector('img').getBoundingClientRect();
         const b = f.querySelector('.box').getBoundingClientRect();
-        return {scale: i.width / f.querySelector('img').naturalWidth, left: b.left - i.left,
+        return {width_shown: i.width, height_shown: i.height, left: b.left - i.left,
                 top: b.top - i.top, width: b.width, height: b.height}; })()"""
     )
+    got["scale"] = got["width_shown"] / 160  # the astronaut's pixel width in the sample
     assert got["scale"] > 1.2  # shown larger than its pixels, so scaling is tested
+    assert got["height_shown"] == pytest.approx(112 * got["scale"], abs=1.0)
     for key, value in (("left", x), ("top", y), ("width", w), ("height", h)):
         assert got[key] == pytest.approx(value * got["scale"], abs=1.0), key
 

@@ -188,10 +188,14 @@ def _figure(root: Path, side: str, member: Any, bbox: Any) -> str:
         return f'<figure><div class="missing">no image ({_e(path)})</div>{caption}</figure>'
     if not (root / path).is_file():
         return f'<figure><div class="missing">missing file {_e(path)}</div>{caption}</figure>'
-    style = _box_style(bbox, _png_size(root / path))
+    size = _png_size(root / path)
+    style = _box_style(bbox, size)
     box = f'<div class="box" style="{style}"></div>' if style else ""
+    # The size up front: the frame has its final shape (and the box its place) before a lazy
+    # image has loaded.
+    dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
     return (
-        f'<figure><div class="frame"><img src="{_e(path)}" alt="{_e(side)}: {_e(role)}" '
+        f'<figure><div class="frame"><img src="{_e(path)}" alt="{_e(side)}: {_e(role)}"{dims} '
         f'loading="lazy">{box}</div>{caption}</figure>'
     )
 
