@@ -7,6 +7,11 @@ Pair dataset (what pair generation writes), `pairs.jsonl`:
     {"id": "p1", "a": {"image": "p1_a.png", "labels": []},
                  "b": {"image": "p1_b.png", "labels": ["O6"]}}
 The two images of a pair differ only in the safety-relevant feature, so their labels differ.
+Optional pair fields, for the confound check (which member was edited, and whether the kept
+member went through the editor too, so both carry its traces):
+    "edited": "a" | "b"          else read from a member's "role": "edit", when there is one
+    "artifact_matched": true | false | "null-edit" | "none"    (a string names the method;
+                                  "none" means plain: only the edited member saw the editor)
 
 Every record is checked before anything is embedded; a problem raises TrainingDataError naming
 the record (file and line, or path).
@@ -46,6 +51,8 @@ class Pair:
     id: str
     a: Example
     b: Example
+    edited: str | None = None  # "a" or "b"; None when the record does not say
+    artifact_matched: bool | None = None  # None when the record does not say
 
 
 def _check_image(path: Path, record: str) -> str:
@@ -135,5 +142,26 @@ def read_pairs(path: Path, policy: Policy) -> list[Pair]:
                 f"{where}: both images have the labels {sorted(a.labels) or ['safe']}; the two "
                 "images of a pair must differ in their safety label"
             )
-        pairs.append(Pair(pair_id, a, b))
+        edited, matched = _edit_fields(data, where)
+        pairs.append(Pair(pair_id, a, b, edited, matched))
     return pairs
+
+
+def _edit_fields(data: dict[str, Any], where: str) -> tuple[str | None, bool | None]:
+    """The optional "edited" and "artifact_matched" fields of a pair record, checked."""
+    edited = data.get("edited")
+    if edited is None:
+        roles = [
+            m for m in ("a", "b") if isinstance(data[m], dict) and data[m].get("role") == "edit"
+        ]
+        edited = roles[0] if len(roles) == 1 else None
+    elif edited not in ("a", "b"):
+        raise TrainingDataError(f'{where}: \'edited\' must be "a" or "b", not {edited!r}')
+    matched = data.get("artifact_matched")
+    if isinstance(matched, str) and matched:
+        matched = matched != "none"
+    elif matched is not None and not isinstance(matched, bool):
+        raise TrainingDataError(
+            f"{where}: 'artifact_matched' must be true/false or a method name, not {matched!r}"
+        )
+    return edited, matched
