@@ -1,0 +1,1 @@
+"""Evaluation of guards and judges: datasets in, scorers, metrics, plots, experiments."""
