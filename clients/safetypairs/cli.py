@@ -10,6 +10,10 @@
     safetypairs serve edit [--http-port 3002] [--grpc-port 50053] [--edit-model REF] ...
     safetypairs edit IMAGE --instruction TEXT --out FILE [--seed N] [--region x,y,w,h]
     safetypairs build-default-editor [--home DIR]
+    safetypairs evaluate --data PATH [--pairs PATH] (--guard REF | --guard-target HOST:PORT |
+                         --judge-target HOST:PORT) --out DIR
+    safetypairs sample-efficiency --data PATH --pairs PATH --sizes 8,16,32 --out DIR
+    safetypairs confound-check --pairs PATH --out DIR
     safetypairs report DATASET [--open]
     safetypairs export DATASET --to parquet|hf --out PATH [--include-rejected]
     safetypairs import SRC --out DATASET
@@ -37,7 +41,7 @@ from safetypairs.client.edit import EditClient, EditProgress, EditResult
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient
 from safetypairs.client.results import Rated, ScreenResult
-from safetypairs.errors import ModelError, SafetyPairsError
+from safetypairs.errors import InvalidInput, ModelError, SafetyPairsError
 from safetypairs.policy import Policy, load_policy
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -527,6 +531,36 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from safetypairs.evaluation.commands import evaluate
+
+    chosen = [x for x in (args.guard, args.guard_target, args.judge_target) if x]
+    if len(chosen) != 1:
+        raise InvalidInput("give exactly one of --guard, --guard-target, --judge-target")
+    if not args.data and not args.pairs:
+        raise InvalidInput("give --data and/or --pairs")
+    client: GuardClient | JudgeClient | None = None
+    if args.guard_target:
+        args.target = args.guard_target
+        client = _client(args)
+    elif args.judge_target:
+        args.target = args.judge_target
+        client = _judge_client(args)
+    return evaluate(args, client, _judge_policy(args))
+
+
+def cmd_sample_efficiency(args: argparse.Namespace) -> int:
+    from safetypairs.evaluation.commands import sample_efficiency
+
+    return sample_efficiency(args)
+
+
+def cmd_confound_check(args: argparse.Namespace) -> int:
+    from safetypairs.evaluation.commands import confound_check
+
+    return confound_check(args)
+
+
 def cmd_train_guard(args: argparse.Namespace) -> int:
     from safetypairs.training.train import TrainConfig, train_guard
 
@@ -926,6 +960,76 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a guard: .onnx with sidecar, ensemble manifest, or their folder")
     p.add_argument("--name", default="safetypairs-guard", help="store name (default %(default)s)")
     p.set_defaults(func=cmd_register_guard)
+
+    def data_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--unsafe-category",
+            default="",
+            help="the category code binary labels (unsafe/1/true) mean, e.g. O6",
+        )
+        p.add_argument("--split", default="", help="split of a Hugging Face DatasetDict")
+
+    p = sub.add_parser(
+        "evaluate", help="score a guard or judge on labelled images and pairs: metrics + plots"
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        help="labelled images: JSONL/CSV table, folder, or Hugging Face save_to_disk (repeat)",
+    )
+    p.add_argument(
+        "--pairs", action="append", default=[], help="pair dataset pairs.jsonl or folder (repeat)"
+    )
+    p.add_argument("--guard", default="", help="guard artifact (.onnx, ensemble, folder), run here")
+    p.add_argument("--guard-target", default="", help="running guard service, HOST:PORT")
+    p.add_argument("--judge-target", default="", help="running judge service, HOST:PORT")
+    p.add_argument("--out", required=True, help="folder for results.json, scores and PNGs")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level of intervals")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--threshold", type=float, default=None, help="judge: P(unsafe) for unsafe")
+    p.add_argument("--policy", default="", help="judge: custom policy YAML file")
+    p.add_argument("--policy-name", default="", help="judge: a policy the server knows by name")
+    p.add_argument("--timeout", type=float, default=120.0, help="deadline per call, seconds")
+    data_flags(p)
+    _add_connection_flags(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "sample-efficiency",
+        help="train guards on growing subsets with and without pairs, plot metric vs size",
+    )
+    p.add_argument("--data", action="append", default=[], help="labelled pool (repeat)")
+    p.add_argument("--pairs", action="append", default=[], help="pair pool (repeat)")
+    p.add_argument("--out", required=True, help="folder for the runs, JSON and PNG")
+    p.add_argument("--sizes", default="8,16,32", help="training images per run, e.g. 8,16,32")
+    p.add_argument("--seeds", default="0,1,2", help="seeds, e.g. 0,1,2")
+    p.add_argument("--test", action="append", default=[], help="test set; default: split off")
+    p.add_argument("--test-fraction", type=float, default=0.3, help="held out when no --test")
+    p.add_argument("--pair-fraction", type=float, default=0.5, help="share of images as pairs")
+    p.add_argument("--margin", type=float, default=1.0, help="pairwise margin, with pairs")
+    p.add_argument("--metric", choices=["f1", "accuracy", "pair_accuracy", "roc_auc"], default="f1")
+    p.add_argument("--encoder", default="efficientnet-lite0", help="frozen encoder reference")
+    p.add_argument("--categories", default="", help="codes to train; default: all with both")
+    p.add_argument("--epochs", type=int, default=300, help="most epochs per head")
+    p.add_argument("--cache", default=None, help="embedding cache folder (default: in --out)")
+    data_flags(p)
+    p.set_defaults(func=cmd_sample_efficiency)
+
+    p = sub.add_parser(
+        "confound-check", help="does a pair dataset leak which image was edited? (linear probe)"
+    )
+    p.add_argument("--pairs", action="append", required=True, help="pair dataset (repeat)")
+    p.add_argument("--out", required=True, help="folder for confound.json and confound.png")
+    p.add_argument("--encoder", default="efficientnet-lite0", help="frozen encoder reference")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds over pairs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level")
+    p.add_argument("--cache", default=None, help="embedding cache folder (default: in --out)")
+    data_flags(p)
+    p.set_defaults(func=cmd_confound_check)
 
     p = sub.add_parser("serve", help="start a model service (HTTP and gRPC in one process)")
     services = p.add_subparsers(dest="service", required=True)
