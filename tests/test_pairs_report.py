@@ -128,6 +128,14 @@ def test_hostile_instruction_is_shown_as_text(page: Chromium) -> None:
     assert page.dialogs() == [] and page.errors() == []
 
 
+def test_report_of_an_empty_dataset_renders(browser: Chromium, tmp_path: Path) -> None:
+    PairDataset.open(tmp_path / "empty", header={"run": {}})
+    browser.open(write_report(tmp_path / "empty"))
+    assert browser.evaluate("document.getElementById('shown').textContent") == "0 of 0 shown"
+    assert browser.evaluate("document.getElementById('untrained')") is None
+    assert browser.errors() == []
+
+
 def test_summary_figures(dataset) -> None:
     root, _ = dataset
     ds = PairDataset.open(root)
