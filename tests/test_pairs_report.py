@@ -136,6 +136,34 @@ def test_report_of_an_empty_dataset_renders(browser: Chromium, tmp_path: Path) -
     assert browser.errors() == []
 
 
+def test_report_of_records_with_odd_fields(browser: Chromium, tmp_path: Path) -> None:
+    """Fields of the wrong type, and an image path outside images/, still render (never linked)."""
+    ds = PairDataset.open(tmp_path / "odd", header={"run": {}})
+    ds.commit(
+        [
+            {
+                "status": "rejected",
+                "id": "odd",
+                "unit": 3,
+                "category": ["x"],
+                "reasons": "no_flip",
+                "timings": [1],
+                "models": "m",
+                "seeds": 5,
+                "a": "x",
+                "instruction": None,
+                "b": {"image": "../../etc/passwd", "labels": "O1"},
+                "similarity": {"change_bbox": ["a", 1, 2, 3]},
+            }
+        ]
+    )
+    browser.open(write_report(tmp_path / "odd"))
+    assert browser.evaluate("document.querySelectorAll('.card').length") == 1
+    assert browser.evaluate("document.images.length") == 0
+    assert "no image (../../etc/passwd)" in browser.evaluate("document.body.innerText")
+    assert browser.errors() == []
+
+
 def test_summary_figures(dataset) -> None:
     root, _ = dataset
     ds = PairDataset.open(root)

@@ -78,6 +78,15 @@ def _get(record: dict[str, Any], *keys: str) -> Any:
     return value
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """A manifest object, or empty where the field is missing or of another type."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
@@ -100,11 +109,11 @@ def summarize(records: list[dict[str, Any]], failed: list[dict[str, Any]]) -> Su
             stats.units_with_pair.add(unit)
         else:
             stats.rejected += 1
-            reasons.update(str(reason) for reason in r.get("reasons") or [])
-        for stage, seconds in (r.get("timings") or {}).items():
+            reasons.update(str(reason) for reason in _list(r.get("reasons")))
+        for stage, seconds in _dict(r.get("timings")).items():
             if (value := _number(seconds)) is not None:
                 timings.setdefault(str(stage), []).append(value)
-        models = r.get("models") or {}
+        models = _dict(r.get("models"))
         for key, flag in models.items():
             if key.endswith("_untrained") and flag is True:
                 role = key.removesuffix("_untrained")
@@ -174,11 +183,10 @@ def _box_style(bbox: Any, size: tuple[int, int] | None) -> str | None:
 
 
 def _figure(root: Path, side: str, member: Any, bbox: Any) -> str:
-    member = member if isinstance(member, dict) else {}
+    member = _dict(member)
     path = member.get("image")
     role = member.get("role") or side
-    labels = member.get("labels") or []
-    labels_text = ", ".join(str(label) for label in labels) if isinstance(labels, list) else labels
+    labels_text = ", ".join(str(label) for label in _list(member.get("labels")))
     caption = (
         f"<figcaption><b>{_e(side.upper())}</b> · {_e(role)}<br>"
         f"labels: {_e(labels_text or 'safe')} · p_unsafe {_fmt(member.get('p_unsafe'))}"
@@ -209,9 +217,9 @@ def _card(root: Path, r: dict[str, Any]) -> str:
     category = str(r.get("category") or UNCATEGORIZED)
     direction = str(r.get("direction") or "")
     bbox = _get(r, "similarity", "change_bbox")
-    reasons = [str(x) for x in r.get("reasons") or []]
-    seeds = r.get("seeds") or {}
-    models = r.get("models") or {}
+    reasons = [str(x) for x in _list(r.get("reasons"))]
+    seeds = _dict(r.get("seeds"))
+    models = _dict(r.get("models"))
     facts = [
         ("ssim outside", _fmt(_get(r, "similarity", "ssim_outside"))),
         ("changed", _percent(_number(_get(r, "similarity", "changed_fraction")))),
@@ -228,7 +236,7 @@ def _card(root: Path, r: dict[str, Any]) -> str:
             "models",
             _e(", ".join(f"{k} {v}" for k, v in models.items() if not k.endswith("_untrained"))),
         ),
-        ("time", _e(", ".join(f"{k} {_fmt(v, 2)}" for k, v in (r.get("timings") or {}).items()))),
+        ("time", _e(", ".join(f"{k} {_fmt(v, 2)}" for k, v in _dict(r.get("timings")).items()))),
     ]
     reason_html = "".join(
         f'<span class="reason" data-reason="{_e(x)}">{_e(x)}</span>' for x in reasons
@@ -419,6 +427,8 @@ def write_report(root: str | Path) -> Path:
     ds = PairDataset.open(root)
     records = [*ds.records(ACCEPTED), *ds.records(REJECTED)]
     failed = list(ds.records(FAILED))
+    if not all(isinstance(r, dict) for r in records + failed):
+        raise InvalidInput(f"{root} has a manifest line that is not a JSON object")
     path = root / REPORT_NAME
     tmp = path.with_name(f".tmp-{REPORT_NAME}")
     tmp.write_text(render(root, ds.header, records, failed), encoding="utf-8")
