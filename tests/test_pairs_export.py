@@ -17,6 +17,7 @@ from sample_pairs import build_sample_dataset
 
 from safetypairs.cli import main
 from safetypairs.errors import InvalidInput
+from safetypairs.pairs import export
 from safetypairs.pairs.export import export_dataset, import_dataset
 
 
@@ -43,8 +44,9 @@ def assert_same_dataset(a: Path, b: Path) -> None:
         assert (a / "images" / name).read_bytes() == (b / "images" / name).read_bytes()
 
 
-def test_parquet_round_trip(dataset, parquet: Path, tmp_path: Path) -> None:
+def test_parquet_round_trip(dataset, parquet: Path, tmp_path: Path, monkeypatch) -> None:
     root, records = dataset
+    monkeypatch.setattr(export, "BATCH_ROWS", 2)  # several row groups and import batches
     summary = import_dataset(parquet, tmp_path / "imported")
     assert summary["accepted"] == 2 and summary["rejected"] == 3
     assert_same_dataset(root, tmp_path / "imported")
@@ -53,7 +55,7 @@ def test_parquet_round_trip(dataset, parquet: Path, tmp_path: Path) -> None:
     export_dataset(tmp_path / "imported", again, "parquet", include_rejected=True)
     first, second = pq.read_table(parquet), pq.read_table(again)
     assert first.equals(second) and first.schema.metadata == second.schema.metadata
-    assert first.num_rows == len(records)
+    assert first.num_rows == len(records) and pq.ParquetFile(again).num_row_groups == 3
 
 
 def test_parquet_columns(dataset, parquet: Path, tmp_path: Path) -> None:
@@ -75,8 +77,9 @@ def test_parquet_columns(dataset, parquet: Path, tmp_path: Path) -> None:
     assert hf[0]["b_image"].size == (160, 112)
 
 
-def test_hf_round_trip(dataset, tmp_path: Path) -> None:
+def test_hf_round_trip(dataset, tmp_path: Path, monkeypatch) -> None:
     root, records = dataset
+    monkeypatch.setattr(export, "BATCH_ROWS", 2)
     first = tmp_path / "hf"
     export_dataset(root, first, "hf", include_rejected=True)
     hf = load_from_disk(str(first))

@@ -134,7 +134,9 @@ def _coerce(value: Any, kind: str) -> Any:
     return float(value)
 
 
-def _row(root: Path, record: dict[str, Any]) -> dict[str, Any]:
+def _row(root: Path, record: Any) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise InvalidInput(f"{root} has a manifest line that is not a JSON object")
     row = {name: _coerce(_get(record, path), kind) for name, (path, kind) in FIELDS.items()}
     for column, member in IMAGE_COLUMNS.items():
         rel = _get(record, (member, "image"))
