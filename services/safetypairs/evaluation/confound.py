@@ -48,6 +48,10 @@ class ConfoundConfig:
     read: ReadOptions = field(default_factory=ReadOptions)
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))  # clipped: no overflow on sure cases
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 500) -> np.ndarray:
     """Weights (bias last) of L2-regularised logistic regression, by gradient descent with the
     step 1/L (L bounds the loss's curvature, so it converges without tuning)."""
@@ -55,7 +59,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 500) -> n
     lipschitz = 0.25 * np.linalg.norm(xb, 2) ** 2 / len(x) + l2
     w = np.zeros(xb.shape[1])
     for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
+        p = _sigmoid(xb @ w)
         grad = xb.T @ (p - y) / len(x) + l2 * np.r_[w[:-1], 0.0]
         w -= grad / lipschitz
     return w
@@ -76,7 +80,7 @@ def probe_scores(
         w = fit_logistic((x - mean) / std, y, l2)
         test = np.array([pairs[i] for i in fold])
         z = (feats[test] - mean) / std @ w[:-1] + w[-1]
-        out[fold] = 1.0 / (1.0 + np.exp(-z))
+        out[fold] = _sigmoid(z)
     return out
 
 

@@ -86,7 +86,7 @@ def curves(
         if truth.all() or not truth.any():
             continue  # a curve needs both classes
         fpr, tpr, auc = metrics.roc_curve(truth, score)
-        ax_roc.plot(fpr, tpr, drawstyle="steps-post", label=f"{label} (AUC {auc:.2f})")
+        ax_roc.plot(fpr, tpr, label=f"{label} (AUC {auc:.2f})")
         recall, precision, ap = metrics.pr_curve(truth, score)
         ax_pr.plot(recall, precision, drawstyle="steps-post", label=f"{label} (AP {ap:.2f})")
     ax_roc.set_xlabel("false positive rate (fraction of safe images flagged)")
@@ -106,16 +106,19 @@ def confusion(results: dict[str, Any], path: Path) -> Path:
     """True class vs the verdict's category, as a heat map with counts."""
     conf = results["category_confusion"]
     matrix = np.array(conf["matrix"])
-    fig, ax = plt.subplots(figsize=(1 + 0.7 * len(conf["classes"]), 1 + 0.6 * len(conf["classes"])))
+    side = max(4.5, 1.5 + 0.7 * len(conf["classes"]))
+    fig, ax = plt.subplots(figsize=(side, side * 0.85))
     ax.imshow(matrix, cmap="Blues")
     for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize="small")
+        dark = v > matrix.max() / 2  # white on the dark cells, black on the light ones
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if dark else "black")
     ticks = range(len(conf["classes"]))
     ax.set_xticks(ticks, conf["classes"])
     ax.set_yticks(ticks, conf["classes"])
     ax.set_xlabel("predicted (verdict category)")
     ax.set_ylabel("true class (label)")
-    ax.set_title(_title(f"confusion ({conf['images']} images)", _untrained(results)))
+    title = f"{results['model']['name']}: confusion ({conf['images']} images)"
+    ax.set_title(_title(title, _untrained(results)))
     return _save(fig, path)
 
 
