@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,18 @@ def test_report_of_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not a pair dataset"):
         write_report(tmp_path)
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_report_leaves_a_dataset_being_written_alone(dataset, tmp_path: Path) -> None:
+    """A generator may be mid-append: the report names the line and changes nothing."""
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset[0], copy)
+    with open(copy / "rejected.jsonl", "a") as f:
+        f.write('{"status": "rejected", "id": "half')
+    before = (copy / "rejected.jsonl").read_bytes()
+    with pytest.raises(InvalidInput, match=r"rejected\.jsonl line 4 is not valid JSON"):
+        write_report(copy)
+    assert (copy / "rejected.jsonl").read_bytes() == before
 
 
 def test_cli_report_prints_the_path(dataset, capsys: pytest.CaptureFixture[str]) -> None:

@@ -86,6 +86,22 @@ class PairDataset:
             ds._repair(root / name)
         return ds
 
+    @classmethod
+    def read(cls, root: str | Path) -> PairDataset:
+        """An existing dataset, for reading only: nothing is created or repaired, so a report
+        or an export can run beside a generator that is still writing it."""
+        root = Path(root)
+        meta = root / "dataset.json"
+        if not meta.is_file():
+            raise InvalidInput(f"{root} is not a pair dataset (no dataset.json)")
+        try:
+            fmt = json.loads(meta.read_text()).get("format")
+        except (ValueError, AttributeError):
+            fmt = None
+        if fmt != FORMAT:
+            raise InvalidInput(f"{root} is not a pair dataset (dataset.json format)")
+        return cls(root)
+
     @property
     def header(self) -> dict[str, Any]:
         return json.loads((self.root / "dataset.json").read_text())

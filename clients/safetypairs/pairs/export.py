@@ -211,11 +211,9 @@ def export_dataset(
     root, out = Path(dataset), Path(out)
     if to not in FORMATS:
         raise InvalidInput(f"unknown export format {to!r}; one of {', '.join(FORMATS)}")
-    if not (root / "dataset.json").is_file():
-        raise InvalidInput(f"{root} is not a pair dataset (no dataset.json)")
+    ds = PairDataset.read(root)
     if out.exists():
         raise InvalidInput(f"{out} exists: export to a new path")
-    ds = PairDataset.open(root)
     # Built beside its final place and renamed at the end: a failed export leaves nothing.
     tmp = out.with_name(f".tmp-{out.name}")
     _remove(tmp)

@@ -422,9 +422,7 @@ def render(
 def write_report(root: str | Path) -> Path:
     """Write `report.html` into the dataset folder and return its path."""
     root = Path(root)
-    if not (root / "dataset.json").is_file():
-        raise InvalidInput(f"{root} is not a pair dataset (no dataset.json)")
-    ds = PairDataset.open(root)
+    ds = PairDataset.read(root)
     records = [*ds.records(ACCEPTED), *ds.records(REJECTED)]
     failed = list(ds.records(FAILED))
     if not all(isinstance(r, dict) for r in records + failed):
