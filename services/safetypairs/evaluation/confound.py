@@ -27,6 +27,7 @@ import numpy as np
 from safetypairs.errors import InvalidInput
 from safetypairs.evaluation import metrics, plots
 from safetypairs.evaluation.datasets_in import EvalPair, EvalSet, ReadOptions, load_eval_set
+from safetypairs.evaluation.evaluate import rounded, with_ci
 from safetypairs.evaluation.report import write_json
 from safetypairs.policy import Policy, default_policy
 
@@ -116,27 +117,21 @@ def _group_result(
     by_direction = {
         d: {
             "pairs": int((directions == d).sum()),
-            "accuracy": _round(right[directions == d].mean() / 2),
+            "accuracy": rounded(right[directions == d].mean() / 2),
         }
         for d in sorted(set(directions))
     }
     return {
         "pairs": len(pairs),
-        "accuracy": _ci(float(accuracy(ident)), metrics.bootstrap_ci(accuracy, len(pairs), **boot)),
-        "balanced_accuracy": _ci(
+        "accuracy": with_ci(
+            float(accuracy(ident)), metrics.bootstrap_ci(accuracy, len(pairs), **boot)
+        ),
+        "balanced_accuracy": with_ci(
             float(balanced(ident)), metrics.bootstrap_ci(balanced, len(pairs), **boot)
         ),
-        "pairwise_accuracy": _round(float(metrics.flip_rate(p[:, 0], p[:, 1]))),
+        "pairwise_accuracy": rounded(float(metrics.flip_rate(p[:, 0], p[:, 1]))),
         "by_direction": by_direction,
     }
-
-
-def _round(x: float) -> float | None:
-    return None if np.isnan(x) else round(float(x), 6)
-
-
-def _ci(value: float, ci: tuple[float, float]) -> dict[str, Any]:
-    return {"value": _round(value), "ci": [_round(ci[0]), _round(ci[1])]}
 
 
 def run_confound_check(config: ConfoundConfig, policy: Policy | None = None) -> dict[str, Any]:

@@ -40,12 +40,13 @@ class Task:
     pairs: np.ndarray  # (m, 2) image indices: (unsafe member, safe member)
 
 
-def _value(x: float) -> float | None:
+def rounded(x: float) -> float | None:
+    """JSON-ready: 6 decimals, None for NaN (undefined)."""
     return None if x is None or np.isnan(x) else round(float(x), 6)
 
 
-def _with_ci(point: float, ci: tuple[float, float]) -> dict[str, Any]:
-    return {"value": _value(point), "ci": [_value(ci[0]), _value(ci[1])]}
+def with_ci(point: float, ci: tuple[float, float]) -> dict[str, Any]:
+    return {"value": rounded(point), "ci": [rounded(ci[0]), rounded(ci[1])]}
 
 
 def image_metrics(task: Task, settings: Settings) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def image_metrics(task: Task, settings: Settings) -> dict[str, Any]:
         ci = metrics.bootstrap_ci(
             lambda r, name=name: metrics.classification(t[r], p[r])[name], n, **boot
         )
-        out[name] = _with_ci(float(value), ci)
+        out[name] = with_ci(float(value), ci)
     for name, fn in (
         ("roc_auc", metrics.roc_auc),
         ("average_precision", metrics.average_precision),
@@ -70,9 +71,10 @@ def image_metrics(task: Task, settings: Settings) -> dict[str, Any]:
             n,
             **{**boot, "resamples": min(settings.resamples, 300)},
         )
-        out[name] = _with_ci(fn(t, s), ci)
-    out["confusion"] = {"rows_truth_cols_prediction": ["safe", "unsafe"]} | {
-        "matrix": metrics.confusion_matrix(t, p)
+        out[name] = with_ci(fn(t, s), ci)
+    out["confusion"] = {
+        "rows_truth_cols_prediction": ["safe", "unsafe"],
+        "matrix": metrics.confusion_matrix(t, p),
     }
     return out
 
@@ -86,13 +88,13 @@ def pair_metrics(task: Task, settings: Settings) -> dict[str, Any]:
     boot = {"resamples": settings.resamples, "level": settings.level, "seed": settings.seed}
     return {
         "pairs": m,
-        "pair_accuracy": _with_ci(
+        "pair_accuracy": with_ci(
             float(metrics.pair_accuracy(right_u, right_s)) if m else float("nan"),
             metrics.bootstrap_ci(
                 lambda r: metrics.pair_accuracy(right_u[r], right_s[r]), m, **boot
             ),
         ),
-        "flip_rate": _with_ci(
+        "flip_rate": with_ci(
             float(metrics.flip_rate(score_u, score_s)) if m else float("nan"),
             metrics.bootstrap_ci(lambda r: metrics.flip_rate(score_u[r], score_s[r]), m, **boot),
         ),
@@ -143,7 +145,7 @@ def _macro(per_category: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for name in ("precision", "recall", "f1", "accuracy"):
         values = [per_category[c]["images"][name]["value"] for c in with_positives]
         values = [v for v in values if v is not None]
-        out[name] = _value(float(np.mean(values))) if values else None
+        out[name] = rounded(float(np.mean(values))) if values else None
     return out
 
 

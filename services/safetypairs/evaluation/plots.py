@@ -160,5 +160,8 @@ def confound(groups: dict[str, Any], path: Path, encoder: str) -> Path:
     ax.set_ylabel("probe accuracy, held out (fraction; bar: CI)")
     ax.set_ylim(0, 1.1)
     ax.legend(loc="lower right", fontsize="small")
-    ax.set_title(f"Confound check: can a linear probe on {encoder} tell the edited image?")
+    ax.set_title(
+        f"Confound check: a linear probe on {encoder} features\n"
+        "tells the edited image of a pair from the kept one?"
+    )
     return _save(fig, path)

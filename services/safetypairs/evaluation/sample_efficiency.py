@@ -138,6 +138,11 @@ def _figures(results: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+def pairs_for(size: int, fraction: float) -> int:
+    """Pairs in a "with pairs" run of `size` images: at least one, at most size / 2."""
+    return max(1, min(size // 2, round(size * fraction / 2)))
+
+
 def _check(config: ExperimentConfig, pools: Pools) -> None:
     if config.metric not in METRICS:
         raise InvalidInput(f"metric must be one of {', '.join(METRICS)}, not {config.metric!r}")
@@ -148,7 +153,7 @@ def _check(config: ExperimentConfig, pools: Pools) -> None:
     if not 0.0 < config.pair_fraction <= 1.0:
         raise InvalidInput(f"pair fraction {config.pair_fraction} must lie in (0, 1]")
     largest = max(config.sizes)
-    need_pairs = max(1, round(largest * config.pair_fraction / 2))
+    need_pairs = pairs_for(largest, config.pair_fraction)
     if len(pools.singles) < largest:
         raise InvalidInput(
             f"the largest size, {largest}, needs {largest} labelled training images; the pool "
@@ -198,7 +203,7 @@ def run_experiment(config: ExperimentConfig, policy: Policy | None = None) -> di
         pairs = list(pools.pairs)
         random.Random(seed).shuffle(pairs)
         for size in sorted(config.sizes):
-            k = max(1, min(size // 2, round(size * config.pair_fraction / 2)))
+            k = pairs_for(size, config.pair_fraction)
             plans = {
                 LABELLED: (singles[:size], [], 0.0),
                 WITH_PAIRS: (singles[: size - 2 * k], pairs[:k], config.margin),
