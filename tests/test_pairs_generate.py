@@ -23,6 +23,7 @@ from safetypairs.pairs.dataset import PairDataset, sha256
 from safetypairs.pairs.pipeline import NULL_INSTRUCTION, derive_seed
 from safetypairs.pairs.similarity import Similarity
 from safetypairs.policy import parse_policy
+from safetypairs.serving.launcher import EDIT_SERVICE, ServiceProcess
 from safetypairs.training.datasets import read_pairs
 
 pytestmark = pytest.mark.slow
@@ -117,6 +118,21 @@ def loose(threshold: float) -> list[str]:
         "--min-ssim",
         "0",
     ]
+
+
+@pytest.fixture(scope="module")
+def reference(pair_stack, sources, policy_file, threshold, tmp_path_factory) -> Path:
+    """An uninterrupted run with the loose criteria, in its own process."""
+    out = tmp_path_factory.mktemp("reference") / "ds"
+    assert (
+        run_cli(generate_args(pair_stack, sources, policy_file, out, *loose(threshold))).wait(300)
+        == 1
+    )  # broken.png
+    return out
+
+
+def without_failures(root: Path) -> list[str]:
+    return [r for r in content(root) if '"status": "failed"' not in r]
 
 
 def content(root: Path) -> list[str]:
@@ -234,21 +250,11 @@ def run_cli(args: list[str]) -> subprocess.Popen:
 
 
 def test_killed_run_resumes_to_the_same_dataset(
-    pair_stack, sources, policy_file, threshold, tmp_path
+    pair_stack, sources, policy_file, threshold, reference, tmp_path
 ):
-    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    assert (
-        run_cli(generate_args(pair_stack, sources, policy_file, reference, *loose(threshold))).wait(
-            300
-        )
-        == 1
-    )
+    resumed = tmp_path / "resumed"
     process = run_cli(generate_args(pair_stack, sources, policy_file, resumed, *loose(threshold)))
-    deadline = time.monotonic() + 120
-    manifest = resumed / "rejected.jsonl"
-    while not (manifest.exists() and manifest.stat().st_size) and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        time.sleep(0.05)
+    wait_for_a_commit(process, resumed)
     os.killpg(process.pid, signal.SIGKILL)  # mid-run: other units are in flight
     process.wait()
     partial = content(resumed)
@@ -259,14 +265,56 @@ def test_killed_run_resumes_to_the_same_dataset(
         )
         == 1
     )
-    final = content(resumed)
-    ids = [json.loads(r)["id"] for r in final if '"status": "failed"' not in r]
+    final = without_failures(resumed)
+    ids = [json.loads(r)["id"] for r in final]
     assert len(ids) == len(set(ids))  # no duplicated pair or candidate
-    without_failures = [r for r in final if '"status": "failed"' not in r]
-    assert without_failures == [r for r in content(reference) if '"status": "failed"' not in r]
+    assert final == without_failures(reference)
     for name in ("pairs.jsonl", "rejected.jsonl", "failed.jsonl"):
         for line in (resumed / name).read_text().splitlines():
             json.loads(line)  # no half-written record
+
+
+def wait_for_a_commit(process: subprocess.Popen, dataset: Path) -> None:
+    deadline = time.monotonic() + 120
+    manifest = dataset / "rejected.jsonl"
+    while not (manifest.exists() and manifest.stat().st_size):
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no unit committed in 120 s"
+        time.sleep(0.05)
+
+
+def test_an_editor_restarted_mid_run_is_waited_for_and_nothing_is_lost(
+    pair_stack, sources, policy_file, threshold, reference, default_editor_home, tmp_path
+):
+    """The edit service stops mid-run (a rolling update) and comes back on the same address:
+    the generator backs off, reconnects, and ends with the same dataset as without the
+    restart, no unit failed and none done twice."""
+    port = free_port()
+    env = {
+        "SAFETYPAIRS_EDIT_MODEL": "",
+        "SAFETYPAIRS_HOME": str(default_editor_home),
+        "BENTOML_HOME": str(default_editor_home / "bentoml"),
+        "SAFETYPAIRS_EDIT_STEPS": "2",
+        "SAFETYPAIRS_GRPC_PORT": str(port),
+    }
+    editor = ServiceProcess.start(EDIT_SERVICE, tmp_path / "edit-1.log", env)
+    out = tmp_path / "ds"
+    args = generate_args(pair_stack, sources, policy_file, out, *loose(threshold))
+    args[args.index("--edit-target") + 1] = f"127.0.0.1:{port}"
+    args[args.index("--max-backoff") + 1] = "120"
+    args.remove("--quiet")
+    process = run_cli(args)
+    try:
+        wait_for_a_commit(process, out)
+        assert editor.stop() == 0
+        time.sleep(1.0)  # calls made now find nobody there
+        editor = ServiceProcess.start(EDIT_SERVICE, tmp_path / "edit-2.log", env)
+        assert process.wait(300) == 1  # broken.png only
+    finally:
+        editor.stop()
+    summary = json.loads(process.stdout.read())
+    assert summary["failed"] == 1 and summary["backoffs"] > 0
+    assert without_failures(out) == without_failures(reference)
 
 
 def test_resuming_with_other_arguments_is_refused(
@@ -282,25 +330,29 @@ def test_resuming_with_other_arguments_is_refused(
 
 
 def test_shards_merge_into_the_whole_without_duplicates(
-    pair_stack, sources, policy_file, threshold, tmp_path, capsys
+    pair_stack, sources, policy_file, threshold, reference, tmp_path, capsys
 ):
-    whole = tmp_path / "whole"
-    cli_main(generate_args(pair_stack, sources, policy_file, whole, *loose(threshold)))
     shards = []
     for i in range(2):
         shards.append(tmp_path / f"shard{i}")
         cli_main(
             generate_args(
-                pair_stack, sources, policy_file, shards[-1], *loose(threshold), "--shard", f"{i}/2"
+                pair_stack,
+                sources,
+                policy_file,
+                shards[-1],
+                *loose(threshold),
+                "--shard",
+                f"{i}/2",
             )
         )
+    assert all(content(s) for s in shards)  # both shards got work
     merged = tmp_path / "merged"
     assert cli_main(["merge-datasets", str(merged), *map(str, shards)]) == 0
     assert cli_main(["merge-datasets", str(merged), *map(str, shards)]) == 0  # again: no-op
     lines = capsys.readouterr().out.strip().splitlines()
     assert json.loads(lines[-1])["added"] == 0
-    keep = [r for r in content(whole) if '"status": "failed"' not in r]
-    assert [r for r in content(merged) if '"status": "failed"' not in r] == keep
+    assert without_failures(merged) == without_failures(reference)
 
 
 def test_a_service_down_fails_its_units_with_a_reason(

@@ -48,10 +48,12 @@ class ServiceProcess:
         ready_timeout_s: float = 180.0,
         grpc_credentials: grpc.ChannelCredentials | None = None,
     ) -> ServiceProcess:
-        """Run `service` with `env` added to this process's environment (SAFETYPAIRS_GRPC_*
-        are set to a free loopback port) and return once gRPC health says SERVING and
+        """Run `service` with `env` added to this process's environment (SAFETYPAIRS_GRPC_* are
+        set to a free loopback port unless `env` sets the port) and return once gRPC health says SERVING and
         /readyz answers 200. Raises RuntimeError with the log tail otherwise."""
-        http_port, grpc_port = free_port(), free_port()
+        # A caller that needs a fixed gRPC address (to restart a service on it) sets it in env.
+        http_port = free_port()
+        grpc_port = int(env.get("SAFETYPAIRS_GRPC_PORT") or free_port())
         full_env = {
             **os.environ,
             "SAFETYPAIRS_GRPC_HOST": "127.0.0.1",
