@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from safetypairs.errors import ERROR_KIND_METADATA_KEY, SafetyPairsError
+from safetypairs.errors import ERROR_KIND_METADATA_KEY, InvalidInput, SafetyPairsError
 from safetypairs.serving.auth import (
     GrpcAuthInterceptor,
     TokenAuth,
@@ -38,6 +39,33 @@ class ServiceRegistration:
 
     name: str  # e.g. "safetypairs.v1.Guard"
     add: Callable[[grpc.aio.Server], None]
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    """A request whose bytes did not parse as the method's message."""
+
+    reason: str
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpc answers a request that fails to parse with UNKNOWN ("Unexpected DecodeError");
+    this hands the handler a _Malformed instead, which it refuses as INVALID_ARGUMENT."""
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as exc:
+            return _Malformed(str(exc))
+
+    return parse
+
+
+def _check_parsed(name: str, request: Any) -> None:
+    if isinstance(request, _Malformed):
+        raise InvalidInput(f"the {name} request is not a valid protobuf message: {request.reason}")
 
 
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -65,7 +93,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
             return handler  # health, reflection, unknown methods: untouched
         name = method.rsplit("/", 1)[-1]
         kw = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary is not None:
@@ -112,6 +140,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, name: str, inner: Handler) -> Handler:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with self._mapped(name, context):
+                _check_parsed(name, request)
                 return await inner(request, context)
 
         return call
@@ -121,6 +150,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
     ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._mapped(name, context):
+                _check_parsed(name, request)
                 async for response in inner(request, context):
                     yield response
 

@@ -49,8 +49,8 @@ class ServiceProcess:
         grpc_credentials: grpc.ChannelCredentials | None = None,
     ) -> ServiceProcess:
         """Run `service` with `env` added to this process's environment (SAFETYPAIRS_GRPC_* are
-        set to a free loopback port unless `env` sets the port) and return once gRPC health says SERVING and
-        /readyz answers 200. Raises RuntimeError with the log tail otherwise."""
+        set to a free loopback port unless `env` sets the port) and return once gRPC health
+        says SERVING and /readyz answers 200. Raises RuntimeError with the log tail otherwise."""
         # A caller that needs a fixed gRPC address (to restart a service on it) sets it in env.
         http_port = free_port()
         grpc_port = int(env.get("SAFETYPAIRS_GRPC_PORT") or free_port())
