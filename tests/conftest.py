@@ -117,6 +117,8 @@ def start_judge_service(
     env = {
         "SAFETYPAIRS_JUDGE_MODEL": "",
         "SAFETYPAIRS_HOME": str(home),
+        # Other services share the cores: one torch thread each (see the setting's help).
+        "SAFETYPAIRS_TORCH_THREADS": "1",
         "BENTOML_HOME": str(home / "bentoml"),
         **(extra_env or {}),
     }
@@ -173,6 +175,7 @@ def pair_stack(
                 "SAFETYPAIRS_HOME": str(default_editor_home),
                 "BENTOML_HOME": str(default_editor_home / "bentoml"),
                 "SAFETYPAIRS_EDIT_STEPS": "2",
+                "SAFETYPAIRS_TORCH_THREADS": "1",
             },
         )
     except BaseException:

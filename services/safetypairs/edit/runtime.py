@@ -31,6 +31,7 @@ from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.model_refs import resolve_model_ref
 from safetypairs.serving.settings import EditSettings
 from safetypairs.serving.slots import Slots
+from safetypairs.serving.torch_env import set_threads
 from safetypairs.v1 import common_pb2, edit_pb2
 
 _MIME = {edit_pb2.OUTPUT_FORMAT_PNG: "image/png", edit_pb2.OUTPUT_FORMAT_WEBP: "image/webp"}
@@ -57,6 +58,7 @@ class _Prepared:
 def load_configured_editor(settings: EditSettings) -> tuple[EditEngine, str]:
     """The engine for the settings' model (the embedded default when none is set) and the
     reference it was loaded from."""
+    set_threads(settings.torch_threads)
     if settings.edit_model:
         path, reference = resolve_model_ref(settings.edit_model), settings.edit_model
     else:

@@ -37,6 +37,7 @@ from safetypairs.judge.prompts import RateAnswer, load_template
 from safetypairs.judge.structured import EnforcedLogits, json_parser, regex_parser
 from safetypairs.policy import Category, Policy
 from safetypairs.serving.model_refs import UNTRAINED_MARK
+from safetypairs.serving.torch_env import resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -149,26 +150,6 @@ class _StopAtQuote(StoppingCriteria):
         return torch.tensor(['"' in t for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    try:
-        value = getattr(torch, dtype)
-    except AttributeError:
-        raise ModelError(
-            f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16"
-        ) from None
-    if not isinstance(value, torch.dtype):
-        raise ModelError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
-    return value
-
-
 class JudgeEngine:
     def __init__(
         self,
@@ -181,8 +162,8 @@ class JudgeEngine:
         prompts_dir: str = "",
         rationale_chars: int = 400,
     ) -> None:
-        self.device = _resolve_device(device)
-        self.dtype = _resolve_dtype(dtype, self.device)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         try:
             self.processor = AutoProcessor.from_pretrained(
                 path, trust_remote_code=trust_remote_code

@@ -39,6 +39,7 @@ from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.model_refs import resolve_model_ref
 from safetypairs.serving.settings import JudgeSettings
+from safetypairs.serving.torch_env import set_threads
 from safetypairs.v1 import common_pb2, judge_pb2
 
 _DIRECTIONS = {judge_pb2.TO_SAFE: TO_SAFE, judge_pb2.TO_UNSAFE: TO_UNSAFE}
@@ -50,6 +51,7 @@ _DRAFT_SIZE = 1024
 def load_configured_judge(settings: JudgeSettings) -> tuple[JudgeEngine, str]:
     """The engine for the settings' model (the embedded default when none is set) and the
     reference it was loaded from."""
+    set_threads(settings.torch_threads)
     if settings.judge_model:
         path, reference = resolve_model_ref(settings.judge_model), settings.judge_model
     else:

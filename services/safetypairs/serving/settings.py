@@ -150,7 +150,19 @@ VERDICT_MODES = ("forward", "generate")
 
 
 @dataclass(frozen=True)
-class JudgeSettings(ServingSettings):
+class TorchSettings(ServingSettings):
+    """Settings of the services that run torch (judge, edit)."""
+
+    torch_threads: int = _setting(
+        0,
+        "torch intra-op threads; 0 = every core. Services sharing a machine should split the "
+        "cores between them (e.g. 1 each on 2 cores): oversubscribed torch threads spin and "
+        "slow every service many times over",
+    )
+
+
+@dataclass(frozen=True)
+class JudgeSettings(TorchSettings):
     grpc_port: int = _setting(50052, "gRPC port (0 picks a free one)")
     judge_model: str = _setting(
         "",
@@ -204,7 +216,7 @@ EDIT_PIPELINES = (
 
 
 @dataclass(frozen=True)
-class EditSettings(ServingSettings):
+class EditSettings(TorchSettings):
     grpc_port: int = _setting(50053, "gRPC port (0 picks a free one)")
     edit_model: str = _setting(
         "",

@@ -24,3 +24,11 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     if dtype not in DTYPES:
         raise ModelError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
     return getattr(torch, dtype)
+
+
+def set_threads(threads: int) -> None:
+    """Intra-op threads for this process; 0 keeps torch's default (every core). Two torch
+    services on one machine, each with every core, spin against each other (OpenMP) and run
+    many times slower than the cores allow: give each its share."""
+    if threads > 0:
+        torch.set_num_threads(threads)
