@@ -274,6 +274,19 @@ def test_killed_run_resumes_to_the_same_dataset(
             json.loads(line)  # no half-written record
 
 
+def editor_env(home: Path, port: int) -> dict[str, str]:
+    """An editor like pair_stack's (same steps and threads: thread count changes the floating
+    point sums, so the pixels), on a fixed gRPC port it can be restarted on."""
+    return {
+        "SAFETYPAIRS_EDIT_MODEL": "",
+        "SAFETYPAIRS_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "SAFETYPAIRS_EDIT_STEPS": "2",
+        "SAFETYPAIRS_TORCH_THREADS": "1",
+        "SAFETYPAIRS_GRPC_PORT": str(port),
+    }
+
+
 def wait_for_a_commit(process: subprocess.Popen, dataset: Path) -> None:
     deadline = time.monotonic() + 120
     manifest = dataset / "rejected.jsonl"
@@ -290,13 +303,7 @@ def test_an_editor_restarted_mid_run_is_waited_for_and_nothing_is_lost(
     the generator backs off, reconnects, and ends with the same dataset as without the
     restart, no unit failed and none done twice."""
     port = free_port()
-    env = {
-        "SAFETYPAIRS_EDIT_MODEL": "",
-        "SAFETYPAIRS_HOME": str(default_editor_home),
-        "BENTOML_HOME": str(default_editor_home / "bentoml"),
-        "SAFETYPAIRS_EDIT_STEPS": "2",
-        "SAFETYPAIRS_GRPC_PORT": str(port),
-    }
+    env = editor_env(default_editor_home, port)
     editor = ServiceProcess.start(EDIT_SERVICE, tmp_path / "edit-1.log", env)
     out = tmp_path / "ds"
     args = generate_args(pair_stack, sources, policy_file, out, *loose(threshold))
@@ -327,6 +334,31 @@ def test_resuming_with_other_arguments_is_refused(
     capsys.readouterr()
     code = cli_main(generate_args(pair_stack, sources, policy_file, out, *loose(threshold)))
     assert code == 2 and "attempts" in capsys.readouterr().err
+
+
+def test_an_editor_that_dies_for_good_fails_the_rest_with_a_reason(
+    pair_stack, sources, policy_file, threshold, default_editor_home, tmp_path
+):
+    """The edit service stops mid-run and does not come back: once the backoff is spent, each
+    remaining unit fails with the reason, the committed work stays, and a later run with the
+    service back would redo only the failed units."""
+    port = free_port()
+    env = editor_env(default_editor_home, port)
+    editor = ServiceProcess.start(EDIT_SERVICE, tmp_path / "edit.log", env)
+    out = tmp_path / "ds"
+    args = generate_args(pair_stack, sources, policy_file, out, *loose(threshold))
+    args[args.index("--edit-target") + 1] = f"127.0.0.1:{port}"
+    process = run_cli(args)
+    try:
+        wait_for_a_commit(process, out)
+    finally:
+        editor.stop()
+    assert process.wait(300) == 1
+    failed = list(PairDataset.open(out).records("failed"))
+    assert len(failed) >= 2  # broken.png and at least one unit the editor did not serve
+    assert {f["error"]["kind"] for f in failed} >= {"InvalidInput", "Unavailable"}
+    assert all(f["error"]["message"] for f in failed)
+    assert content(out)  # what was committed before is still there
 
 
 def test_shards_merge_into_the_whole_without_duplicates(

@@ -427,7 +427,7 @@ def cmd_build_default_editor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(progress: Any) -> None:
+def _generation_progress(progress: Any) -> None:
     """One line on stderr, redrawn: sources done, pairs accepted, rate and ETA."""
     done, total = progress.sources_done, progress.sources_total
     elapsed = time.monotonic() - progress.started
@@ -487,7 +487,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             AsyncJudgeClient(args.judge_target, token=token, credentials=creds) as judge,
             AsyncEditClient(args.edit_target, token=token, credentials=creds) as editor,
         ):
-            bar = None if args.quiet else _progress_bar
+            bar = None if args.quiet else _generation_progress
             return await PairGenerator(judge, editor, args.out, config, bar).run(paths)
 
     progress = asyncio.run(run())
