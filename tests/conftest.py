@@ -85,6 +85,8 @@ def guard_service(
             "SAFETYPAIRS_MAX_BATCH_SIZE": "16",
             "SAFETYPAIRS_MAX_IMAGES_PER_REQUEST": "32",
             "SAFETYPAIRS_MAX_MESSAGE_BYTES": str(8 * 1024 * 1024),
+            # As deployed: the request-id and Prometheus tests read its JSON access log.
+            "SAFETYPAIRS_LOG_FORMAT": "json",
         },
     )
     yield service

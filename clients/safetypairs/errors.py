@@ -20,6 +20,8 @@ class SafetyPairsError(Exception):
 
     grpc_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     http_status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    # Set by the SDK on a failed call: the id the service logged it under.
+    request_id: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -14,6 +14,7 @@ import grpc
 from google.protobuf.message import Message
 
 from safetypairs.client.channel import ChannelOptions, open_channel
+from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, outgoing_request_id
 from safetypairs.errors import ERROR_KIND_METADATA_KEY, SafetyPairsError, error_class
 from safetypairs.v1 import common_pb2
 
@@ -47,15 +48,19 @@ def error_from_rpc(exc: grpc.RpcError) -> SafetyPairsError:
     code = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else str(exc)
     kind = None
+    request_id = None
     if hasattr(exc, "trailing_metadata"):
         for key, value in exc.trailing_metadata() or ():
             if key == ERROR_KIND_METADATA_KEY:
                 kind = value
+            elif key == REQUEST_ID_METADATA_KEY:
+                request_id = value
     cls = error_class(kind, code)
     message = details or ""
     if cls is SafetyPairsError and code is not None:
         message = f"{code.name}: {message}"
     err = cls(message)
+    err.request_id = request_id  # the id the service logged this call under
     err.__cause__ = exc
     return err
 
@@ -92,7 +97,11 @@ class ClientBase:
     def _invoke(self, call: Call, timeout: float | None) -> Any:
         method = getattr(self._stub, call.method)
         deadline = self.timeout if timeout is None else timeout
-        return method(call.request, timeout=deadline, metadata=self._metadata)
+        return method(call.request, timeout=deadline, metadata=self._call_metadata())
+
+    def _call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata of one call: the client's, plus the call's request id."""
+        return (*self._metadata, (REQUEST_ID_METADATA_KEY, outgoing_request_id()))
 
 
 class SyncClient(ClientBase):

@@ -235,7 +235,9 @@ class EditClient(SyncClient):
         self, request: edit_pb2.EditRequest, timeout: float | None
     ) -> Iterator[EditProgress | EditResult]:
         call = self._stub.EditStream(
-            request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata
+            request,
+            timeout=self.timeout if timeout is None else timeout,
+            metadata=self._call_metadata(),
         )
         try:
             for msg in call:
@@ -287,7 +289,9 @@ class AsyncEditClient(AsyncClient):
         self, request: edit_pb2.EditRequest, timeout: float | None
     ) -> AsyncIterator[EditProgress | EditResult]:
         call = self._stub.EditStream(
-            request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata
+            request,
+            timeout=self.timeout if timeout is None else timeout,
+            metadata=self._call_metadata(),
         )
         try:
             async for msg in call:

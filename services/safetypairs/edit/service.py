@@ -21,6 +21,8 @@ from safetypairs.errors import InvalidInput
 from safetypairs.serving.auth import protect_http
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload
+from safetypairs.serving.http_access import observe_http
+from safetypairs.serving.logs import configure_logging
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import EditSettings
 from safetypairs.v1 import edit_pb2
@@ -50,6 +52,7 @@ def _one_mask(uploads: list[Path], max_bytes: int) -> bytes | None:
 )
 class EditService:
     def __init__(self) -> None:
+        configure_logging(SETTINGS.log_format)
         self.settings = SETTINGS
         engine, reference = load_configured_editor(self.settings)
         self.metrics = ServiceMetrics("edit", bentoml.metrics)
@@ -124,4 +127,5 @@ class EditService:
         return await answer(self.metrics, "model_info", produce, ctx.response)
 
 
+observe_http(EditService, "edit")  # first: outermost, so refused calls are logged too
 protect_http(EditService, SETTINGS)

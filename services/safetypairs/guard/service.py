@@ -23,6 +23,8 @@ from safetypairs.guard.servicer import guard_registration
 from safetypairs.serving.auth import protect_http
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload
+from safetypairs.serving.http_access import observe_http
+from safetypairs.serving.logs import configure_logging
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import GuardSettings
 from safetypairs.v1 import common_pb2, guard_pb2
@@ -51,6 +53,7 @@ def _options(
 )
 class GuardService:
     def __init__(self) -> None:
+        configure_logging(SETTINGS.log_format)
         self.settings = SETTINGS
         self.engine = load_configured_guard(self.settings)
         self.engine.warmup((1, min(4, self.settings.max_batch_size)))
@@ -154,4 +157,5 @@ class GuardService:
         return await answer(self.metrics, "model_info", produce, ctx.response)
 
 
+observe_http(GuardService, "guard")  # first: outermost, so refused calls are logged too
 protect_http(GuardService, SETTINGS)

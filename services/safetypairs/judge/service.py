@@ -21,6 +21,8 @@ from safetypairs.policy import parse_policy
 from safetypairs.serving.auth import protect_http
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload
+from safetypairs.serving.http_access import observe_http
+from safetypairs.serving.logs import configure_logging
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import JudgeSettings
 from safetypairs.v1 import common_pb2, judge_pb2
@@ -55,6 +57,7 @@ def _rate_options(categories: str, rationale: bool, threshold: float) -> judge_p
 )
 class JudgeService:
     def __init__(self) -> None:
+        configure_logging(SETTINGS.log_format)
         self.settings = SETTINGS
         engine, reference = load_configured_judge(self.settings)
         self.metrics = ServiceMetrics("judge", bentoml.metrics)
@@ -189,4 +192,5 @@ class JudgeService:
         return await answer(self.metrics, "model_info", produce, ctx.response)
 
 
+observe_http(JudgeService, "judge")  # first: outermost, so refused calls are logged too
 protect_http(JudgeService, SETTINGS)

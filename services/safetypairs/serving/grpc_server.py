@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, new_request_id, usable
 from safetypairs.errors import ERROR_KIND_METADATA_KEY, InvalidInput, SafetyPairsError
 from safetypairs.serving.auth import (
     GrpcAuthInterceptor,
@@ -25,6 +26,7 @@ from safetypairs.serving.auth import (
     server_credentials,
     token_auth,
 )
+from safetypairs.serving.logs import log_request
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import ServingSettings
 
@@ -68,11 +70,19 @@ def _check_parsed(name: str, request: Any) -> None:
         raise InvalidInput(f"the {name} request is not a valid protobuf message: {request.reason}")
 
 
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    """The caller's request id when it sent a usable one, else a new one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_METADATA_KEY and isinstance(value, str) and usable(value):
+            return value
+    return new_request_id()
+
+
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
     """Maps SafetyPairsError to its status (with the error kind in trailing metadata), methods
     left to their generated base class to UNIMPLEMENTED, hides unexpected exceptions behind
-    INTERNAL, and records every unary and server-streaming call in the metrics (a stream when
-    it ends)."""
+    INTERNAL, and records every unary and server-streaming call in the metrics and the access
+    log (a stream when it ends) under its request id, which goes back in trailing metadata."""
 
     def __init__(self, metrics: ServiceMetrics, prefixes: Sequence[str]) -> None:
         self._metrics = metrics
@@ -111,15 +121,20 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     @contextlib.asynccontextmanager
     async def _mapped(self, name: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        """The one mapping from exceptions to statuses, and the call's metrics."""
+        """The one mapping from exceptions to statuses, and the call's metrics and log line."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        rid = _request_id(context)
+        echo = ((REQUEST_ID_METADATA_KEY, rid),)
+        context.set_trailing_metadata(echo)  # kept by the aborts below that name none
         try:
             yield
         except SafetyPairsError as exc:
             code = exc.grpc_code
             await context.abort(
-                code, exc.message, trailing_metadata=((ERROR_KIND_METADATA_KEY, exc.kind),)
+                code,
+                exc.message,
+                trailing_metadata=((ERROR_KIND_METADATA_KEY, exc.kind), *echo),
             )
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -135,7 +150,9 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
-            self._metrics.record("grpc", name, code.name, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self._metrics.record("grpc", name, code.name, seconds)
+            log_request(self._metrics.service, "grpc", name, code.name, seconds, rid)
 
     def _wrap(self, name: str, inner: Handler) -> Handler:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -28,6 +28,9 @@ def _setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+LOG_FORMATS = ("json", "text")
+
+
 class SettingsError(ValueError):
     """A setting has a value of the wrong type or out of range (raised at start-up)."""
 
@@ -69,6 +72,11 @@ class ServingSettings:
         "",
         "PEM CA that client certificates must be signed by (mutual TLS); empty = no client certs",
     )
+    log_format: str = _setting(
+        "text",
+        "json = one JSON object per log line (the access log: one per request, with its "
+        "request id), for log collectors; text = readable lines",
+    )
 
     def home_dir(self) -> str:
         return self.home or os.path.join(os.path.expanduser("~"), ".cache", "safetypairs")
@@ -101,6 +109,11 @@ class ServingSettings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{env_name(name)} must be at least 1")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"{env_name('log_format')} must be one of {', '.join(LOG_FORMATS)} "
+                f"(got {self.log_format!r})"
+            )
         if self.max_images_per_request > self.max_queue:
             raise SettingsError(
                 f"{env_name('max_images_per_request')} ({self.max_images_per_request}) must not "
