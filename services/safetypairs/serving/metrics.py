@@ -31,6 +31,11 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
     30.0,
+    # Edits on large images and many steps take minutes.
+    60.0,
+    120.0,
+    300.0,
+    600.0,
 )
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 
