@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from safetypairs.client import GuardClient
 from safetypairs.serving.launcher import ServiceProcess
 
 CALLS = 5
+DASHBOARD = Path(__file__).resolve().parent.parent / "deploy/grafana/safetypairs-services.json"
 SERIES = '{service="guard",protocol="grpc",method="Screen",code="OK"}'
 LATENCY = '{service="guard",protocol="grpc",method="Screen"}'
 
@@ -32,13 +34,20 @@ class Prometheus:
 
     def query(self, expr: str) -> float | None:
         """The value of an instant query with one result, None when it has none."""
-        qs = urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(f"{self.url}/api/v1/query?{qs}", timeout=5) as r:
-            body = json.load(r)
-        assert body["status"] == "success", body
-        result = body["data"]["result"]
+        result = self.series(expr)
         assert len(result) <= 1, f"{expr} matched several series: {result}"
         return float(result[0]["value"][1]) if result else None
+
+    def series(self, expr: str) -> list[dict]:
+        """Every result of an instant query (a query Prometheus cannot parse fails here)."""
+        qs = urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?{qs}", timeout=5) as r:
+                body = json.load(r)
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{expr}: {exc.read().decode()}") from None
+        assert body["status"] == "success", body
+        return body["data"]["result"]
 
     def wait_for(self, expr: str, check, timeout_s: float = 30.0) -> float | None:
         deadline = time.monotonic() + timeout_s
@@ -121,3 +130,19 @@ def test_prometheus_sees_requests_and_latency_move(
     )
     assert inf == count and slow == count
     assert (prometheus.query(f"safetypairs_request_duration_seconds_sum{LATENCY}") or 0) > 0
+
+
+def test_dashboard_queries_run_on_the_scraped_metrics(prometheus: Prometheus) -> None:
+    """Every panel of the Grafana dashboard is PromQL the real Prometheus accepts, and (after
+    the calls above) finds data, except the error ratio of a service without errors."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 6
+    for title, expr in exprs:
+        concrete = expr.replace("$__rate_interval", "1m").replace("$service", ".*")
+        result = prometheus.series(concrete)
+        deadline = time.monotonic() + 15  # a rate needs two scrapes of a new series
+        while not result and title != "Error ratio" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            result = prometheus.series(concrete)
+        assert result or title == "Error ratio", f"{title}: {concrete} found nothing"
