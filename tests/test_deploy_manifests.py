@@ -81,6 +81,7 @@ def test_one_deployment_and_two_services_per_model_service(rendered) -> None:
     assert set(of_kind(objects, "PodDisruptionBudget")) == set(deployments)
     [hpa] = of_kind(objects, "HorizontalPodAutoscaler").values()
     assert hpa["spec"]["scaleTargetRef"]["name"] == "safetypairs-guard"
+    assert "replicas" not in deployments["safetypairs-guard"]["spec"]  # the HPA owns it
 
 
 def test_containers_have_probes_limits_and_a_locked_down_context(rendered) -> None:
