@@ -93,6 +93,25 @@ async def test_cancelled_callers_are_skipped():
     await b.stop()
 
 
+async def test_cancelled_callers_do_not_count_against_the_queue_bound():
+    gate = threading.Event()
+    b = MicroBatcher(doubler(gate), max_batch_size=1, max_wait_s=0, max_queue=2)
+    b.start()
+    running = asyncio.ensure_future(b.submit(0))
+    await asyncio.sleep(0.05)
+    doomed = [asyncio.ensure_future(b.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    for d in doomed:
+        d.cancel()
+    await asyncio.sleep(0)
+    # The worker has not reached the cancelled items yet; the newcomers still fit.
+    fresh = asyncio.ensure_future(b.submit_many([3, 4]))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await running == 0 and await fresh == [6, 8]
+    await b.stop()
+
+
 async def test_model_failure_reaches_every_caller_of_that_batch_only():
     calls = {"n": 0}
 

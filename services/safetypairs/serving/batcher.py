@@ -122,6 +122,10 @@ class MicroBatcher(Generic[In, Out]):
             if self._closing or self._thread is None:
                 raise Unavailable("the model is not accepting requests (starting or shutting down)")
             if len(self._queue) + len(items) > self.max_queue:
+                # Callers that went away still sit in the queue until the worker reaches them;
+                # they must not count against the bound (a cancelled request frees its slot).
+                self._queue = collections.deque(p for p in self._queue if not p.future.done())
+            if len(self._queue) + len(items) > self.max_queue:
                 raise Overloaded(
                     f"server overloaded: {len(self._queue)} images queued, {len(items)} more "
                     f"would pass the limit of {self.max_queue}; retry later or on another replica"
