@@ -1,9 +1,9 @@
 """The guard service driven past its capacity, measured in one run: every request must get an
 answer or a fast refusal, accepted requests must stay fast, the service must stay healthy.
 
-    python benchmarks/guard_overload.py [--seconds 30] [--factor 4] [--queues 64,16]
+    python benchmarks/guard_overload.py [--seconds 30] [--factor 4] [--configs 64,16,64:50]
 
-For each queue bound: measure the unloaded latency (sequential calls) and the capacity (a
+A configuration is `max_queue` or `max_queue:max_queue_wait_ms`. For each: measure the unloaded latency (sequential calls) and the capacity (a
 closed loop of 16 concurrent callers for 8 s), then offer `factor` x capacity open-loop for
 `seconds`, each call with a 10 s deadline, and count what came back. Loopback only; the load
 generator stops by itself. It shares the machine's 2 cores with the service.
@@ -75,14 +75,17 @@ async def overload(target: str, rate: float, seconds: float) -> dict[str, list[f
     return outcomes
 
 
-def run(queue: int, args: argparse.Namespace, home: pathlib.Path) -> None:
+def run(config: str, args: argparse.Namespace, home: pathlib.Path) -> None:
+    queue_text, _, wait_ms = config.partition(":")
+    queue = int(queue_text)
     service = ServiceProcess.start(
         GUARD_SERVICE,
-        home / f"guard-{queue}.log",
+        home / f"guard-{queue}-{wait_ms or 0}.log",
         {
             "SAFETYPAIRS_HOME": str(home),
             "SAFETYPAIRS_GUARD_MODEL": "",
             "SAFETYPAIRS_MAX_QUEUE": str(queue),
+            "SAFETYPAIRS_MAX_QUEUE_WAIT_MS": wait_ms or "0",
             "SAFETYPAIRS_MAX_IMAGES_PER_REQUEST": str(min(64, queue)),
             "BENTOML_HOME": str(home / "bentoml"),
         },
@@ -107,7 +110,7 @@ def run(queue: int, args: argparse.Namespace, home: pathlib.Path) -> None:
     u99 = np.percentile(unloaded, 99)
     ok = outcomes["ok"]
     print(
-        f"\nmax_queue {queue}: unloaded p50 {np.median(unloaded) * 1e3:.1f} ms, "
+        f"\nmax_queue {queue}, max_queue_wait_ms {wait_ms or 0}: unloaded p50 {np.median(unloaded) * 1e3:.1f} ms, "
         f"p99 {u99 * 1e3:.1f} ms; capacity {cap:.1f} req/s (16 callers)"
     )
     print(
@@ -132,14 +135,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--factor", type=float, default=4.0)
-    parser.add_argument("--queues", default="64,16", help="max_queue values to try")
+    parser.add_argument(
+        "--configs", default="64,16,64:50", help="max_queue[:max_queue_wait_ms] values to try"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = pathlib.Path(tmp)
         ensure_default_guard(str(home))
         print("guard service on the default ensemble, one worker, chelsea.png (451x300)")
-        for queue in (int(q) for q in args.queues.split(",")):
-            run(queue, args, home)
+        for config in args.configs.split(","):
+            run(config, args, home)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from http import HTTPStatus
 
 import grpc
 
+from safetypairs.v1 import common_pb2
+
 # Trailing-metadata key carrying the error class name, so that a client can tell apart
 # errors that share a status code (payload too large vs overloaded are both RESOURCE_EXHAUSTED).
 ERROR_KIND_METADATA_KEY = "safetypairs-error-kind"
@@ -123,3 +125,17 @@ def status_code_from_value(value: int) -> grpc.StatusCode:
         if code.value[0] == value:
             return code
     return grpc.StatusCode.UNKNOWN
+
+
+def item_error(err: SafetyPairsError, index: int, item_id: str) -> common_pb2.ItemError:
+    """The per-item error of a batch answer: code, kind and a message naming the item."""
+    return common_pb2.ItemError(
+        code=grpc_code_value(err.grpc_code),
+        message=f"image {index} ({item_id or 'no id'}): {err.message}",
+        kind=err.kind,
+    )
+
+
+def error_from_item(msg: common_pb2.ItemError) -> SafetyPairsError:
+    """The exception a per-item error stands for (by kind, else by code)."""
+    return error_class(msg.kind, status_code_from_value(msg.code))(msg.message)

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from safetypairs.errors import SafetyPairsError, error_class, status_code_from_value
+from safetypairs.errors import SafetyPairsError, error_from_item
 from safetypairs.v1 import common_pb2, guard_pb2, judge_pb2
 
 
@@ -76,8 +76,7 @@ class ScreenResult:
     @classmethod
     def from_proto(cls, msg: guard_pb2.ScreenResult) -> ScreenResult:
         if msg.WhichOneof("outcome") == "error":
-            code = status_code_from_value(msg.error.code)
-            return cls(msg.image_id, None, error_class(None, code)(msg.error.message))
+            return cls(msg.image_id, None, error_from_item(msg.error))
         return cls(msg.image_id, Verdict.from_proto(msg.verdict))
 
 
@@ -154,9 +153,7 @@ class Rated:
     def from_proto(cls, msg: Any, prompt_version: str) -> Rated:
         """From a RateResponse or a RateBatchResponse's RateResult."""
         if msg.DESCRIPTOR.oneofs_by_name.get("outcome") and msg.WhichOneof("outcome") == "error":
-            code = status_code_from_value(msg.error.code)
-            error = error_class(None, code)(msg.error.message)
-            return cls(msg.image_id, None, prompt_version, error)
+            return cls(msg.image_id, None, prompt_version, error_from_item(msg.error))
         return cls(msg.image_id, Verdict.from_proto(msg.verdict), prompt_version)
 
 

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsafetypairs/v1/common.proto\x12\x0esafetypairs.v1\"!\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\n\n\x02id\x18\x02 \x01(\t\"G\n\x08\x43\x61tegory\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nshould_not\x18\x03 \x03(\t\x12\x0b\n\x03\x63\x61n\x18\x04 \x03(\t\"U\n\x06Policy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12,\n\ncategories\x18\x03 \x03(\x0b\x32\x18.safetypairs.v1.Category\"o\n\rCategoryScore\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x0f\n\x07\x66lagged\x18\x04 \x01(\x08\x12\x13\n\x0bnot_covered\x18\x05 \x01(\x08\"\xeb\x01\n\x07Verdict\x12&\n\x06rating\x18\x01 \x01(\x0e\x32\x16.safetypairs.v1.Rating\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\x12\x11\n\trationale\x18\x04 \x01(\t\x12-\n\x06scores\x18\x05 \x03(\x0b\x32\x1d.safetypairs.v1.CategoryScore\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\tuntrained\x18\x07 \x01(\x08\x12-\n\x07members\x18\x08 \x03(\x0b\x32\x1c.safetypairs.v1.MemberResult\"_\n\x0cMemberResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nlatency_ms\x18\x02 \x01(\x01\x12-\n\x06scores\x18\x03 \x03(\x0b\x32\x1d.safetypairs.v1.CategoryScore\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x17\n\x15ListCategoriesRequest\"F\n\x16ListCategoriesResponse\x12,\n\ncategories\x18\x01 \x03(\x0b\x32\x18.safetypairs.v1.Category\"\x15\n\x13GetModelInfoRequest*6\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\x08\n\x04SAFE\x10\x01\x12\n\n\x06UNSAFE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsafetypairs/v1/common.proto\x12\x0esafetypairs.v1\"!\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\n\n\x02id\x18\x02 \x01(\t\"G\n\x08\x43\x61tegory\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nshould_not\x18\x03 \x03(\t\x12\x0b\n\x03\x63\x61n\x18\x04 \x03(\t\"U\n\x06Policy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12,\n\ncategories\x18\x03 \x03(\x0b\x32\x18.safetypairs.v1.Category\"o\n\rCategoryScore\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x0f\n\x07\x66lagged\x18\x04 \x01(\x08\x12\x13\n\x0bnot_covered\x18\x05 \x01(\x08\"\xeb\x01\n\x07Verdict\x12&\n\x06rating\x18\x01 \x01(\x0e\x32\x16.safetypairs.v1.Rating\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\x12\x11\n\trationale\x18\x04 \x01(\t\x12-\n\x06scores\x18\x05 \x03(\x0b\x32\x1d.safetypairs.v1.CategoryScore\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\tuntrained\x18\x07 \x01(\x08\x12-\n\x07members\x18\x08 \x03(\x0b\x32\x1c.safetypairs.v1.MemberResult\"_\n\x0cMemberResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nlatency_ms\x18\x02 \x01(\x01\x12-\n\x06scores\x18\x03 \x03(\x0b\x32\x1d.safetypairs.v1.CategoryScore\"8\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"\x17\n\x15ListCategoriesRequest\"F\n\x16ListCategoriesResponse\x12,\n\ncategories\x18\x01 \x03(\x0b\x32\x18.safetypairs.v1.Category\"\x15\n\x13GetModelInfoRequest*6\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\x08\n\x04SAFE\x10\x01\x12\n\n\x06UNSAFE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'safetypairs.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RATING']._serialized_start=854
-  _globals['_RATING']._serialized_end=908
+  _globals['_RATING']._serialized_start=868
+  _globals['_RATING']._serialized_end=922
   _globals['_IMAGE']._serialized_start=47
   _globals['_IMAGE']._serialized_end=80
   _globals['_CATEGORY']._serialized_start=82
@@ -46,11 +46,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBERRESULT']._serialized_start=593
   _globals['_MEMBERRESULT']._serialized_end=688
   _globals['_ITEMERROR']._serialized_start=690
-  _globals['_ITEMERROR']._serialized_end=732
-  _globals['_LISTCATEGORIESREQUEST']._serialized_start=734
-  _globals['_LISTCATEGORIESREQUEST']._serialized_end=757
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=759
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=829
-  _globals['_GETMODELINFOREQUEST']._serialized_start=831
-  _globals['_GETMODELINFOREQUEST']._serialized_end=852
+  _globals['_ITEMERROR']._serialized_end=746
+  _globals['_LISTCATEGORIESREQUEST']._serialized_start=748
+  _globals['_LISTCATEGORIESREQUEST']._serialized_end=771
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=773
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=843
+  _globals['_GETMODELINFOREQUEST']._serialized_start=845
+  _globals['_GETMODELINFOREQUEST']._serialized_end=866
 # @@protoc_insertion_point(module_scope)

@@ -91,12 +91,14 @@ class MemberResult(_message.Message):
     def __init__(self, name: _Optional[str] = ..., latency_ms: _Optional[float] = ..., scores: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ...) -> None: ...
 
 class ItemError(_message.Message):
-    __slots__ = ("code", "message")
+    __slots__ = ("code", "message", "kind")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ListCategoriesRequest(_message.Message):
     __slots__ = ()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from safetypairs.errors import InvalidInput, SafetyPairsError, grpc_code_value
+from safetypairs.errors import InvalidInput, SafetyPairsError, item_error
 from safetypairs.guard.outputs import GuardModel, ItemOutput
 from safetypairs.serving.admission import Admission, check_image_count
 from safetypairs.serving.batcher import MicroBatcher, resolve_threadsafe
@@ -64,7 +64,7 @@ class GuardRuntime:
         self._column = {code: i for i, code in enumerate(card.categories)}
         self._default = self._resolve((), {}, False)
         self._model = f"{card.name}:{card.version}"
-        self._admission = Admission(settings.max_queue)
+        self._admission = Admission(settings.max_queue, settings.max_queue_wait_ms / 1000.0)
 
     def _run(self, batch: list[Any]) -> list[ItemOutput]:
         """The batcher's model call; records each ensemble member's time once per batch."""
@@ -227,10 +227,7 @@ class GuardRuntime:
                 results.append(
                     guard_pb2.ScreenResult(
                         image_id=img.id,
-                        error=common_pb2.ItemError(
-                            code=grpc_code_value(err.grpc_code),
-                            message=f"image {i} ({img.id or 'no id'}): {err.message}",
-                        ),
+                        error=item_error(err, i, img.id),
                     )
                 )
         return guard_pb2.ScreenBatchResponse(results=results)

@@ -20,7 +20,7 @@ import torch
 import transformers
 from PIL import Image
 
-from safetypairs.errors import InvalidInput, SafetyPairsError, grpc_code_value
+from safetypairs.errors import InvalidInput, SafetyPairsError, item_error
 from safetypairs.judge.default_model import ensure_default_judge
 from safetypairs.judge.engine import (
     TO_SAFE,
@@ -115,7 +115,7 @@ class JudgeRuntime:
             max_queue=settings.max_queue,
             observer=metrics,
         )
-        self._admission = Admission(settings.max_queue)
+        self._admission = Admission(settings.max_queue, settings.max_queue_wait_ms / 1000.0)
         self.engine.category_reader(self.default_policy)  # a policy it cannot read fails now
 
     def start(self) -> None:
@@ -269,11 +269,9 @@ class JudgeRuntime:
         results = []
         for i, (img, outcome) in enumerate(zip(images, outcomes, strict=True)):
             if isinstance(outcome, SafetyPairsError):
-                error = common_pb2.ItemError(
-                    code=grpc_code_value(outcome.grpc_code),
-                    message=f"image {i} ({img.id or 'no id'}): {outcome.message}",
+                results.append(
+                    judge_pb2.RateResult(image_id=img.id, error=item_error(outcome, i, img.id))
                 )
-                results.append(judge_pb2.RateResult(image_id=img.id, error=error))
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:

@@ -50,6 +50,12 @@ class ServingSettings:
         "images that may be in the service at once (decoding, waiting for or in the model); "
         "more are refused at once",
     )
+    max_queue_wait_ms: float = _setting(
+        0.0,
+        "guard and judge: refuse a request at once when the images already inside would keep "
+        "it waiting longer than this (estimated from the recent time per image); 0 = only "
+        "max_queue bounds the wait",
+    )
     max_image_bytes: int = _setting(20 * 1024 * 1024, "largest encoded image accepted")
     max_image_pixels: int = _setting(
         50_000_000, "largest width*height accepted, checked before decoding"
