@@ -3,10 +3,11 @@ answer or a fast refusal, accepted requests must stay fast, the service must sta
 
     python benchmarks/guard_overload.py [--seconds 30] [--factor 4] [--configs 64,16,64:50]
 
-A configuration is `max_queue` or `max_queue:max_queue_wait_ms`. For each: measure the unloaded latency (sequential calls) and the capacity (a
-closed loop of 16 concurrent callers for 8 s), then offer `factor` x capacity open-loop for
-`seconds`, each call with a 10 s deadline, and count what came back. Loopback only; the load
-generator stops by itself. It shares the machine's 2 cores with the service.
+A configuration is `max_queue` or `max_queue:max_queue_wait_ms`. For each: measure the
+unloaded latency (sequential calls) and the capacity (a closed loop of 16 concurrent callers
+for 8 s), then offer `factor` x capacity open-loop for `seconds`, each call with a 10 s
+deadline, and count what came back. Loopback only; the load generator stops by itself. It
+shares the machine's 2 cores with the service.
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ def run(config: str, args: argparse.Namespace, home: pathlib.Path) -> None:
     u99 = np.percentile(unloaded, 99)
     ok = outcomes["ok"]
     print(
-        f"\nmax_queue {queue}, max_queue_wait_ms {wait_ms or 0}: unloaded p50 {np.median(unloaded) * 1e3:.1f} ms, "
-        f"p99 {u99 * 1e3:.1f} ms; capacity {cap:.1f} req/s (16 callers)"
+        f"\nmax_queue {queue}, max_queue_wait_ms {wait_ms or 0}: "
+        f"unloaded p50 {np.median(unloaded) * 1e3:.1f} ms, p99 {u99 * 1e3:.1f} ms; "
+        f"capacity {cap:.1f} req/s (16 callers)"
     )
     print(
         f"  offered {rate:.0f} req/s ({args.factor:g}x) for {args.seconds:g} s: {total} requests, "

@@ -22,6 +22,7 @@ from safetypairs.serving.auth import protect_http
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload
 from safetypairs.serving.http_access import observe_http
+from safetypairs.serving.lifecycle import WorkerLifecycle
 from safetypairs.serving.logs import configure_logging
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import EditSettings
@@ -60,24 +61,20 @@ class EditService:
         self.grpc = GrpcServer.from_settings(
             [edit_registration(self.runtime)], self.metrics, self.settings
         )
-        self._ready = False
+        self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
         if engine.card.notice:
             log.warning(engine.card.notice)
 
     @bentoml.on_startup
-    async def start_grpc(self) -> None:
-        self.runtime.start()
-        await self.grpc.start()
-        self._ready = True
+    async def start_worker(self) -> None:
+        await self.lifecycle.start()
 
     @bentoml.on_shutdown
-    async def stop_grpc(self) -> None:
-        self._ready = False
-        await self.grpc.stop(self.settings.shutdown_grace_s)
-        await self.runtime.stop()
+    async def stop_worker(self) -> None:
+        await self.lifecycle.stop()
 
     def __is_ready__(self) -> bool:
-        return self._ready
+        return self.lifecycle.ready
 
     @bentoml.api(route="/v1/edit")
     async def edit(

@@ -6,6 +6,7 @@ its own worker process (from an on_startup hook) and both protocols call the sam
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -212,6 +213,7 @@ class GrpcServer:
         )
         self.health = health.aio.HealthServicer()
         self.port = 0
+        self._stopping: asyncio.Future[None] | None = None
 
     @classmethod
     def from_settings(
@@ -260,7 +262,17 @@ class GrpcServer:
         for name in ("", *(s.name for s in self._services)):
             await self.health.set(name, status)
 
+    def begin_stop(self, grace_s: float) -> None:
+        """Start stopping (on the server's event loop); later calls join the first."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(grace_s))
+
     async def stop(self, grace_s: float) -> None:
         """Health NOT_SERVING first, then refuse new RPCs and let in-flight ones finish."""
+        self.begin_stop(grace_s)
+        assert self._stopping is not None
+        await self._stopping
+
+    async def _stop(self, grace_s: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self._server.stop(grace_s)

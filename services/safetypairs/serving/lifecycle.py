@@ -1,0 +1,65 @@
+"""Start and stop of a service worker: its runtime (batcher, slots) and its gRPC server.
+
+Shutdown order matters. On SIGTERM uvicorn (inside BentoML) stops taking HTTP connections and
+lets the ones in flight finish; only then does it run the on_shutdown hooks. Stopping gRPC from
+that hook would leave the gRPC port taking new calls, and reporting SERVING, for as long as
+HTTP drains. So the worker hooks SIGTERM itself: at the signal, gRPC health turns NOT_SERVING
+and the gRPC server stops taking new calls while its in-flight ones finish, side by side with
+the HTTP drain; the on_shutdown hook then waits for that drain and stops the runtime, which
+answers what is still queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Protocol
+
+from safetypairs.serving.grpc_server import GrpcServer
+
+log = logging.getLogger(__name__)
+
+
+class Runtime(Protocol):
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class WorkerLifecycle:
+    """`start` from the service's on_startup hook, `stop` from its on_shutdown hook."""
+
+    def __init__(self, runtime: Runtime, grpc: GrpcServer, grace_s: float) -> None:
+        self.runtime = runtime
+        self.grpc = grpc
+        self.grace_s = grace_s
+        self.ready = False
+
+    async def start(self) -> None:
+        self.runtime.start()
+        await self.grpc.start()
+        self._hook_sigterm(asyncio.get_running_loop())
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.grpc.stop(self.grace_s)
+        await self.runtime.stop()
+
+    def _hook_sigterm(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Begin the gRPC drain at SIGTERM, then hand the signal to the handler before ours
+        (uvicorn's, which drains HTTP)."""
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("not on the main thread: gRPC drains only after HTTP on SIGTERM")
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self.ready = False
+            loop.call_soon_threadsafe(self.grpc.begin_stop, self.grace_s)
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
