@@ -5,16 +5,23 @@ the services give the SDK directly."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port, start_guard_service
 from PIL import Image
 
 from safetypairs.cli import main as cli_main
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient
+from safetypairs.evaluation.datasets_in import Item, load_eval_set
 from safetypairs.evaluation.metrics import confusion_matrix
+from safetypairs.evaluation.scorers import score_guard_service
+from safetypairs.policy import default_policy
 from safetypairs.training.demo_data import make_training_set
 
 pytestmark = pytest.mark.slow
@@ -163,3 +170,55 @@ def test_evaluate_refuses_unclear_model_choice(eval_data: dict, tmp_path: Path, 
     err = capsys.readouterr().err
     assert "exactly one of --guard, --guard-target, --judge-target" in err
     assert "give --data and/or --pairs" in err
+
+
+def test_evaluation_waits_out_a_guard_restarted_mid_run(
+    guard_service, sp_home, eval_data: dict, tmp_path: Path
+) -> None:
+    """The guard stops mid-evaluation (a rolling update) and comes back on the same address:
+    the evaluator backs off, reconnects, and scores every image once, as a stable guard does."""
+    data = load_eval_set(eval_data["args"][1::2], default_policy())
+    with GuardClient(guard_service.grpc_target) as client:
+        reference = score_guard_service(data, client, batch_size=2)
+
+    reached, resume = threading.Event(), threading.Event()
+
+    class PausingItem(Item):
+        """Holds the evaluation mid-run until the test has stopped the service."""
+
+        def read(self) -> bytes:
+            reached.set()
+            assert resume.wait(120)
+            return super().read()
+
+    k = len(data.items) // 2
+    data.items[k] = PausingItem(**{f.name: getattr(data.items[k], f.name) for f in fields(Item)})
+    port = free_port()
+    env = {"SAFETYPAIRS_GRPC_PORT": str(port)}
+    service = start_guard_service(sp_home, tmp_path / "guard-1.log", env)
+    outcome: dict = {}
+
+    def evaluate() -> None:
+        try:
+            with GuardClient(f"127.0.0.1:{port}") as client:
+                outcome["scores"] = score_guard_service(data, client, batch_size=2)
+        except Exception as exc:  # reported by the assertions below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=evaluate)
+    worker.start()
+    try:
+        assert reached.wait(120), "the evaluation never reached the middle"
+        assert service.stop() == 0
+        resume.set()  # the next batch finds nobody there
+        time.sleep(1.0)
+        service = start_guard_service(sp_home, tmp_path / "guard-2.log", env)
+        worker.join(180)
+    finally:
+        resume.set()
+        service.stop()
+    assert not worker.is_alive() and "error" not in outcome, outcome
+    scores = outcome["scores"]
+    assert scores.probabilities.shape == reference.probabilities.shape
+    np.testing.assert_allclose(scores.probabilities, reference.probabilities, atol=1e-4)
+    assert scores.predicted == reference.predicted

@@ -725,6 +725,15 @@ def _add_setting_flags(parser: argparse.ArgumentParser, settings_class: type) ->
         )
 
 
+def _add_max_backoff(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-backoff",
+        type=float,
+        default=120.0,
+        help="seconds an overloaded or absent (restarting) service is waited for, per call",
+    )
+
+
 def _add_connection_flags(p: argparse.ArgumentParser) -> None:
     env = os.environ.get
     p.add_argument(
@@ -851,12 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edit-steps", type=int, default=None, help="diffusion steps per edit")
     p.add_argument("--judge-concurrency", type=int, default=2)
     p.add_argument("--edit-concurrency", type=int, default=1)
-    p.add_argument(
-        "--max-backoff",
-        type=float,
-        default=120.0,
-        help="seconds an overloaded or absent service is waited for",
-    )
+    _add_max_backoff(p)
     p.add_argument("--shard", default="0/1", help="i/n: this process's share of the images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_connection_flags(p)
@@ -992,6 +996,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="", help="judge: custom policy YAML file")
     p.add_argument("--policy-name", default="", help="judge: a policy the server knows by name")
     p.add_argument("--timeout", type=float, default=120.0, help="deadline per call, seconds")
+    _add_max_backoff(p)
     data_flags(p)
     _add_connection_flags(p)
     p.set_defaults(func=cmd_evaluate)

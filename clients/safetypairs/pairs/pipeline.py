@@ -15,16 +15,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safetypairs.client.backoff import TRANSIENT, Backoff
 from safetypairs.client.edit import AsyncEditClient
 from safetypairs.client.judge import AsyncJudgeClient
-from safetypairs.errors import Overloaded, SafetyPairsError, Unavailable
+from safetypairs.errors import SafetyPairsError
 from safetypairs.pairs.criteria import (
     TO_SAFE,
     TO_UNSAFE,
@@ -136,22 +136,20 @@ class PairGenerator:
     async def _call(self, gate: asyncio.Semaphore, stage: str, fn: Callable[[], Any]) -> Any:
         """Call a service within its concurrency limit; back off and retry while it is
         overloaded or unreachable, up to max_backoff_s, then let the error through."""
-        delay, waited = 0.2, 0.0
+        backoff = Backoff(self.config.max_backoff_s)
         while True:
             async with gate:
                 started = time.perf_counter()
                 try:
                     return await fn()
-                except (Overloaded, Unavailable):
-                    if waited >= self.config.max_backoff_s:
+                except TRANSIENT:
+                    pause = backoff.next_pause()
+                    if pause is None:
                         raise
                 finally:
                     self.progress.stage_seconds[stage] += time.perf_counter() - started
             self.progress.backoffs += 1
-            pause = min(delay * (0.5 + random.random()), self.config.max_backoff_s - waited)
-            await asyncio.sleep(max(pause, 0.0))
-            waited += max(pause, 0.0)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(pause)
 
     async def _rate(self, image: bytes) -> tuple[Rating, str, float]:
         c = self.config

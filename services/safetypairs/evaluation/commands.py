@@ -52,9 +52,11 @@ def evaluate(
     local_policy = policy if isinstance(policy, Policy) else default_policy()
     data = load_eval_set([*args.data, *args.pairs], local_policy, _read_options(args))
     if isinstance(client, JudgeClient):
-        scores = score_judge_service(data, client, policy=policy, threshold=args.threshold)
+        scores = score_judge_service(
+            data, client, policy=policy, threshold=args.threshold, max_backoff_s=args.max_backoff
+        )
     elif isinstance(client, GuardClient):
-        scores = score_guard_service(data, client)
+        scores = score_guard_service(data, client, max_backoff_s=args.max_backoff)
     else:
         scores = score_onnx_guard(data, args.guard)
     settings = Settings(resamples=args.resamples, level=args.level, seed=args.seed)

@@ -8,11 +8,13 @@ rather than counting them as wrong.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from safetypairs.client.backoff import call_with_backoff
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient, PolicyLike
 from safetypairs.client.results import Verdict
@@ -126,13 +128,19 @@ def _checked(results: Sequence, data: EvalSet, chunk: range, what: str) -> list[
     return [r.verdict for r in results]
 
 
-def score_guard_service(data: EvalSet, client: GuardClient, *, batch_size: int = 16) -> Scores:
-    """A running guard service, through the SDK (ScreenBatch)."""
-    info = client.model_info()
+def score_guard_service(
+    data: EvalSet, client: GuardClient, *, batch_size: int = 16, max_backoff_s: float = 120.0
+) -> Scores:
+    """A running guard service, through the SDK (ScreenBatch). A service that is overloaded
+    or restarting is waited for up to `max_backoff_s` per call; a batch counts once it has
+    been answered, so a restart loses or repeats nothing."""
+    info = call_with_backoff(client.model_info, max_backoff_s)
     verdicts: list[Verdict] = []
     for chunk in _chunks(len(data.items), min(batch_size, info.max_images_per_request or 16)):
-        results = client.screen_batch(
-            [data.items[i].read() for i in chunk], image_ids=[data.items[i].id for i in chunk]
+        images = [data.items[i].read() for i in chunk]
+        ids = [data.items[i].id for i in chunk]
+        results = call_with_backoff(
+            functools.partial(client.screen_batch, images, image_ids=ids), max_backoff_s
         )
         verdicts += _checked(results, data, chunk, "the guard service")
     return _from_verdicts(
@@ -147,17 +155,21 @@ def score_judge_service(
     policy: PolicyLike = None,
     threshold: float | None = None,
     batch_size: int = 8,
+    max_backoff_s: float = 120.0,
 ) -> Scores:
     """A running judge, through the SDK (RateBatch). Per category, the probability is
-    P(unsafe) x P(category | unsafe) and the decision is the verdict's category."""
-    info = client.model_info()
+    P(unsafe) x P(category | unsafe) and the decision is the verdict's category. Waits out
+    an overloaded or restarting judge like score_guard_service."""
+    info = call_with_backoff(client.model_info, max_backoff_s)
     verdicts: list[Verdict] = []
     for chunk in _chunks(len(data.items), min(batch_size, info.max_batch_size or batch_size)):
-        rated = client.rate_batch(
-            [data.items[i].read() for i in chunk],
-            image_ids=[data.items[i].id for i in chunk],
-            policy=policy,
-            threshold=threshold,
+        images = [data.items[i].read() for i in chunk]
+        ids = [data.items[i].id for i in chunk]
+        rated = call_with_backoff(
+            functools.partial(
+                client.rate_batch, images, image_ids=ids, policy=policy, threshold=threshold
+            ),
+            max_backoff_s,
         )
         verdicts += _checked(rated, data, chunk, "the judge service")
     return _from_verdicts(verdicts, "judge-service", info.untrained, info.notice, info.name)
