@@ -1,13 +1,13 @@
 """The guard service driven past its capacity, measured in one run: every request must get an
 answer or a fast refusal, accepted requests must stay fast, the service must stay healthy.
 
-    python benchmarks/guard_overload.py [--seconds 30] [--factor 4] [--configs 64,16,64:50]
+    python benchmarks/guard_overload.py [--seconds 30] [--factor 4] [--configs 64,64:25,64:50]
 
 A configuration is `max_queue` or `max_queue:max_queue_wait_ms`. For each: measure the
 unloaded latency (sequential calls) and the capacity (a closed loop of 16 concurrent callers
-for 8 s), then offer `factor` x capacity open-loop for `seconds`, each call with a 10 s
-deadline, and count what came back. Loopback only; the load generator stops by itself. It
-shares the machine's 2 cores with the service.
+for 8 s), then offer `factor` x the first configuration's capacity open-loop for `seconds`,
+each call with a 10 s deadline, and count what came back. Loopback only; the load generator
+stops by itself. It shares the machine's 2 cores with the service.
 """
 
 from __future__ import annotations
@@ -76,7 +76,11 @@ async def overload(target: str, rate: float, seconds: float) -> dict[str, list[f
     return outcomes
 
 
-def run(config: str, args: argparse.Namespace, home: pathlib.Path) -> None:
+def run(
+    config: str, args: argparse.Namespace, home: pathlib.Path, reference: float | None
+) -> float:
+    """One configuration; offered `factor` x `reference` req/s, or x its own capacity when
+    no reference is given. Returns the capacity measured."""
     queue_text, _, wait_ms = config.partition(":")
     queue = int(queue_text)
     service = ServiceProcess.start(
@@ -101,7 +105,7 @@ def run(config: str, args: argparse.Namespace, home: pathlib.Path) -> None:
                 client.screen(IMAGE)
                 unloaded.append(time.perf_counter() - t)
         cap = asyncio.run(capacity(service.grpc_target, 8))
-        rate = args.factor * cap
+        rate = args.factor * (reference or cap)
         outcomes = asyncio.run(overload(service.grpc_target, rate, args.seconds))
         with GuardClient(service.grpc_target, options=OPTIONS) as client:
             healthy = bool(client.screen(IMAGE).scores)
@@ -116,7 +120,8 @@ def run(config: str, args: argparse.Namespace, home: pathlib.Path) -> None:
         f"capacity {cap:.1f} req/s (16 callers)"
     )
     print(
-        f"  offered {rate:.0f} req/s ({args.factor:g}x) for {args.seconds:g} s: {total} requests, "
+        f"  offered {rate:.0f} req/s ({args.factor:g}x {'the first' if reference else 'its'} "
+        f"capacity) for {args.seconds:g} s: {total} requests, "
         f"{len(ok)} answered, {len(outcomes['refused'])} refused, "
         f"{len(outcomes['other'])} other errors"
     )
@@ -131,6 +136,7 @@ def run(config: str, args: argparse.Namespace, home: pathlib.Path) -> None:
             f"  refusals: p99 time to refusal {np.percentile(outcomes['refused'], 99) * 1e3:.1f} ms"
         )
     print(f"  afterwards: screening {'works' if healthy else 'FAILS'}; exit code on SIGTERM {code}")
+    return cap
 
 
 def main() -> None:
@@ -138,15 +144,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--factor", type=float, default=4.0)
     parser.add_argument(
-        "--configs", default="64,16,64:50", help="max_queue[:max_queue_wait_ms] values to try"
+        "--configs", default="64,64:25,64:50", help="max_queue[:max_queue_wait_ms] values to try"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = pathlib.Path(tmp)
         ensure_default_guard(str(home))
         print("guard service on the default ensemble, one worker, chelsea.png (451x300)")
+        # Every configuration gets the same offered load: `factor` x the first one's capacity
+        # (a wait bound refuses some of the capacity probe's calls, so its own figure is lower).
+        reference = None
         for config in args.configs.split(","):
-            run(config, args, home)
+            cap = run(config, args, home, reference)
+            reference = reference or cap
 
 
 if __name__ == "__main__":

@@ -131,12 +131,18 @@ def start_judge_service(
 def judge_service(
     sp_home: Path, default_judge_dir_built: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    """The judge on the embedded default, with a prompt limit a test can pass."""
+    """The judge on the embedded default, with prompt and image limits a test can pass."""
     log_path = tmp_path_factory.mktemp("logs") / "judge.log"
     service = start_judge_service(
         sp_home,
         log_path,
-        {"SAFETYPAIRS_JUDGE_MAX_PROMPT_CHARS": "12000", "SAFETYPAIRS_MAX_BATCH_WAIT_MS": "20"},
+        {
+            "SAFETYPAIRS_JUDGE_MAX_PROMPT_CHARS": "12000",
+            "SAFETYPAIRS_MAX_BATCH_WAIT_MS": "20",
+            # the hostile corpus's limits (tests/hostile.py)
+            "SAFETYPAIRS_MAX_IMAGE_BYTES": str(2 * 1024 * 1024),
+            "SAFETYPAIRS_MAX_IMAGE_PIXELS": str(4_000_000),
+        },
     )
     yield service
     code = service.stop()

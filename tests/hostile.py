@@ -9,6 +9,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from safetypairs.errors import InvalidInput, PayloadTooLarge
+
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -50,4 +52,56 @@ NOT_IMAGES = {
     "svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>',
     "html": b"<!DOCTYPE html><html><body>hi</body></html>",
     "pdf": b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n",
+}
+
+
+def encoded(img: Image.Image, fmt: str = "PNG", **save: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def animated_gif(frames: int, side: int = 16) -> bytes:
+    """An animated GIF of `frames` frames (a service reads the first only)."""
+    first, *rest = (Image.new("P", (side, side), i % 256) for i in range(frames))
+    return encoded(first, "GIF", save_all=True, append_images=rest)
+
+
+def _exif_rotated() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    return encoded(Image.new("RGB", (64, 32), (0, 128, 0)), "JPEG", exif=exif.tobytes())
+
+
+def _sixteen_bit() -> bytes:
+    return encoded(Image.fromarray(np.full((64, 64), 40000, dtype=np.uint16)))
+
+
+# Images a service must refuse, each with the error class and a phrase its message holds.
+# The services under test (and CORPUS_LIMITS) allow at most 2 MiB per image and 4 Mpx.
+CORPUS_MAX_BYTES, CORPUS_MAX_PIXELS = 2 * 1024 * 1024, 4_000_000
+REFUSED = {
+    "empty": (b"", InvalidInput, "empty (0 bytes)"),
+    "text": (NOT_IMAGES["text"], InvalidInput, "not a supported image"),
+    "svg": (NOT_IMAGES["svg"], InvalidInput, "look like SVG"),
+    "html": (NOT_IMAGES["html"], InvalidInput, "look like HTML"),
+    "pdf": (NOT_IMAGES["pdf"], InvalidInput, "look like PDF"),
+    **{
+        f"truncated_{fmt.lower()}": (truncated(fmt), InvalidInput, "truncated")
+        for fmt in ("PNG", "JPEG", "WEBP", "GIF")
+    },
+    "over_pixel_limit": (png_declaring(100_000, 100_000), PayloadTooLarge, "10000000000 pixels"),
+    "decompression_bomb": (compressed_bomb(3000), PayloadTooLarge, "3000x3000"),
+    "over_byte_limit": (noise((1024, 1024)), PayloadTooLarge, "bytes, over the limit of"),
+}
+
+# Unusual but valid images a service must answer: decoded to RGB the same way everywhere.
+ACCEPTED = {
+    "animated_gif_3000_frames": animated_gif(3000),
+    "sixteen_bit_grey": _sixteen_bit(),
+    "cmyk_jpeg": encoded(Image.new("CMYK", (64, 64), (0, 255, 255, 0)), "JPEG"),
+    "palette": encoded(Image.new("RGB", (64, 64), (1, 2, 3)).convert("P")),
+    "alpha": encoded(Image.new("RGBA", (64, 64), (255, 0, 0, 128))),
+    "grey": encoded(Image.new("L", (64, 64), 128)),
+    "exif_rotated_jpeg": _exif_rotated(),
 }

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hostile import NOT_IMAGES, noise, png_declaring
+from hostile import ACCEPTED, NOT_IMAGES, REFUSED, noise, png_declaring
 from PIL import Image
 
 from safetypairs.cli import main as cli_main
@@ -44,6 +44,7 @@ def edit_service(default_editor_home, tmp_path_factory):
             "SAFETYPAIRS_EDIT_QUEUE": "1",
             "SAFETYPAIRS_EDIT_MAX_INSTRUCTION_CHARS": "200",
             "SAFETYPAIRS_MAX_IMAGE_PIXELS": str(1_000_000),
+            "SAFETYPAIRS_MAX_IMAGE_BYTES": str(2 * 1024 * 1024),  # the hostile corpus's
         },
     )
     yield service
@@ -326,3 +327,23 @@ def test_cli_edit_writes_the_image_and_shows_progress(edit_service, tmp_path, ca
 
     assert cli_main([*argv[:6], "--target", edit_service.grpc_target, "--steps", "0"]) == 2
     assert "steps is 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_hostile_images_are_refused_by_name_over_both_protocols(editor, http, name):
+    data, error, phrase = REFUSED[name]
+    with pytest.raises(error) as err:
+        editor.edit(data, INSTRUCTION, seed=1)
+    assert phrase in err.value.message
+    files, form = http_form({"image": data, "instruction": INSTRUCTION, "seed": 1})
+    reply = http.post("/v1/edit", files=files, data=form)
+    assert reply.status_code == error.http_status.value, reply.text
+    body = reply.json()["error"]
+    assert body["kind"] == error.__name__ and phrase in body["message"]
+    assert editor.edit(SOURCE, INSTRUCTION, seed=1).width == 64  # still serving
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_unusual_valid_images_are_edited(editor, name):
+    result = editor.edit(ACCEPTED[name], INSTRUCTION, seed=1)
+    assert result.width > 0 and Image.open(io.BytesIO(result.image)).mode == "RGB"

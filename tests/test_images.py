@@ -2,7 +2,17 @@ import io
 
 import numpy as np
 import pytest
-from hostile import NOT_IMAGES, compressed_bomb, noise, png_declaring, truncated
+from hostile import (
+    ACCEPTED,
+    CORPUS_MAX_BYTES,
+    CORPUS_MAX_PIXELS,
+    NOT_IMAGES,
+    REFUSED,
+    compressed_bomb,
+    noise,
+    png_declaring,
+    truncated,
+)
 from PIL import Image
 
 from safetypairs.errors import InvalidInput, PayloadTooLarge
@@ -32,9 +42,7 @@ def test_non_images_are_named(kind):
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF"])
 def test_truncated_files_fail_instead_of_decoding_partially(fmt):
-    with pytest.raises(
-        InvalidInput, match=r"corrupt or truncated|header is corrupt|not a supported"
-    ):
+    with pytest.raises(InvalidInput, match=r"corrupt or truncated|not a supported"):
         decode_image(truncated(fmt), LIMITS)
 
 
@@ -105,3 +113,17 @@ def test_animated_gif_uses_first_frame():
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
     assert decode_image(buf.getvalue(), LIMITS).size == (16, 16)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_hostile_corpus_is_refused_by_name(name):
+    data, error, phrase = REFUSED[name]
+    with pytest.raises(error) as err:
+        decode_image(data, ImageLimits(CORPUS_MAX_BYTES, CORPUS_MAX_PIXELS))
+    assert phrase in err.value.message
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_unusual_valid_images_decode_to_rgb(name):
+    out = decode_image(ACCEPTED[name], ImageLimits(CORPUS_MAX_BYTES, CORPUS_MAX_PIXELS))
+    assert out.mode == "RGB" and out.width * out.height > 0

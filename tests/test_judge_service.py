@@ -13,6 +13,7 @@ import httpx
 import pytest
 from conftest import png_bytes, start_judge_service
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hostile import ACCEPTED, REFUSED
 from test_guard_service import metric_samples
 
 from safetypairs.cli import main as cli_main
@@ -208,6 +209,24 @@ def test_bad_input_gets_invalid_argument_and_the_server_keeps_serving(
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert phrase in err.value.details()
     check_verdict(judge.rate(RED))
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_hostile_images_are_refused_by_name_over_both_protocols(judge, http, name) -> None:
+    data, error, phrase = REFUSED[name]
+    with pytest.raises(error) as err:
+        judge.rate(data)
+    assert phrase in err.value.message
+    r = http.post("/v1/rate", files={"image": ("x", data)})
+    assert r.status_code == error.http_status.value, r.text
+    body = r.json()["error"]
+    assert body["kind"] == error.__name__ and phrase in body["message"]
+    check_verdict(judge.rate(RED))  # still serving
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_unusual_valid_images_are_rated(judge, name) -> None:
+    check_verdict(judge.rate(ACCEPTED[name]))
 
 
 # -- HTTP ------------------------------------------------------------------------------

@@ -67,7 +67,9 @@ def decode_image(data: bytes, limits: ImageLimits, *, draft_size: int | None = N
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise PayloadTooLarge(f"image rejected as a decompression bomb: {exc}") from None
         except Exception as exc:  # Pillow's plugins raise many types on malformed headers
-            raise InvalidInput(f"image header is corrupt: {type(exc).__name__}: {exc}") from None
+            raise InvalidInput(
+                f"image header is corrupt or truncated: {type(exc).__name__}: {exc}"
+            ) from None
         width, height = img.size
         if width < 1 or height < 1:
             raise InvalidInput(f"{img.format} image declares an empty size {width}x{height}")
