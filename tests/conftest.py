@@ -4,6 +4,7 @@ service (`bentoml serve`, HTTP + in-process gRPC) on loopback ports."""
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,19 @@ from safetypairs.serving.launcher import (
 )
 
 __all__ = ["free_port"]
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of every process in a process group (a service and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process went away meanwhile
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # field 24: rss in pages
+    return total
 
 
 @pytest.fixture(scope="session")

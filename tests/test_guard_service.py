@@ -6,13 +6,13 @@ import re
 import grpc
 import httpx
 import pytest
-from conftest import png_bytes
+from conftest import group_rss_bytes, png_bytes
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hostile import ACCEPTED, NOT_IMAGES, REFUSED, truncated
 
 from safetypairs.client import AsyncGuardClient, GuardClient
-from safetypairs.errors import InvalidInput, PayloadTooLarge
+from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
 from safetypairs.policy import default_policy
 from safetypairs.v1 import common_pb2, guard_pb2, guard_pb2_grpc
 
@@ -138,6 +138,28 @@ def test_bad_input_over_grpc(guard, sample_photos, name):
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
 def test_unusual_valid_images_are_screened(guard, name):
     assert guard.screen(ACCEPTED[name]).scores
+
+
+def test_memory_stays_bounded_under_the_hostile_corpus(guard_service, guard, sample_photos):
+    """Bombs are refused before decoding and nothing refused is kept: ten more rounds of the
+    whole corpus after a first one add no more than a few MB to the service's memory."""
+    bad = [d for d, _, _ in REFUSED.values()]
+
+    def round_of_corpus() -> None:
+        for data in bad:
+            with pytest.raises(SafetyPairsError):
+                guard.screen(data)
+        for data in ACCEPTED.values():
+            guard.screen(data)
+
+    round_of_corpus()  # the first round may warm caches and allocator arenas
+    before = group_rss_bytes(guard_service.process.pid)
+    assert before > 0
+    for _ in range(10):
+        round_of_corpus()
+    grown = group_rss_bytes(guard_service.process.pid) - before
+    assert grown < 32 * 1024 * 1024, f"service memory grew by {grown / 2**20:.1f} MiB"
+    assert guard.screen(sample_photos[0]).scores
 
 
 def test_unknown_category_and_bad_threshold_over_grpc(guard):
