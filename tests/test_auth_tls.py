@@ -2,6 +2,7 @@
 
 import datetime
 import ipaddress
+import time
 
 import grpc
 import httpx
@@ -107,6 +108,18 @@ def test_tokens_over_grpc(secured, pki):
         c.screen(png_bytes())
     with client(secured, pki, "wrong") as c, pytest.raises(Unauthenticated, match="invalid bearer"):
         c.model_info()
+
+
+def test_a_refused_grpc_call_is_logged_under_its_request_id(secured, pki):
+    with client(secured, pki, "wrong") as c, pytest.raises(Unauthenticated) as refused:
+        c.screen(png_bytes())
+    rid = refused.value.request_id
+    assert rid and len(rid) == 32  # the SDK's id, echoed by the refusal
+    deadline = time.monotonic() + 5
+    while rid not in secured.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [line] = [x for x in secured.log().splitlines() if rid in x]
+    assert "Screen" in line and "UNAUTHENTICATED" in line
 
 
 def test_health_is_exempt_but_still_needs_tls(secured, pki):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 REQUEST_ID_METADATA_KEY = "x-request-id"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -36,6 +36,14 @@ def usable(value: str | None) -> bool:
         and value.isascii()
         and value.isprintable()
     )
+
+
+def incoming_request_id(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """A service's id for a gRPC call: the caller's when it sent a usable one, else a new one."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_METADATA_KEY and isinstance(value, str) and usable(value):
+            return value
+    return new_request_id()
 
 
 @contextlib.contextmanager

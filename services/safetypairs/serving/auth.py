@@ -16,8 +16,10 @@ import grpc
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, incoming_request_id
 from safetypairs.errors import ERROR_KIND_METADATA_KEY, Unauthenticated
 from safetypairs.serving.http import error_body
+from safetypairs.serving.logs import log_request
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import ServingSettings, SettingsError
 
@@ -85,19 +87,40 @@ class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):
         try:
             self._auth.check(metadata.get("authorization"))
         except Unauthenticated as exc:
-            self._metrics.record("grpc", details.method.rsplit("/", 1)[-1], exc.grpc_code.name, 0.0)
             key = (details.method, exc.message)
             if key not in self._refusals:
-                self._refusals[key] = _refusal(handler, exc)
+                self._refusals[key] = self._refusal(handler, details.method, exc)
             return self._refusals[key]
         return handler
 
+    def _refusal(
+        self, handler: grpc.RpcMethodHandler, method: str, exc: Unauthenticated
+    ) -> grpc.RpcMethodHandler:
+        """A handler that refuses the call: counted, logged with its request id, which it
+        echoes like any other answer."""
+        name = method.rsplit("/", 1)[-1]
+        code = exc.grpc_code.name
 
-def _refusal(handler: grpc.RpcMethodHandler, exc: Unauthenticated) -> grpc.RpcMethodHandler:
-    async def abort(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(
-            exc.grpc_code, exc.message, trailing_metadata=((ERROR_KIND_METADATA_KEY, exc.kind),)
-        )
+        async def abort(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            rid = incoming_request_id(context.invocation_metadata())
+            self._metrics.record("grpc", name, code, 0.0)
+            log_request(self._metrics.service, "grpc", name, code, 0.0, rid)
+            await context.abort(
+                exc.grpc_code,
+                exc.message,
+                trailing_metadata=(
+                    (ERROR_KIND_METADATA_KEY, exc.kind),
+                    (REQUEST_ID_METADATA_KEY, rid),
+                ),
+            )
+
+        return _handler_like(handler, abort)
+
+
+def _handler_like(
+    handler: grpc.RpcMethodHandler, abort: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+) -> grpc.RpcMethodHandler:
+    """`abort` served with the shape (unary or streaming) and the codecs of `handler`."""
 
     async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await abort(request, context)

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, new_request_id, usable
+from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, incoming_request_id
 from safetypairs.errors import ERROR_KIND_METADATA_KEY, InvalidInput, SafetyPairsError
 from safetypairs.serving.auth import (
     GrpcAuthInterceptor,
@@ -71,14 +71,6 @@ def _check_parsed(name: str, request: Any) -> None:
         raise InvalidInput(f"the {name} request is not a valid protobuf message: {request.reason}")
 
 
-def _request_id(context: grpc.aio.ServicerContext) -> str:
-    """The caller's request id when it sent a usable one, else a new one."""
-    for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_METADATA_KEY and isinstance(value, str) and usable(value):
-            return value
-    return new_request_id()
-
-
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
     """Maps SafetyPairsError to its status (with the error kind in trailing metadata), methods
     left to their generated base class to UNIMPLEMENTED, hides unexpected exceptions behind
@@ -125,7 +117,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
         """The one mapping from exceptions to statuses, and the call's metrics and log line."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
-        rid = _request_id(context)
+        rid = incoming_request_id(context.invocation_metadata())
         echo = ((REQUEST_ID_METADATA_KEY, rid),)
         context.set_trailing_metadata(echo)  # kept by the aborts below that name none
         try:
