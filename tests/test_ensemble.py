@@ -240,3 +240,25 @@ def test_open_nsfw_pooled_features_as_an_encoder(tmp_path, default_guard_manifes
     assert features.shape == (len(sample_photos), 1024) and np.isfinite(features).all()
     assert np.linalg.norm(features[0] - features[1]) > 0  # different photos, different features
     np.testing.assert_allclose(probs[:, 1], member.infer(list(x))[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("drop", "needle"),
+    [
+        ("name", "lacks the field(s) name"),
+        ("version", "lacks the field(s) version"),
+        ("members", "lacks the field(s) members"),
+        ("member_onnx", "member 0 lacks the field(s) onnx"),
+    ],
+)
+def test_a_manifest_missing_a_field_names_it(
+    default_guard_manifest, tiny_guard_onnx, tmp_path, drop, needle
+):
+    data = manifest(default_guard_manifest.parent, tiny_guard_onnx)
+    if drop == "member_onnx":
+        del data["members"][0]["onnx"]
+    else:
+        del data[drop]
+    with pytest.raises(ModelError) as err:
+        EnsembleEngine.load(write(tmp_path, data))
+    assert needle in err.value.message

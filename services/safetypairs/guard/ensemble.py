@@ -216,6 +216,7 @@ class EnsembleEngine:
             raise ModelError(f"ensemble manifest {manifest_path} is unreadable: {exc}") from None
         if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
             raise ModelError(f"{manifest_path} is not a {FORMAT} v{FORMAT_VERSION} manifest")
+        _require(data, ("name", "version", "members"), str(manifest_path))
         try:
             policy = (
                 default_policy()
@@ -230,7 +231,8 @@ class EnsembleEngine:
         # Members run side by side: unless told otherwise, each gets its share of the cores
         # and no spinning threads (measured in benchmarks/RESULTS.md).
         threads = intra_op_threads or max(1, (os.cpu_count() or 1) // max(1, len(specs)))
-        for spec in specs:
+        for i, spec in enumerate(specs):
+            _require(spec, ("name", "onnx"), f"{manifest_path} member {i}")
             name = str(spec["name"])
             onnx_path = _resolve_file(str(spec["onnx"]), base)
             sidecar = base / spec["sidecar"] if spec.get("sidecar") else None
@@ -296,3 +298,12 @@ class EnsembleEngine:
     def warmup(self, batch_sizes: Sequence[int] = (1,)) -> None:
         for engine in self._engines:
             engine.warmup(batch_sizes)
+
+
+def _require(data: Any, keys: Sequence[str], where: str) -> None:
+    """A ModelError naming the fields a manifest entry lacks (not a bare KeyError)."""
+    if not isinstance(data, dict):
+        raise ModelError(f"{where} must be a JSON object")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ModelError(f"{where} lacks the field(s) {', '.join(missing)}")
