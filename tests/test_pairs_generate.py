@@ -396,3 +396,21 @@ def test_a_service_down_fails_its_units_with_a_reason(
     # The edit service is asked for its model first: nothing can start without it.
     assert cli_main(args) == 2
     assert "Unavailable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("policy_text", "needle"),
+    [(None, "cannot read policy file"), ("categories: [\n", "policy")],
+)
+def test_a_missing_or_broken_policy_is_named_before_anything_starts(
+    sources, tmp_path, capsys, policy_text, needle
+):
+    policy = tmp_path / "policy.yaml"
+    if policy_text is not None:
+        policy.write_text(policy_text)
+    out = tmp_path / "ds"
+    args = ["generate", "--images", str(sources), "--policy", str(policy), "--out", str(out)]
+    assert cli_main([*args, "--categories", "O6", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "InvalidInput" in err and needle in err and str(policy) in err
+    assert not out.exists()  # nothing written
