@@ -105,3 +105,10 @@ ACCEPTED = {
     "grey": encoded(Image.new("L", (64, 64), 128)),
     "exif_rotated_jpeg": _exif_rotated(),
 }
+
+
+def check_http_refusal(reply, error: type, phrase: str) -> None:
+    """An HTTP answer refusing a request: the error's status, kind, and `phrase` in the message."""
+    assert reply.status_code == error.http_status.value, reply.text
+    body = reply.json()["error"]
+    assert body["kind"] == error.__name__ and phrase in body["message"], body

@@ -53,12 +53,18 @@ async def test_wait_window_fills_a_batch():
     await b.stop()
 
 
-async def test_full_queue_is_refused_at_once_and_whole():
+async def blocked_on_first_item(max_queue: int):
+    """A batch-of-one batcher whose worker holds item 0 until `gate` is set."""
     gate = threading.Event()
-    b = MicroBatcher(doubler(gate), max_batch_size=1, max_wait_s=0, max_queue=3)
+    b = MicroBatcher(doubler(gate), max_batch_size=1, max_wait_s=0, max_queue=max_queue)
     b.start()
     running = asyncio.ensure_future(b.submit(0))
     await asyncio.sleep(0.05)
+    return b, gate, running
+
+
+async def test_full_queue_is_refused_at_once_and_whole():
+    b, gate, running = await blocked_on_first_item(max_queue=3)
     queued = [asyncio.ensure_future(b.submit(i)) for i in (1, 2)]
     await asyncio.sleep(0)
     with pytest.raises(Overloaded, match="2 images queued, 2 more would pass the limit of 3"):
@@ -94,11 +100,7 @@ async def test_cancelled_callers_are_skipped():
 
 
 async def test_cancelled_callers_do_not_count_against_the_queue_bound():
-    gate = threading.Event()
-    b = MicroBatcher(doubler(gate), max_batch_size=1, max_wait_s=0, max_queue=2)
-    b.start()
-    running = asyncio.ensure_future(b.submit(0))
-    await asyncio.sleep(0.05)
+    b, gate, running = await blocked_on_first_item(max_queue=2)
     doomed = [asyncio.ensure_future(b.submit(i)) for i in (1, 2)]
     await asyncio.sleep(0)
     for d in doomed:

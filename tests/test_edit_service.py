@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hostile import ACCEPTED, NOT_IMAGES, REFUSED, noise, png_declaring
+from hostile import ACCEPTED, NOT_IMAGES, REFUSED, check_http_refusal, noise, png_declaring
 from PIL import Image
 
 from safetypairs.cli import main as cli_main
@@ -337,9 +337,7 @@ def test_hostile_images_are_refused_by_name_over_both_protocols(editor, http, na
     assert phrase in err.value.message
     files, form = http_form({"image": data, "instruction": INSTRUCTION, "seed": 1})
     reply = http.post("/v1/edit", files=files, data=form)
-    assert reply.status_code == error.http_status.value, reply.text
-    body = reply.json()["error"]
-    assert body["kind"] == error.__name__ and phrase in body["message"]
+    check_http_refusal(reply, error, phrase)
     assert editor.edit(SOURCE, INSTRUCTION, seed=1).width == 64  # still serving
 
 
