@@ -21,11 +21,11 @@ from collections.abc import Callable
 import numpy as np
 import skimage
 
+from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.default_model import ensure_default_guard
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.ensemble import EnsembleEngine
-from safetypairs.serving.images import ImageLimits, decode_image
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
 

@@ -25,9 +25,9 @@ import sklearn
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.quantize import decision_agreement, make_variant
-from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.training.demo_data import make_training_set
 from safetypairs.training.encoders import load_encoder
 from safetypairs.training.train import EncoderHeadGuard, TrainConfig, train_guard

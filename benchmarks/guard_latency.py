@@ -25,9 +25,9 @@ import skimage
 from PIL import Image
 
 from safetypairs.client import GuardClient
+from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.default_model import ensure_default_guard
-from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.launcher import GUARD_SERVICE, ServiceProcess
 from safetypairs.serving.settings import GuardSettings
 

@@ -22,7 +22,7 @@ import numpy as np
 import skimage
 
 from safetypairs.client import NO_RETRY, AsyncGuardClient, ChannelOptions, GuardClient
-from safetypairs.errors import Overloaded, SafetyPairsError
+from safetypairs.contract.errors import Overloaded, SafetyPairsError
 from safetypairs.guard.default_model import ensure_default_guard
 from safetypairs.serving.launcher import GUARD_SERVICE, ServiceProcess
 

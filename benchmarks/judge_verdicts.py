@@ -27,9 +27,9 @@ import skimage
 import torch
 from PIL import Image
 
+from safetypairs.contract.policy import default_policy
 from safetypairs.judge.default_model import ensure_default_judge
 from safetypairs.judge.engine import JudgeEngine, RateJob
-from safetypairs.policy import default_policy
 
 PHOTOS = [
     "astronaut.png",

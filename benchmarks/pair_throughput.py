@@ -25,12 +25,12 @@ import skimage
 from PIL import Image
 
 from safetypairs.client import AsyncEditClient, AsyncJudgeClient
+from safetypairs.contract.policy import default_policy
 from safetypairs.edit.default_model import ensure_default_editor
 from safetypairs.judge.default_model import ensure_default_judge
 from safetypairs.pairs.criteria import Criteria
 from safetypairs.pairs.dataset import PairDataset
 from safetypairs.pairs.pipeline import GenerationConfig, PairGenerator
-from safetypairs.policy import default_policy
 from safetypairs.serving.launcher import EDIT_SERVICE, JUDGE_SERVICE, ServiceProcess
 
 PHOTOS = [

@@ -26,14 +26,14 @@ import skimage
 import sklearn
 import torch
 
+from safetypairs.contract.images import ImageLimits, decode_image
+from safetypairs.contract.policy import default_policy
 from safetypairs.guard.baseline_head import ImageNetBaselineHead, default_class_map
 from safetypairs.guard.default_model import ensure_default_guard
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.export import export_onnx
 from safetypairs.guard.quantize import quantize_guard
 from safetypairs.guard.sidecar import sidecar_path
-from safetypairs.policy import default_policy
-from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.vision.efficientnet import load_efficientnet_lite0
 
 SKIMAGE = [

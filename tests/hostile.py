@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from safetypairs.errors import InvalidInput, PayloadTooLarge
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

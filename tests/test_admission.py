@@ -4,7 +4,7 @@ import contextlib
 
 import pytest
 
-from safetypairs.errors import Overloaded
+from safetypairs.contract.errors import Overloaded
 from safetypairs.serving import admission
 from safetypairs.serving.admission import Admission
 

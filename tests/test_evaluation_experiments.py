@@ -14,7 +14,7 @@ import skimage
 from PIL import Image, ImageFilter
 
 from safetypairs.cli import main as cli_main
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.evaluation.confound import ConfoundConfig, run_confound_check
 from safetypairs.training.demo_data import PHOTOS, _crop, _with_disk, make_training_set
 

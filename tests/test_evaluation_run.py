@@ -18,10 +18,10 @@ from PIL import Image
 from safetypairs.cli import main as cli_main
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient
+from safetypairs.contract.policy import default_policy
 from safetypairs.evaluation.datasets_in import Item, load_eval_set
 from safetypairs.evaluation.metrics import confusion_matrix
 from safetypairs.evaluation.scorers import score_guard_service
-from safetypairs.policy import default_policy
 from safetypairs.training.demo_data import make_training_set
 
 pytestmark = pytest.mark.slow

@@ -8,11 +8,11 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
+from safetypairs.contract.policy import default_policy
 from safetypairs.guard.artifact import guard_artifact_path
 from safetypairs.guard.engine import GuardEngine, choose_providers
 from safetypairs.guard.sidecar import GuardSidecar
-from safetypairs.policy import default_policy
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hostile import ACCEPTED, NOT_IMAGES, REFUSED, check_http_refusal, truncated
 
 from safetypairs.client import AsyncGuardClient, GuardClient
-from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
-from safetypairs.policy import default_policy
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
+from safetypairs.contract.policy import default_policy
 from safetypairs.v1 import common_pb2, guard_pb2, guard_pb2_grpc
 
 

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from safetypairs.errors import InvalidInput, PayloadTooLarge
-from safetypairs.serving.images import ImageLimits, decode_image
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
+from safetypairs.contract.images import ImageLimits, decode_image
 
 LIMITS = ImageLimits(max_bytes=1 << 20, max_pixels=1 << 20)
 SEED_IMAGES = [

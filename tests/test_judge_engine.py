@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.policy import default_policy, parse_policy
 from safetypairs.judge.engine import TO_SAFE, TO_UNSAFE, JudgeEngine, ProposeJob, RateJob
-from safetypairs.policy import default_policy, parse_policy
 
 pytestmark = pytest.mark.slow
 POLICY = default_policy()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from safetypairs.contract.policy import default_policy
 from safetypairs.judge.parsing import parse_verdict
 from safetypairs.judge.prompts import load_template
-from safetypairs.policy import default_policy
 
 ANSWER = load_template("rate").answer
 CATEGORIES = default_policy().categories

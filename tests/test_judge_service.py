@@ -18,8 +18,8 @@ from test_guard_service import metric_samples
 
 from safetypairs.cli import main as cli_main
 from safetypairs.client import JudgeClient, Rated
-from safetypairs.errors import DeadlineExceeded, InvalidInput, Overloaded
-from safetypairs.policy import Category, Policy, default_policy
+from safetypairs.contract.errors import DeadlineExceeded, InvalidInput, Overloaded
+from safetypairs.contract.policy import Category, Policy, default_policy
 from safetypairs.v1 import common_pb2, judge_pb2, judge_pb2_grpc
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ import pytest
 from conftest import png_bytes
 
 from safetypairs.client import GuardClient
-from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, request_id
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.request_id import REQUEST_ID_METADATA_KEY, request_id
 from safetypairs.serving.launcher import ServiceProcess
 from safetypairs.v1 import common_pb2, guard_pb2, guard_pb2_grpc
 

@@ -7,7 +7,7 @@ from hostile import NOT_IMAGES
 from tritonclient.utils import InferenceServerException
 
 from safetypairs.client import GuardClient
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.guard.oip import decode_bytes_tensor
 
 MODEL = "default-guard"

@@ -9,7 +9,7 @@ import pytest
 from conftest import start_guard_service
 
 from safetypairs.client import NO_RETRY, AsyncGuardClient, ChannelOptions, GuardClient
-from safetypairs.errors import Overloaded
+from safetypairs.contract.errors import Overloaded
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from sample_pairs import build_sample_dataset
 
 from safetypairs.cli import main
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.pairs import export
 from safetypairs.pairs.export import export_dataset, import_dataset
 

@@ -18,13 +18,13 @@ from PIL import Image
 
 from safetypairs.cli import main as cli_main
 from safetypairs.client import EditClient, JudgeClient
+from safetypairs.contract.policy import parse_policy
+from safetypairs.contract.training_data import read_pairs
 from safetypairs.pairs.criteria import CHANGED_TOO_MUCH, Criteria, Rating, rejection_reasons
 from safetypairs.pairs.dataset import PairDataset, sha256
 from safetypairs.pairs.pipeline import NULL_INSTRUCTION, derive_seed
 from safetypairs.pairs.similarity import Similarity
-from safetypairs.policy import parse_policy
 from safetypairs.serving.launcher import EDIT_SERVICE, ServiceProcess
-from safetypairs.training.datasets import read_pairs
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageStat
 from sample_pairs import HOSTILE, build_sample_dataset
 
 from safetypairs.cli import main
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.pairs.dataset import PairDataset
 from safetypairs.pairs.report import summarize, write_report
 

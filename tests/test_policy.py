@@ -1,7 +1,7 @@
 import pytest
 
-from safetypairs.errors import InvalidInput
-from safetypairs.policy import default_policy, load_policy, parse_policy
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.policy import default_policy, load_policy, parse_policy
 
 EXPECTED = {
     "O1": "Hate, Humiliation, Harassment",

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.quantize import decision_agreement, make_variant, quantize_guard
-from safetypairs.serving.images import ImageLimits, decode_image
 
 LIMITS = ImageLimits(max_bytes=10**8, max_pixels=10**8)
 

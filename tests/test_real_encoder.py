@@ -10,7 +10,9 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from safetypairs.errors import InvalidInput, ModelError
+from safetypairs.contract.errors import InvalidInput, ModelError
+from safetypairs.contract.images import ImageLimits, decode_image
+from safetypairs.contract.policy import default_policy
 from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.baseline_head import (
     ImageNetBaselineHead,
@@ -20,8 +22,6 @@ from safetypairs.guard.baseline_head import (
 )
 from safetypairs.guard.default_model import build_default_guard
 from safetypairs.guard.engine import GuardEngine
-from safetypairs.policy import default_policy
-from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.vision import efficientnet
 from safetypairs.vision.perceptual import PerceptualDistance
 

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from safetypairs.cli import main as cli_main
 from safetypairs.client import AsyncGuardClient, AsyncJudgeClient, GuardClient, JudgeClient
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.screening import AsyncScreener, CascadeConfig, CascadeMetrics, Screener
 
 pytestmark = pytest.mark.slow

@@ -36,7 +36,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_sdk_imports_and_calls_without_heavy_packages(guard_service, sample_photos):
     result = run_python(
         f"""
-        import safetypairs.client, safetypairs.policy, safetypairs.cli
+        import safetypairs.client, safetypairs.contract.policy, safetypairs.cli
         from safetypairs.client import GuardClient
         with GuardClient({guard_service.grpc_target!r}) as g:
             v = g.screen({str(sample_photos[0])!r})

@@ -13,11 +13,11 @@ from conftest import start_guard_service
 from tiny_models import save_tiny_siglip
 
 from safetypairs.client import GuardClient
-from safetypairs.errors import InvalidInput, ModelError
+from safetypairs.contract.errors import InvalidInput, ModelError
+from safetypairs.contract.policy import default_policy
+from safetypairs.contract.training_data import TrainingDataError, read_labelled, read_pairs
 from safetypairs.guard.export import export_guard
 from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
-from safetypairs.policy import default_policy
-from safetypairs.training.datasets import TrainingDataError, read_labelled, read_pairs
 from safetypairs.training.demo_data import make_training_set
 from safetypairs.training.encoders import load_encoder
 from safetypairs.training.train import (

@@ -9,9 +9,9 @@ import torch
 import transformers
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from safetypairs.contract.policy import default_policy
 from safetypairs.guard.export import export_guard
 from safetypairs.guard.sidecar import GuardOutput, GuardSidecar
-from safetypairs.policy import default_policy
 from safetypairs.training.encoders import load_encoder
 from safetypairs.training.train import EncoderHeadGuard
 

@@ -30,7 +30,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,9 @@ from safetypairs.client.channel import NO_RETRY, ChannelOptions, open_channel, t
 from safetypairs.client.edit import EditClient, EditProgress, EditResult
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient
-from safetypairs.client.results import Rated, ScreenResult
-from safetypairs.errors import InvalidInput, ModelError, SafetyPairsError
-from safetypairs.policy import Policy, load_policy
+from safetypairs.contract.errors import InvalidInput, SafetyPairsError
+from safetypairs.contract.policy import Policy, load_policy
+from safetypairs.contract.results import Rated, ScreenResult
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 DEFAULT_TARGET = os.environ.get("SAFETYPAIRS_GUARD_TARGET", "localhost:50051")
@@ -449,9 +449,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from safetypairs.client.edit import AsyncEditClient
     from safetypairs.client.judge import AsyncJudgeClient
+    from safetypairs.contract.policy import default_policy
     from safetypairs.pairs.criteria import Criteria
     from safetypairs.pairs.pipeline import GenerationConfig, PairGenerator, summary
-    from safetypairs.policy import default_policy
 
     paths = list(_image_paths([args.images]))
     if not paths:
@@ -594,10 +594,10 @@ def cmd_train_guard(args: argparse.Namespace) -> int:
 
 
 def cmd_guard_variant(args: argparse.Namespace) -> int:
+    from safetypairs.contract.images import ImageLimits, decode_image
     from safetypairs.guard.artifact import guard_artifact_path
     from safetypairs.guard.engine import GuardEngine
     from safetypairs.guard.quantize import decision_agreement, make_variant
-    from safetypairs.serving.images import ImageLimits, decode_image
 
     source = guard_artifact_path(args.path)
     fp32 = GuardEngine.load(source)
@@ -631,82 +631,10 @@ def cmd_register_guard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_guard(settings: Any) -> str:
-    """Load the guard once, so that a model that cannot load (missing file, checksum
-    mismatch, bad sidecar) stops start-up with its message and exit code 2 instead of BentoML
-    restarting a failing worker every few seconds."""
-    from safetypairs.guard.artifact import load_configured_guard
-
-    card = load_configured_guard(settings).card
-    return f"guard {card.name}:{card.version} ({settings.guard_model or 'embedded default'})"
-
-
-def _check_judge(settings: Any) -> str:
-    """Resolve the judge's model (building the embedded default if needed) without loading its
-    weights twice: a reference that does not resolve stops start-up here."""
-    from safetypairs.judge.default_model import ensure_default_judge
-    from safetypairs.serving.model_refs import resolve_model_ref
-
-    if settings.judge_model:
-        path = resolve_model_ref(settings.judge_model)
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{path} holds no config.json: not a transformers checkpoint")
-        return f"judge {settings.judge_model} ({path})"
-    return f"judge embedded default ({ensure_default_judge(settings.home_dir())})"
-
-
-def _check_edit(settings: Any) -> str:
-    """Load the editor once (as the guard): a reference that does not resolve, an unsupported
-    pipeline or a bad scheduler or attention setting stops start-up here with its message."""
-    from safetypairs.edit.runtime import load_configured_editor
-
-    engine, reference = load_configured_editor(settings)
-    return f"edit {engine.family.pipeline} {reference} on {engine.device}"
-
-
-# service name -> (BentoML service, settings class name, start-up check)
-SERVICES: dict[str, tuple[str, str, Callable[[Any], str]]] = {
-    "guard": ("safetypairs.guard.service:GuardService", "GuardSettings", _check_guard),
-    "judge": ("safetypairs.judge.service:JudgeService", "JudgeSettings", _check_judge),
-    "edit": ("safetypairs.edit.service:EditService", "EditSettings", _check_edit),
-}
-
-
-def _settings_class(name: str) -> type:
-    from safetypairs.serving import settings
-
-    return getattr(settings, name)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from safetypairs.serving.settings import env_name
+    from safetypairs.serving.serve import serve
 
-    service, settings_name, check = SERVICES[args.service]
-    settings_class = _settings_class(settings_name)
-    env = dict(os.environ)
-    for f in dataclasses.fields(settings_class):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            env[env_name(f.name)] = str(value)
-    settings = settings_class.from_env(env)  # validates every setting before starting
-    print(check(settings))
-    command = [
-        sys.executable,
-        "-m",
-        "safetypairs.serving.bento_cli",
-        "serve",
-        service,
-        "--host",
-        args.host,
-        "--port",
-        str(args.http_port),
-    ]
-    print(
-        f"HTTP on {args.host}:{args.http_port}, gRPC on {settings.grpc_host}:{settings.grpc_port}"
-    )
-    sys.stdout.flush()
-    os.execve(sys.executable, command, env)
-    return 0  # not reached
+    serve(args.service, args.host, args.http_port, vars(args))
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, settings_class: type) -> None:
@@ -1038,11 +966,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start a model service (HTTP and gRPC in one process)")
     services = p.add_subparsers(dest="service", required=True)
-    for name, http_port in (("guard", 3000), ("judge", 3001), ("edit", 3002)):
+    from safetypairs.serving.serve import SERVICES
+
+    for name, spec in SERVICES.items():
         s = services.add_parser(name, help=f"the {name} service")
         s.add_argument("--host", default="0.0.0.0", help="HTTP bind address")
-        s.add_argument("--http-port", type=int, default=http_port, help="HTTP port")
-        _add_setting_flags(s, _settings_class(SERVICES[name][1]))
+        s.add_argument("--http-port", type=int, default=spec.http_port, help="HTTP port")
+        _add_setting_flags(s, spec.settings())
         s.set_defaults(func=cmd_serve)
     return parser
 

@@ -23,8 +23,8 @@ from typing import Any
 from safetypairs.client.base import ImageLike, image_message
 from safetypairs.client.guard import AsyncGuardClient, GuardClient
 from safetypairs.client.judge import AsyncJudgeClient, JudgeClient, PolicyLike
-from safetypairs.client.results import Verdict
-from safetypairs.errors import DeadlineExceeded, InvalidInput, SafetyPairsError
+from safetypairs.contract.errors import DeadlineExceeded, InvalidInput, SafetyPairsError
+from safetypairs.contract.results import Verdict
 
 GUARD, JUDGE = "guard", "judge"
 

@@ -12,7 +12,7 @@ from safetypairs.client.edit import (
 )
 from safetypairs.client.guard import AsyncGuardClient, GuardClient
 from safetypairs.client.judge import AsyncJudgeClient, JudgeClient
-from safetypairs.client.results import (
+from safetypairs.contract.results import (
     CategoryScore,
     EditProposal,
     JudgeModelInfo,

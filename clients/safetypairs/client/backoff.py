@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from safetypairs.errors import Overloaded, Unavailable
+from safetypairs.contract.errors import Overloaded, Unavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """What every typed client shares: channels, deadlines, metadata, and turning failed calls
-back into the project's exception classes (safetypairs.errors), recovered from the status
+back into the project's exception classes (safetypairs.contract.errors), recovered from the status
 code and the server's error-kind metadata."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import grpc
 from google.protobuf.message import Message
 
 from safetypairs.client.channel import ChannelOptions, open_channel
-from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, outgoing_request_id
-from safetypairs.errors import ERROR_KIND_METADATA_KEY, SafetyPairsError, error_class
+from safetypairs.contract.errors import ERROR_KIND_METADATA_KEY, SafetyPairsError, error_class
+from safetypairs.contract.request_id import REQUEST_ID_METADATA_KEY, outgoing_request_id
 from safetypairs.v1 import common_pb2
 
 DEFAULT_OPTIONS = ChannelOptions()

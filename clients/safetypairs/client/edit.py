@@ -7,7 +7,7 @@
 
 `edit` waits for the image (with `on_progress`, over the streaming RPC); `edit_stream` yields
 EditProgress events and then the EditResult. Leaving the stream early cancels the edit on the
-server, which frees its slot. Failed calls raise safetypairs.errors classes.
+server, which frees its slot. Failed calls raise safetypairs.contract.errors classes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from safetypairs.client.base import (
     error_from_rpc,
     image_message,
 )
-from safetypairs.client.results import _from_fields
+from safetypairs.contract.results import _from_fields
 from safetypairs.v1 import common_pb2, edit_pb2, edit_pb2_grpc
 
 SERVICE = edit_pb2.DESCRIPTOR.services_by_name["Edit"].full_name

@@ -3,7 +3,7 @@
     with GuardClient("localhost:50051") as guard:
         verdict = guard.screen("photo.jpg")
 
-Failed calls raise the project's exception classes (safetypairs.errors), recovered from the
+Failed calls raise the project's exception classes (safetypairs.contract.errors), recovered from the
 status code and the server's error-kind metadata.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from safetypairs.client.base import AsyncClient, Call, ImageLike, SyncClient, image_message
-from safetypairs.client.results import ModelInfo, ScreenResult, Verdict
-from safetypairs.policy import Category
+from safetypairs.contract.policy import Category
+from safetypairs.contract.results import ModelInfo, ScreenResult, Verdict
 from safetypairs.v1 import common_pb2, guard_pb2, guard_pb2_grpc
 
 SERVICE = guard_pb2.DESCRIPTOR.services_by_name["Guard"].full_name

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from safetypairs.client.base import AsyncClient, Call, ImageLike, SyncClient, image_message
-from safetypairs.client.results import JudgeModelInfo, Proposals, Rated
-from safetypairs.policy import Category, Policy
+from safetypairs.contract.policy import Category, Policy
+from safetypairs.contract.results import JudgeModelInfo, Proposals, Rated
 from safetypairs.v1 import common_pb2, judge_pb2, judge_pb2_grpc
 
 SERVICE = judge_pb2.DESCRIPTOR.services_by_name["Judge"].full_name

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.pairs.similarity import Similarity
 
 TO_SAFE, TO_UNSAFE = "to_safe", "to_unsafe"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 
 FORMAT = "safetypairs-pairs"
 FORMAT_VERSION = 1

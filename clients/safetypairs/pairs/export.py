@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.pairs.dataset import ACCEPTED, REJECTED, PairDataset, is_image_path
 
 FORMATS = ("parquet", "hf")

@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.pairs.dataset import FAILED, PairDataset
 
 

@@ -24,7 +24,8 @@ from typing import Any
 from safetypairs.client.backoff import TRANSIENT, Backoff
 from safetypairs.client.edit import AsyncEditClient
 from safetypairs.client.judge import AsyncJudgeClient
-from safetypairs.errors import SafetyPairsError
+from safetypairs.contract.errors import SafetyPairsError
+from safetypairs.contract.policy import Policy
 from safetypairs.pairs.criteria import (
     TO_SAFE,
     TO_UNSAFE,
@@ -34,7 +35,6 @@ from safetypairs.pairs.criteria import (
 )
 from safetypairs.pairs.dataset import ACCEPTED, FAILED, REJECTED, PairDataset, sha256
 from safetypairs.pairs.similarity import compare
-from safetypairs.policy import Policy
 
 # The kept image is within the margin of the threshold, or unsafe in a category not asked for.
 SOURCE_AMBIGUOUS = "source_ambiguous"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.pairs.dataset import ACCEPTED, FAILED, REJECTED, PairDataset, is_image_path
 
 REPORT_NAME = "report.html"

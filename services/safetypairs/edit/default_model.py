@@ -14,8 +14,8 @@ import json
 import logging
 from pathlib import Path
 
+from safetypairs.contract.errors import ModelError
 from safetypairs.edit.engine import CARD_FILE
-from safetypairs.errors import ModelError
 from safetypairs.serving.builds import build_atomically
 
 log = logging.getLogger(__name__)

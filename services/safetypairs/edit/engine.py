@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from safetypairs.errors import InvalidInput, ModelError
+from safetypairs.contract.errors import InvalidInput, ModelError
 from safetypairs.serving.model_refs import UNTRAINED_MARK
 from safetypairs.serving.torch_env import resolve_device, resolve_dtype
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from safetypairs.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
 from safetypairs.serving.http import error_body, message_to_json
 from safetypairs.v1 import common_pb2, edit_pb2
 

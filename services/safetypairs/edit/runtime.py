@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from safetypairs.contract.errors import InvalidInput, SafetyPairsError, Unavailable
+from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.edit.changes import change_map
 from safetypairs.edit.default_model import ensure_default_editor
 from safetypairs.edit.engine import EditEngine, EditJob
-from safetypairs.errors import InvalidInput, SafetyPairsError, Unavailable
-from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.model_refs import resolve_model_ref
 from safetypairs.serving.settings import EditSettings

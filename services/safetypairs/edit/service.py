@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 import bentoml
 
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.edit import http_api
 from safetypairs.edit.runtime import EditRuntime, load_configured_editor
 from safetypairs.edit.servicer import edit_registration
-from safetypairs.errors import InvalidInput
 from safetypairs.serving.auth import protect_http
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload

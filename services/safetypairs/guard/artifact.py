@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.ensemble import MANIFEST, EnsembleEngine
 from safetypairs.guard.outputs import GuardModel

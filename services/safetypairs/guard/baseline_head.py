@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from safetypairs.errors import InvalidInput
-from safetypairs.policy import Policy
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.policy import Policy
 
 NUM_CLASSES = 1000
 

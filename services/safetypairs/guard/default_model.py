@@ -15,10 +15,10 @@ import json
 import logging
 from pathlib import Path
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
+from safetypairs.contract.policy import default_policy
 from safetypairs.guard.ensemble import MANIFEST
 from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
-from safetypairs.policy import default_policy
 from safetypairs.serving.builds import build_atomically
 
 log = logging.getLogger(__name__)

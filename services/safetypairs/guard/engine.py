@@ -17,12 +17,12 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from safetypairs.client.results import MemberInfo
-from safetypairs.errors import InvalidInput, ModelError
+from safetypairs.contract.errors import InvalidInput, ModelError
+from safetypairs.contract.policy import Policy, default_policy, policy_from_dict
+from safetypairs.contract.results import MemberInfo
 from safetypairs.guard.outputs import ItemOutput
 from safetypairs.guard.preprocess import preprocess
 from safetypairs.guard.sidecar import GuardCard, GuardSidecar, sidecar_path
-from safetypairs.policy import Policy, default_policy, policy_from_dict
 
 log = logging.getLogger(__name__)
 

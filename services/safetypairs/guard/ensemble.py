@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from safetypairs.client.results import MemberInfo
-from safetypairs.errors import InvalidInput, ModelError
+from safetypairs.contract.errors import InvalidInput, ModelError
+from safetypairs.contract.policy import Policy, default_policy, policy_from_dict
+from safetypairs.contract.results import MemberInfo
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.outputs import ItemOutput, MemberRow
 from safetypairs.guard.sidecar import GuardCard
-from safetypairs.policy import Policy, default_policy, policy_from_dict
 
 FORMAT = "safetypairs-guard-ensemble"
 FORMAT_VERSION = 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 from safetypairs.guard.sidecar import GuardSidecar, sidecar_path
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from safetypairs import __version__
-from safetypairs.errors import InvalidInput, NotFound, Unavailable
+from safetypairs.contract.errors import InvalidInput, NotFound, Unavailable
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.serving.grpc_server import ServiceRegistration
 

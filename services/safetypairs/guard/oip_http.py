@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from safetypairs.errors import InvalidInput, SafetyPairsError
+from safetypairs.contract.errors import InvalidInput, SafetyPairsError
 from safetypairs.guard.oip import INPUT, OUTPUT, check_model, model_metadata, server_metadata
 from safetypairs.guard.runtime import GuardRuntime
 

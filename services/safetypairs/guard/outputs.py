@@ -9,9 +9,9 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from safetypairs.client.results import MemberInfo
+from safetypairs.contract.policy import Policy
+from safetypairs.contract.results import MemberInfo
 from safetypairs.guard.sidecar import GuardCard
-from safetypairs.policy import Policy
 
 
 @dataclass(frozen=True)

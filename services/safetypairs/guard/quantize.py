@@ -19,7 +19,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from safetypairs.errors import InvalidInput, ModelError
+from safetypairs.contract.errors import InvalidInput, ModelError
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.sidecar import GuardSidecar, sidecar_path
 

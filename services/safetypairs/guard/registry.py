@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 from safetypairs.guard.artifact import guard_artifact_path, load_guard
 from safetypairs.guard.ensemble import MANIFEST
 from safetypairs.guard.sidecar import sidecar_path

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from safetypairs.errors import InvalidInput, SafetyPairsError, item_error
+from safetypairs.contract.errors import InvalidInput, SafetyPairsError, item_error
+from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.guard.outputs import GuardModel, ItemOutput
 from safetypairs.serving.admission import Admission, check_image_count
 from safetypairs.serving.batcher import MicroBatcher, resolve_threadsafe
-from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import GuardSettings
 from safetypairs.v1 import common_pb2, guard_pb2

@@ -121,7 +121,7 @@ class GuardService:
         async def produce() -> guard_pb2.ScreenBatchResponse:
             ids = image_ids or []
             if ids and len(ids) != len(images):
-                from safetypairs.errors import InvalidInput
+                from safetypairs.contract.errors import InvalidInput
 
                 raise InvalidInput(f"{len(ids)} image_ids for {len(images)} images")
             msgs = [

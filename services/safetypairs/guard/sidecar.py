@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 
 FORMAT = "safetypairs-guard"
 FORMAT_VERSION = 1

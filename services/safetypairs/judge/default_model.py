@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from safetypairs.errors import ModelError
-from safetypairs.policy import default_policy
+from safetypairs.contract.errors import ModelError
+from safetypairs.contract.policy import default_policy
 from safetypairs.serving.builds import build_atomically
 
 log = logging.getLogger(__name__)

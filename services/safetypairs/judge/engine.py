@@ -31,11 +31,11 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from safetypairs.errors import InvalidInput, ModelError
+from safetypairs.contract.errors import InvalidInput, ModelError
+from safetypairs.contract.policy import Category, Policy
 from safetypairs.judge.parsing import parse_verdict
 from safetypairs.judge.prompts import RateAnswer, load_template
 from safetypairs.judge.structured import EnforcedLogits, json_parser, regex_parser
-from safetypairs.policy import Category, Policy
 from safetypairs.serving.model_refs import UNTRAINED_MARK
 from safetypairs.serving.torch_env import resolve_device, resolve_dtype
 

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from safetypairs.contract.policy import Category
 from safetypairs.judge.prompts import RateAnswer
-from safetypairs.policy import Category
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")

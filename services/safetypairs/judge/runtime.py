@@ -20,7 +20,9 @@ import torch
 import transformers
 from PIL import Image
 
-from safetypairs.errors import InvalidInput, SafetyPairsError, item_error
+from safetypairs.contract.errors import InvalidInput, SafetyPairsError, item_error
+from safetypairs.contract.images import ImageLimits, decode_image
+from safetypairs.contract.policy import Policy, default_policy, load_policy, policy_from_dict
 from safetypairs.judge.default_model import ensure_default_judge
 from safetypairs.judge.engine import (
     TO_SAFE,
@@ -32,10 +34,8 @@ from safetypairs.judge.engine import (
     RateOutput,
 )
 from safetypairs.judge.prompts import check_prompt_size
-from safetypairs.policy import Policy, default_policy, load_policy, policy_from_dict
 from safetypairs.serving.admission import Admission, check_image_count
 from safetypairs.serving.batcher import MicroBatcher
-from safetypairs.serving.images import ImageLimits, decode_image
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.model_refs import resolve_model_ref
 from safetypairs.serving.settings import JudgeSettings

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 import bentoml
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.policy import parse_policy
 from safetypairs.judge.runtime import JudgeRuntime, load_configured_judge
 from safetypairs.judge.servicer import judge_registration
-from safetypairs.policy import parse_policy
 from safetypairs.serving.auth import protect_http
 from safetypairs.serving.grpc_server import GrpcServer
 from safetypairs.serving.http import answer, read_upload

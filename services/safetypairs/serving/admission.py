@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 
-from safetypairs.errors import InvalidInput, Overloaded, PayloadTooLarge
+from safetypairs.contract.errors import InvalidInput, Overloaded, PayloadTooLarge
 
 # The service-time estimate remembers about this many recent images: long enough to smooth
 # one batch's noise, short enough to follow a change of load within a second or two.

@@ -16,8 +16,8 @@ import grpc
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, incoming_request_id
-from safetypairs.errors import ERROR_KIND_METADATA_KEY, Unauthenticated
+from safetypairs.contract.errors import ERROR_KIND_METADATA_KEY, Unauthenticated
+from safetypairs.contract.request_id import REQUEST_ID_METADATA_KEY, incoming_request_id
 from safetypairs.serving.http import error_body
 from safetypairs.serving.logs import log_request
 from safetypairs.serving.metrics import ServiceMetrics

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from safetypairs.errors import Overloaded, Unavailable
+from safetypairs.contract.errors import Overloaded, Unavailable
 
 In = TypeVar("In")
 Out = TypeVar("Out")

@@ -19,8 +19,8 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from safetypairs.client.request_id import REQUEST_ID_METADATA_KEY, incoming_request_id
-from safetypairs.errors import ERROR_KIND_METADATA_KEY, InvalidInput, SafetyPairsError
+from safetypairs.contract.errors import ERROR_KIND_METADATA_KEY, InvalidInput, SafetyPairsError
+from safetypairs.contract.request_id import REQUEST_ID_METADATA_KEY, incoming_request_id
 from safetypairs.serving.auth import (
     GrpcAuthInterceptor,
     TokenAuth,

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from safetypairs.errors import PayloadTooLarge, SafetyPairsError
+from safetypairs.contract.errors import PayloadTooLarge, SafetyPairsError
 from safetypairs.serving.metrics import ServiceMetrics
 
 

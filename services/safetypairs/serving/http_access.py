@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from safetypairs.client.request_id import REQUEST_ID_HEADER, new_request_id, usable
+from safetypairs.contract.request_id import REQUEST_ID_HEADER, new_request_id, usable
 from safetypairs.serving.auth import HTTP_PROBE_PATHS
 from safetypairs.serving.logs import log_request
 

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,11 +17,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from safetypairs.client.channel import NO_RETRY, ChannelOptions, open_channel
+from safetypairs.serving.serve import SERVICES, bento_serve_command
 
-GUARD_SERVICE = "safetypairs.guard.service:GuardService"
-JUDGE_SERVICE = "safetypairs.judge.service:JudgeService"
-EDIT_SERVICE = "safetypairs.edit.service:EditService"
+GUARD_SERVICE = SERVICES["guard"].bento
+JUDGE_SERVICE = SERVICES["judge"].bento
+EDIT_SERVICE = SERVICES["edit"].bento
 
 
 def free_port() -> int:
@@ -62,17 +61,7 @@ class ServiceProcess:
         }
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "safetypairs.serving.bento_cli",
-                    "serve",
-                    service,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(http_port),
-                ],
+                bento_serve_command(service, "127.0.0.1", http_port),
                 env=full_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -91,8 +80,13 @@ class ServiceProcess:
 
     def _wait_ready(self, timeout_s: float, credentials: grpc.ChannelCredentials | None) -> None:
         deadline = time.monotonic() + timeout_s
-        options = ChannelOptions(retry=NO_RETRY)
-        with open_channel(self.grpc_target, [], options, credentials=credentials) as channel:
+        # A plain channel: the SDK's (retries, interceptors) sits in a layer above serving.
+        channel = (
+            grpc.secure_channel(self.grpc_target, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(self.grpc_target)
+        )
+        with channel:
             health = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self.process.poll() is not None:

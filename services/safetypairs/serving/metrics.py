@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from safetypairs.errors import SafetyPairsError
+from safetypairs.contract.errors import SafetyPairsError
 
 LATENCY_BUCKETS = (
     0.0005,

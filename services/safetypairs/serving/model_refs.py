@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 
 # A config attribute that model builders set on random-weight checkpoints (the embedded default
 # judge and editor, the tests' tiny towers), so that everything they produce is marked untrained.

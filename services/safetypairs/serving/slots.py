@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from safetypairs.errors import Overloaded
+from safetypairs.contract.errors import Overloaded
 
 
 class Slots:

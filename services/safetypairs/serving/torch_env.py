@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 
 DTYPES = ("float32", "bfloat16", "float16")
 

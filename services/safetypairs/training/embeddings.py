@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from safetypairs.contract.images import decode_image
+from safetypairs.contract.training_data import LIMITS, Example
 from safetypairs.guard.preprocess import preprocess
-from safetypairs.serving.images import decode_image
-from safetypairs.training.datasets import LIMITS, Example
 from safetypairs.training.encoders import Encoder
 
 

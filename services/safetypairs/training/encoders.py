@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 from safetypairs.guard.sidecar import GuardInput
 from safetypairs.serving.model_refs import UNTRAINED_MARK, resolve_model_ref
 from safetypairs.vision import efficientnet

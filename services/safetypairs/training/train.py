@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.images import decode_image
+from safetypairs.contract.policy import Policy, default_policy
+from safetypairs.contract.training_data import LIMITS, Example, Pair, read_labelled, read_pairs
 from safetypairs.guard.export import export_guard
 from safetypairs.guard.preprocess import preprocess
 from safetypairs.guard.sidecar import GuardOutput, GuardSidecar
-from safetypairs.policy import Policy, default_policy
-from safetypairs.serving.images import decode_image
-from safetypairs.training.datasets import LIMITS, Example, Pair, read_labelled, read_pairs
 from safetypairs.training.embeddings import EmbeddingCache
 from safetypairs.training.encoders import Encoder, load_encoder
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from safetypairs.errors import ModelError
+from safetypairs.contract.errors import ModelError
 
 NAME = "efficientnet-lite0"
 INPUT_SIZE = 224

@@ -10,7 +10,8 @@ from typing import Any
 
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient, PolicyLike
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.policy import Policy, default_policy
 from safetypairs.evaluation.confound import ConfoundConfig, run_confound_check
 from safetypairs.evaluation.datasets_in import ReadOptions, load_eval_set
 from safetypairs.evaluation.evaluate import Settings
@@ -21,7 +22,6 @@ from safetypairs.evaluation.scorers import (
     score_judge_service,
     score_onnx_guard,
 )
-from safetypairs.policy import Policy, default_policy
 
 
 def _read_options(args: argparse.Namespace) -> ReadOptions:

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from safetypairs.errors import SafetyPairsError, error_from_item
+from safetypairs.contract.errors import SafetyPairsError, error_from_item
 from safetypairs.v1 import common_pb2, guard_pb2, judge_pb2
 
 

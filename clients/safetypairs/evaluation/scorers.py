@@ -17,11 +17,11 @@ import numpy as np
 from safetypairs.client.backoff import call_with_backoff
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient, PolicyLike
-from safetypairs.client.results import Verdict
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.images import decode_image
+from safetypairs.contract.results import Verdict
+from safetypairs.contract.training_data import LIMITS
 from safetypairs.evaluation.datasets_in import EvalSet
-from safetypairs.serving.images import decode_image
-from safetypairs.training.datasets import LIMITS
 
 
 @dataclass(frozen=True)

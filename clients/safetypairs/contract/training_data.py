@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetypairs.errors import InvalidInput, PayloadTooLarge
-from safetypairs.policy import Policy
-from safetypairs.serving.images import ImageLimits, decode_image
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
+from safetypairs.contract.images import ImageLimits, decode_image
+from safetypairs.contract.policy import Policy
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)

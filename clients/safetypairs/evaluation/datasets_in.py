@@ -2,7 +2,8 @@
 
 Layouts, told apart by what the path holds:
   * the project's pair dataset: `pairs.jsonl` (or a folder holding it), read by
-    safetypairs.training.datasets.read_pairs, optional "edited" / "artifact_matched" fields kept;
+    safetypairs.contract.training_data.read_pairs, optional "edited" / "artifact_matched"
+    fields kept;
   * the project's labelled folder: <root>/<category code or "safe">/<images>;
   * a table of images with labels, JSONL or CSV (a file, or a folder holding exactly one of
     metadata.jsonl, metadata.csv, labels.jsonl, labels.csv), image paths relative to the table:
@@ -31,10 +32,10 @@ from typing import Any
 
 from PIL import Image
 
-from safetypairs.errors import InvalidInput, PayloadTooLarge
-from safetypairs.policy import Policy
-from safetypairs.serving.images import decode_image
-from safetypairs.training.datasets import (
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
+from safetypairs.contract.images import decode_image
+from safetypairs.contract.policy import Policy
+from safetypairs.contract.training_data import (
     LIMITS,
     TrainingDataError,
     _edit_fields,

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.v1 import common_pb2
 
 _CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
@@ -202,5 +202,5 @@ def load_policy(path: str | Path) -> Policy:
 @cache
 def default_policy() -> Policy:
     """The built-in LlavaGuard-style taxonomy O1..O9."""
-    ref = resources.files("safetypairs.policy").joinpath("llavaguard_v1.yaml")
+    ref = resources.files("safetypairs.contract.policy").joinpath("llavaguard_v1.yaml")
     return parse_policy(ref.read_bytes(), source="llavaguard_v1.yaml")

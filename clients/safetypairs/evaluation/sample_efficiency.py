@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.policy import Policy, default_policy
 from safetypairs.evaluation import plots
 from safetypairs.evaluation.datasets_in import EvalPair, EvalSet, Item, ReadOptions, load_eval_set
 from safetypairs.evaluation.evaluate import Settings, evaluate
 from safetypairs.evaluation.report import write_json
 from safetypairs.evaluation.scorers import score_onnx_guard
-from safetypairs.policy import Policy, default_policy
 
 log = logging.getLogger(__name__)
 

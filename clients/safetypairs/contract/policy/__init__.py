@@ -1,6 +1,6 @@
 """Safety policies as data: the built-in LlavaGuard-style taxonomy and custom YAML policies."""
 
-from safetypairs.policy.taxonomy import (
+from safetypairs.contract.policy.taxonomy import (
     Category,
     Policy,
     default_policy,

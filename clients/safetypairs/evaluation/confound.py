@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from safetypairs.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.policy import Policy, default_policy
 from safetypairs.evaluation import metrics, plots
 from safetypairs.evaluation.datasets_in import EvalPair, EvalSet, ReadOptions, load_eval_set
 from safetypairs.evaluation.evaluate import rounded, with_ci
 from safetypairs.evaluation.report import write_json
-from safetypairs.policy import Policy, default_policy
 
 MIN_PAIRS = 6
 GROUPS = {True: "artifact-matched", False: "plain", None: "not recorded"}
@@ -135,7 +135,7 @@ def _group_result(
 
 
 def run_confound_check(config: ConfoundConfig, policy: Policy | None = None) -> dict[str, Any]:
-    from safetypairs.training.datasets import Example
+    from safetypairs.contract.training_data import Example
     from safetypairs.training.embeddings import EmbeddingCache
     from safetypairs.training.encoders import load_encoder
 

@@ -1,0 +1,6 @@
+"""The contract both sides build on: wire messages live in `safetypairs.v1`; here are the typed
+errors and their status mapping, the policy taxonomy, request ids, the image input rules, and
+the result and model-card types the SDK returns and the services fill in.
+
+Nothing in this package imports the SDK, the services or a model runtime.
+"""
