@@ -13,6 +13,7 @@ member went through the editor too, so both carry its traces):
     "artifact_matched": true | false | "null-edit" | "none"    (a string names the method;
                                   "none" means plain: only the edited member saw the editor)
 
+A pair line is read by safetypairs.contract.pair_record (the same record generation writes).
 Every record is checked before anything is embedded; a problem raises TrainingDataError naming
 the record (file and line, or path).
 """
