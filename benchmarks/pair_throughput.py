@@ -91,13 +91,13 @@ async def measure(
         started = time.perf_counter()
         progress = await PairGenerator(judge, editor, out, config).run(images)
         seconds = time.perf_counter() - started
-    records = [r for r in PairDataset.open(out).records() if "instruction" in r]
+    records = [r for r in PairDataset.open(out).pairs() if r.instruction is not None]
     candidates = len(records)
-    units = len({r["unit"] for r in records})
+    units = len({r.unit for r in records})
     sources = progress.sources_total
     # Calls the run made: a null edit and a verdict per source, a proposal call per attempt,
     # an edit and a verdict per candidate.
-    attempts = len({(r["unit"], r["attempt"]) for r in records})
+    attempts = len({(r.unit, r.attempt) for r in records})
     per_candidate = {
         "edit": (sources + candidates) / candidates,
         "rate": (sources + candidates) / candidates,

@@ -1,6 +1,8 @@
 """A small, real pair dataset on disk for the report and export tests: scikit-image photos as
 sources, an edited copy with a drawn rectangle (the change box the manifest records), accepted
-and rejected candidates over two categories, one failed unit and one hostile instruction."""
+and rejected candidates over two categories, one failed unit and one hostile instruction. The
+records are written as JSON objects (the on-disk format the tests compare against) read
+through the record reader."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 from skimage import data as photos
 
+from safetypairs.contract.pair_record import from_json
 from safetypairs.pairs.dataset import PairDataset
 
 HOSTILE = '<script>alert(1)</script> & "<img src=x onerror=alert(2)>"'
@@ -152,17 +155,14 @@ def build_sample_dataset(root: Path) -> list[dict[str, Any]]:
     # Records may lack optional fields and carry fields readers do not know: both must survive.
     del records[4]["element"], records[4]["prompt_versions"]
     records[4]["notes"] = {"reviewer": "ok", "tags": ["odd", 1]}
-    ds.commit(records)
-    ds.commit(
-        [
-            {
-                "status": "failed",
-                "unit": "broken",
-                "source": {"path": "/photos/broken.jpg"},
-                "error": {"kind": "InvalidInput", "message": "not an image <b>bold</b>"},
-            }
-        ]
-    )
+    ds.commit([from_json(r, f"sample record {r['id']}") for r in records])
+    failed = {
+        "status": "failed",
+        "unit": "broken",
+        "source": {"path": "/photos/broken.jpg"},
+        "error": {"kind": "InvalidInput", "message": "not an image <b>bold</b>"},
+    }
+    ds.commit([from_json(failed, "sample failed unit")])
     return [r for r in records if r["status"] == "accepted"] + [
         r for r in records if r["status"] == "rejected"
     ]

@@ -141,7 +141,7 @@ def test_bad_files_to_import(parquet: Path, tmp_path: Path) -> None:
         other: "is not a pair-dataset export: no column record, source_image",
         not_png: "row 1: a_image is not a png file",
         no_bytes: "row 0: b_image is empty but the record names images/",
-        bad_record: "row 2: column record is not an accepted or rejected manifest record",
+        bad_record: "row 2, column record: not valid JSON",
         tmp_path / "broken-hf": "is not a readable datasets folder",
         tmp_path / "plain": "neither a Parquet file nor a datasets save_to_disk folder",
     }

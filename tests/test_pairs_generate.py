@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,12 @@ from PIL import Image
 
 from safetypairs.cli import main as cli_main
 from safetypairs.client import EditClient, JudgeClient
+from safetypairs.contract.pair_record import PairRecord, PromptVersions, to_json, to_line
 from safetypairs.contract.policy import parse_policy
 from safetypairs.contract.training_data import read_pairs
-from safetypairs.pairs.criteria import CHANGED_TOO_MUCH, Criteria, Rating, rejection_reasons
+from safetypairs.pairs.config import NULL_INSTRUCTION, derive_seed
+from safetypairs.pairs.criteria import CHANGED_TOO_MUCH, Criteria, rejection_reasons
 from safetypairs.pairs.dataset import PairDataset, sha256
-from safetypairs.pairs.pipeline import NULL_INSTRUCTION, derive_seed
-from safetypairs.pairs.similarity import Similarity
 from safetypairs.serving.launcher import EDIT_SERVICE, ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -139,8 +140,9 @@ def content(root: Path) -> list[str]:
     """A dataset's records without their timings, in a fixed order."""
     rows = []
     for record in PairDataset.open(root).records():
-        record.pop("timings", None)
-        rows.append(json.dumps(record, sort_keys=True))
+        if isinstance(record, PairRecord):
+            record = replace(record, timings=None)
+        rows.append(to_line(record))
     return sorted(rows)
 
 
@@ -170,31 +172,30 @@ RECORD_FIELDS = {
 }
 
 
-def check_record(record: dict, root: Path, criteria: Criteria) -> None:
+def check_record(record: PairRecord, root: Path, criteria: Criteria) -> None:
     """The manifest schema, and that the decision recorded is the one the rules give."""
-    assert set(record) == RECORD_FIELDS, set(record) ^ RECORD_FIELDS
-    assert record["direction"] in ("to_safe", "to_unsafe") and record["category"] in ("W", "D")
-    assert record["edited"] == "b" and record["artifact_matched"] == "null-edit"
-    assert record["models"]["judge_untrained"] and record["models"]["edit_untrained"]
-    assert record["prompt_versions"] == {"rate": "rate@1", "propose": "propose@1"}
-    assert set(record["seeds"]) == {"propose", "edit", "null_edit"}
-    for side in ("a", "b"):
-        image = root / record[side]["image"]
+    assert set(to_json(record)) == RECORD_FIELDS, set(to_json(record)) ^ RECORD_FIELDS
+    assert record.direction in ("to_safe", "to_unsafe") and record.category in ("W", "D")
+    assert record.edited == "b" and record.artifact_matched == "null-edit"
+    assert record.models.judge_untrained and record.models.edit_untrained
+    assert record.prompt_versions == PromptVersions(rate="rate@1", propose="propose@1")
+    assert set(to_json(record.seeds)) == {"propose", "edit", "null_edit"}
+    for member in (record.a, record.b):
+        image = root / member.image
         assert image.is_file() and image.name == sha256(image.read_bytes()) + ".png"
-        assert 0.0 <= record[side]["p_unsafe"] <= 1.0
-    assert sorted(record["a"]["labels"] + record["b"]["labels"]) == [record["category"]]
-    sim = record["similarity"]
+        assert 0.0 <= member.p_unsafe <= 1.0
+    assert sorted(record.a.labels + record.b.labels) == [record.category]
     reasons = rejection_reasons(
         criteria,
-        record["direction"],
-        record["category"],
-        Rating(record["a"]["p_unsafe"], record["a"]["category"]),
-        Rating(record["b"]["p_unsafe"], record["b"]["category"]),
-        Similarity(sim["ssim_outside"], sim["changed_fraction"], sim["change_bbox"]),
+        record.direction,
+        record.category,
+        record.a.rating,
+        record.b.rating,
+        record.similarity,
     )
-    assert reasons == record["reasons"]
-    assert (record["status"] == "accepted") == (not reasons)
-    assert set(record["timings"]) == {"rate_s", "propose_s", "edit_s", "total_s"}
+    assert tuple(reasons) == record.reasons
+    assert (record.status == "accepted") == (not reasons)
+    assert set(record.timings.stages()) == {"rate_s", "propose_s", "edit_s", "total_s"}
 
 
 def test_generation_end_to_end(pair_stack, sources, policy_file, threshold, tmp_path, capsys):
@@ -204,21 +205,21 @@ def test_generation_end_to_end(pair_stack, sources, policy_file, threshold, tmp_
     assert code == 1  # broken.png failed, and the exit code says so
     ds = PairDataset.open(out)
     criteria = Criteria(threshold, 0.0, 0.0, 1.0)
-    candidates = [r for r in ds.records() if r["status"] != "failed" and "instruction" in r]
+    candidates = [r for r in ds.pairs() if r.instruction is not None]
     assert candidates
     for record in candidates:
         check_record(record, out, criteria)
-    accepted = list(ds.records("accepted"))
+    accepted = list(ds.pairs("accepted"))
     assert accepted and summary["accepted"] == len(accepted)
-    assert {r["direction"] for r in candidates} == {"to_safe", "to_unsafe"}
+    assert {r.direction for r in candidates} == {"to_safe", "to_unsafe"}
     # Every unit ended: with an accepted pair, or rejected on its last attempt.
-    units = {r["unit"] for r in candidates}
-    assert units == ds.done_units() - {r["unit"] for r in ds.records() if "instruction" not in r}
+    units = {r.unit for r in candidates}
+    assert units == ds.done_units() - {r.unit for r in ds.pairs() if r.instruction is None}
     # The broken file failed alone, with the judge's reason.
-    (failed,) = list(ds.records("failed"))
-    assert failed["source"]["path"].endswith("broken.png")
-    assert failed["error"]["kind"] == "InvalidInput"
-    assert "not a supported image" in failed["error"]["message"]
+    (failed,) = list(ds.failures())
+    assert failed.source.path.endswith("broken.png")
+    assert failed.error.kind == "InvalidInput"
+    assert "not a supported image" in failed.error.message
     # The accepted pairs are a training set as they are.
     pairs = read_pairs(out / "pairs.jsonl", parse_policy(POLICY_YAML))
     assert len(pairs) == len(accepted)
@@ -234,10 +235,10 @@ def test_an_edit_that_changes_everything_is_rejected_for_preservation(
     cli_main(generate_args(pair_stack, sources, policy_file, out, *args))
     capsys.readouterr()
     ds = PairDataset.open(out)
-    candidates = [r for r in ds.records("rejected") if "instruction" in r]
-    assert candidates and not list(ds.records("accepted"))
+    candidates = [r for r in ds.pairs("rejected") if r.instruction is not None]
+    assert candidates and not list(ds.pairs("accepted"))
     for r in candidates:
-        assert CHANGED_TOO_MUCH in r["reasons"] and r["similarity"]["changed_fraction"] > 0.35
+        assert CHANGED_TOO_MUCH in r.reasons and r.similarity.changed_fraction > 0.35
 
 
 def run_cli(args: list[str]) -> subprocess.Popen:
@@ -354,10 +355,10 @@ def test_an_editor_that_dies_for_good_fails_the_rest_with_a_reason(
     finally:
         editor.stop()
     assert process.wait(300) == 1
-    failed = list(PairDataset.open(out).records("failed"))
+    failed = list(PairDataset.open(out).failures())
     assert len(failed) >= 2  # broken.png and at least one unit the editor did not serve
-    assert {f["error"]["kind"] for f in failed} >= {"InvalidInput", "Unavailable"}
-    assert all(f["error"]["message"] for f in failed)
+    assert {f.error.kind for f in failed} >= {"InvalidInput", "Unavailable"}
+    assert all(f.error.message for f in failed)
     assert content(out)  # what was committed before is still there
 
 

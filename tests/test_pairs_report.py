@@ -18,6 +18,7 @@ from sample_pairs import HOSTILE, build_sample_dataset
 
 from safetypairs.cli import main
 from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.pair_record import from_json
 from safetypairs.pairs.dataset import PairDataset
 from safetypairs.pairs.report import summarize, write_report
 
@@ -137,27 +138,19 @@ def test_report_of_an_empty_dataset_renders(browser: Chromium, tmp_path: Path) -
     assert browser.errors() == []
 
 
-def test_report_of_records_with_odd_fields(browser: Chromium, tmp_path: Path) -> None:
-    """Fields of the wrong type, and an image path outside images/, still render (never linked)."""
+def test_report_of_sparse_records_and_a_path_outside_images(
+    browser: Chromium, tmp_path: Path
+) -> None:
+    """Absent fields, a missing member, and an image path outside images/ still render; the
+    path is never linked."""
     ds = PairDataset.open(tmp_path / "odd", header={"run": {}})
-    ds.commit(
-        [
-            {
-                "status": "rejected",
-                "id": "odd",
-                "unit": 3,
-                "category": ["x"],
-                "reasons": "no_flip",
-                "timings": [1],
-                "models": "m",
-                "seeds": 5,
-                "a": "x",
-                "instruction": None,
-                "b": {"image": "../../etc/passwd", "labels": "O1"},
-                "similarity": {"change_bbox": ["a", 1, 2, 3]},
-            }
-        ]
-    )
+    record = {
+        "status": "rejected",
+        "id": "odd",
+        "b": {"image": "../../etc/passwd", "labels": ["O1"]},
+        "similarity": {"change_bbox": [0, 1, 2, 3], "ssim_outside": float("nan")},
+    }
+    ds.commit([from_json(record, "test record")])
     browser.open(write_report(tmp_path / "odd"))
     assert browser.evaluate("document.querySelectorAll('.card').length") == 1
     assert browser.evaluate("document.images.length") == 0
@@ -165,10 +158,22 @@ def test_report_of_records_with_odd_fields(browser: Chromium, tmp_path: Path) ->
     assert browser.errors() == []
 
 
+def test_report_names_a_record_of_the_wrong_shape(tmp_path: Path) -> None:
+    root = tmp_path / "odd"
+    PairDataset.open(root, header={"run": {}})
+    good = {"status": "rejected", "id": "fine", "unit": "u", "reasons": ["no_flip"]}
+    bad = {"status": "rejected", "id": "odd", "unit": "u", "a": {"labels": "O1"}}
+    (root / "rejected.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    message = r"rejected\.jsonl line 2 \(pair odd\): 'a\.labels' must be a list of strings"
+    with pytest.raises(InvalidInput, match=message):
+        write_report(root)
+    assert not (root / "report.html").exists()
+
+
 def test_summary_figures(dataset) -> None:
     root, _ = dataset
     ds = PairDataset.open(root)
-    s = summarize([*ds.records("accepted"), *ds.records("rejected")], list(ds.records("failed")))
+    s = summarize(list(ds.pairs()), list(ds.failures()))
     assert (s.accepted, s.rejected, s.failed) == (2, 3, 1)
     assert s.categories["O6"].acceptance_rate == pytest.approx(1 / 3)
     assert (len(s.categories["O6"].units), len(s.categories["O6"].units_with_pair)) == (2, 1)
@@ -197,11 +202,11 @@ def test_summary_of_mixed_timings_and_trained_models() -> None:
             "unit": "u",
             "category": "O2",
             "reasons": ["no_flip"],
-            "timings": {"edit_s": 5.0, "rate_s": "n/a"},
+            "timings": {"edit_s": 5.0, "rate_s": float("nan")},
         },
         {"status": "rejected", "unit": "v", "category": "O2", "timings": {"edit_s": 6.0}},
     ]
-    s = summarize(records, [])
+    s = summarize([from_json(r, "test record") for r in records], [])
     assert s.stages["edit_s"].mean == pytest.approx(4.0)
     assert s.stages["edit_s"].median == pytest.approx(5.0)
     assert "rate_s" not in s.stages and s.untrained == []
@@ -220,7 +225,7 @@ def test_report_leaves_a_dataset_being_written_alone(dataset, tmp_path: Path) ->
     with open(copy / "rejected.jsonl", "a") as f:
         f.write('{"status": "rejected", "id": "half')
     before = (copy / "rejected.jsonl").read_bytes()
-    with pytest.raises(InvalidInput, match=r"rejected\.jsonl line 4 is not valid JSON"):
+    with pytest.raises(InvalidInput, match=r"rejected\.jsonl line 4: not valid JSON"):
         write_report(copy)
     assert (copy / "rejected.jsonl").read_bytes() == before
 

@@ -13,6 +13,7 @@ member went through the editor too, so both carry its traces):
     "artifact_matched": true | false | "null-edit" | "none"    (a string names the method;
                                   "none" means plain: only the edited member saw the editor)
 
+A pair line is read by safetypairs.contract.pair_record (the same record generation writes).
 Every record is checked before anything is embedded; a problem raises TrainingDataError naming
 the record (file and line, or path).
 """
@@ -20,21 +21,22 @@ the record (file and line, or path).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
 from safetypairs.contract.images import ImageLimits, decode_image
+from safetypairs.contract.jsonl import BadData, read_jsonl
+from safetypairs.contract.pair_record import Member, PairRecord, from_json
 from safetypairs.contract.policy import Policy
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
 
 
-class TrainingDataError(InvalidInput):
-    """A training record is unusable; the message names it."""
+# The name training and evaluation callers know: a data file or record is unusable.
+TrainingDataError = BadData
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,9 @@ def _check_image(path: Path, record: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _labels(raw: Any, policy: Policy, record: str) -> frozenset[str]:
-    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+def policy_labels(raw: Any, policy: Policy, record: str) -> frozenset[str]:
+    """Category codes, each checked to be one of the policy's."""
+    if not isinstance(raw, list | tuple) or not all(isinstance(x, str) for x in raw):
         raise TrainingDataError(f"{record}: labels must be a list of category codes")
     unknown = [x for x in raw if x not in policy.codes]
     if unknown:
@@ -79,31 +82,15 @@ def _labels(raw: Any, policy: Policy, record: str) -> frozenset[str]:
     return frozenset(raw)
 
 
-def _jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    if not path.is_file():
-        raise TrainingDataError(f"{path}: no such file")
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        record = f"{path.name} line {n}"
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise TrainingDataError(f"{record}: not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise TrainingDataError(f"{record}: must be a JSON object")
-        records.append((record, data))
-    return records
-
-
-def _example(data: Any, base: Path, policy: Policy, record: str, group: str) -> Example:
-    if not isinstance(data, dict) or not isinstance(data.get("image"), str):
+def _example(
+    image: Any, labels: Any, base: Path, policy: Policy, record: str, group: str
+) -> Example:
+    if not isinstance(image, str):
         raise TrainingDataError(f"{record}: needs an 'image' path")
-    path = (base / data["image"]).resolve()
-    labels = _labels(data.get("labels", []), policy, record)
+    path = (base / image).resolve()
+    checked = policy_labels(labels, policy, record)
     digest = _check_image(path, record)
-    return Example(path, labels, group or str(path), record, digest)
+    return Example(path, checked, group or str(path), record, digest)
 
 
 def read_labelled(path: Path, policy: Policy) -> list[Example]:
@@ -112,7 +99,9 @@ def read_labelled(path: Path, policy: Policy) -> list[Example]:
     if path.is_dir():
         examples = []
         for sub in sorted(p for p in path.iterdir() if p.is_dir()):
-            labels = frozenset() if sub.name == "safe" else _labels([sub.name], policy, str(sub))
+            labels = (
+                frozenset() if sub.name == "safe" else policy_labels([sub.name], policy, str(sub))
+            )
             for image in sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
                 digest = _check_image(image, str(image))
                 examples.append(
@@ -121,47 +110,40 @@ def read_labelled(path: Path, policy: Policy) -> list[Example]:
         if not examples:
             raise TrainingDataError(f"{path}: no images in category folders (code or 'safe')")
         return examples
-    return [_example(d, path.parent, policy, r, "") for r, d in _jsonl(path)]
+    return [
+        _example(d.get("image"), d.get("labels", []), path.parent, policy, where, "")
+        for where, d in read_jsonl(path)
+    ]
 
 
 def read_pairs(path: Path, policy: Policy) -> list[Pair]:
     path = Path(path)
     pairs, seen = [], set()
-    for record, data in _jsonl(path):
-        pair_id = str(data.get("id", ""))
-        if not pair_id:
-            raise TrainingDataError(f"{record}: a pair needs an 'id'")
-        if pair_id in seen:
-            raise TrainingDataError(f"{record}: pair id {pair_id!r} appears twice")
-        seen.add(pair_id)
-        where = f"{record} (pair {pair_id})"
-        a = _example(data.get("a"), path.parent, policy, f"{where} image a", f"pair:{pair_id}")
-        b = _example(data.get("b"), path.parent, policy, f"{where} image b", f"pair:{pair_id}")
+    for where, data in read_jsonl(path):
+        record = from_json(data, where)
+        if not isinstance(record, PairRecord):
+            raise TrainingDataError(f"{where}: a failed work unit, not a pair")
+        if not record.id:
+            raise TrainingDataError(f"{where}: a pair needs an 'id'")
+        if record.id in seen:
+            raise TrainingDataError(f"{where}: pair id {record.id!r} appears twice")
+        seen.add(record.id)
+        where = f"{where} (pair {record.id})"
+        a, b = (
+            _member(record.member(m), path.parent, policy, f"{where} image {m}", record.id)
+            for m in ("a", "b")
+        )
         if a.labels == b.labels:
             raise TrainingDataError(
                 f"{where}: both images have the labels {sorted(a.labels) or ['safe']}; the two "
                 "images of a pair must differ in their safety label"
             )
-        edited, matched = _edit_fields(data, where)
-        pairs.append(Pair(pair_id, a, b, edited, matched))
+        pairs.append(Pair(record.id, a, b, record.edited_member, record.is_artifact_matched))
     return pairs
 
 
-def _edit_fields(data: dict[str, Any], where: str) -> tuple[str | None, bool | None]:
-    """The optional "edited" and "artifact_matched" fields of a pair record, checked."""
-    edited = data.get("edited")
-    if edited is None:
-        roles = [
-            m for m in ("a", "b") if isinstance(data[m], dict) and data[m].get("role") == "edit"
-        ]
-        edited = roles[0] if len(roles) == 1 else None
-    elif edited not in ("a", "b"):
-        raise TrainingDataError(f'{where}: \'edited\' must be "a" or "b", not {edited!r}')
-    matched = data.get("artifact_matched")
-    if isinstance(matched, str) and matched:
-        matched = matched != "none"
-    elif matched is not None and not isinstance(matched, bool):
-        raise TrainingDataError(
-            f"{where}: 'artifact_matched' must be true/false or a method name, not {matched!r}"
-        )
-    return edited, matched
+def _member(member: Member | None, base: Path, policy: Policy, where: str, pair_id: str) -> Example:
+    if member is None:
+        raise TrainingDataError(f"{where}: needs an 'image' path")
+    labels = () if member.labels is None else member.labels
+    return _example(member.image, labels, base, policy, where, f"pair:{pair_id}")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.pair_record import Member, PairRecord, to_line
 from safetypairs.contract.policy import Policy, default_policy
 from safetypairs.evaluation import plots
 from safetypairs.evaluation.datasets_in import EvalPair, EvalSet, Item, ReadOptions, load_eval_set
@@ -115,14 +116,14 @@ def _write_run(folder: Path, singles: list[Item], pairs: list[tuple[Item, Item]]
     lines = [{"image": str(files[s.digest]), "labels": sorted(s.labels)} for s in singles]
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     records = [
-        {
-            "id": f"p{k}",
-            "a": {"image": str(files[a.digest]), "labels": sorted(a.labels)},
-            "b": {"image": str(files[b.digest]), "labels": sorted(b.labels)},
-        }
+        PairRecord(
+            id=f"p{k}",
+            a=Member(image=str(files[a.digest]), labels=tuple(sorted(a.labels))),
+            b=Member(image=str(files[b.digest]), labels=tuple(sorted(b.labels))),
+        )
         for k, (a, b) in enumerate(pairs)
     ]
-    (folder / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "pairs.jsonl").write_text("".join(to_line(r) + "\n" for r in records))
     return [folder / "train.jsonl"] if singles else [], [folder / "pairs.jsonl"] if pairs else []
 
 

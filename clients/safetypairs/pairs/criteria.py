@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from safetypairs.contract.errors import InvalidInput
-from safetypairs.pairs.similarity import Similarity
+from safetypairs.contract.pair_record import Rating, Similarity
 
 TO_SAFE, TO_UNSAFE = "to_safe", "to_unsafe"
 NO_FLIP = "no_flip"  # the two images did not get opposite ratings past the margins
@@ -44,14 +44,6 @@ class Criteria:
 
     def unsafe(self, p_unsafe: float) -> bool:
         return p_unsafe >= self.threshold + self.margin
-
-
-@dataclass(frozen=True)
-class Rating:
-    """What the judge said about one image: P(unsafe) and the deciding category ("" if safe)."""
-
-    p_unsafe: float
-    category: str
 
 
 def rejection_reasons(

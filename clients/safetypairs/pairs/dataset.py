@@ -21,17 +21,27 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.jsonl import read_jsonl
+from safetypairs.contract.pair_record import (
+    ACCEPTED,
+    FAILED,
+    REJECTED,
+    FailedUnit,
+    PairRecord,
+    Record,
+    from_json,
+    to_line,
+)
 
 FORMAT = "safetypairs-pairs"
 FORMAT_VERSION = 1
 MANIFESTS = ("pairs.jsonl", "rejected.jsonl", "failed.jsonl")
-ACCEPTED, REJECTED, FAILED = "accepted", "rejected", "failed"
 _FILE_OF = {ACCEPTED: "pairs.jsonl", REJECTED: "rejected.jsonl", FAILED: "failed.jsonl"}
 
 
@@ -128,14 +138,16 @@ class PairDataset:
             self._write_atomic(path, data)
         return rel
 
-    def commit(self, records: list[dict[str, Any]]) -> None:
-        """Append a work unit's records (each with a "status") to their manifests: one write
-        and one fsync per manifest, so a unit is committed whole or (killed) not at all."""
-        by_file: dict[str, list[dict[str, Any]]] = {}
+    def commit(self, records: Sequence[Record]) -> None:
+        """Append a work unit's records to their manifests (by status): one write and one
+        fsync per manifest, so a unit is committed whole or (killed) not at all."""
+        by_file: dict[str, list[Record]] = {}
         for r in records:
-            by_file.setdefault(_FILE_OF[r["status"]], []).append(r)
+            if r.status not in _FILE_OF:
+                raise InvalidInput(f"record {r.unit!r} has no status to file it under")
+            by_file.setdefault(_FILE_OF[r.status], []).append(r)
         for name, rows in by_file.items():
-            data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+            data = "".join(to_line(r) + "\n" for r in rows).encode()
             with open(self.root / name, "ab") as f:
                 f.write(data)
                 f.flush()
@@ -155,24 +167,33 @@ class PairDataset:
 
     # -- reading -------------------------------------------------------------------------
 
-    def records(self, status: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every committed record (of one status, when given), in commit order per manifest."""
+    def records(self, status: str | None = None) -> Iterator[Record]:
+        """Every committed record (of one status, when given), in commit order per manifest;
+        a bad line raises BadData naming the file and line."""
         names = [_FILE_OF[status]] if status else list(MANIFESTS)
         for name in names:
             path = self.root / name
-            if not path.exists():
-                continue
-            for n, line in enumerate(path.read_text().splitlines(), 1):
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    raise InvalidInput(f"{path} line {n} is not valid JSON") from None
+            if path.exists():
+                for where, data in read_jsonl(path):
+                    yield from_json(data, where)
+
+    def pairs(self, *statuses: str) -> Iterator[PairRecord]:
+        """The candidate records (accepted, rejected, or those given), in manifest order."""
+        for status in statuses or (ACCEPTED, REJECTED):
+            for record in self.records(status):
+                if isinstance(record, PairRecord):
+                    yield record
+
+    def failures(self) -> Iterator[FailedUnit]:
+        for record in self.records(FAILED):
+            if isinstance(record, FailedUnit):
+                yield record
 
     def done_units(self) -> set[str]:
         """Work units with a committed outcome (accepted, or rejected on every attempt). A
         failed unit is not done: a later run tries it again."""
-        done = set()
-        for r in self.records():
-            if r["status"] == ACCEPTED or (r["status"] == REJECTED and r.get("final")):
-                done.add(r["unit"])
-        return done
+        return {
+            r.unit
+            for r in self.pairs()
+            if r.unit and (r.status == ACCEPTED or (r.status == REJECTED and r.final))
+        }

@@ -22,20 +22,29 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from safetypairs.contract.errors import InvalidInput
-from safetypairs.pairs.dataset import ACCEPTED, REJECTED, PairDataset, is_image_path
+from safetypairs.contract.pair_record import (
+    ACCEPTED,
+    REJECTED,
+    PairRecord,
+    from_line,
+    to_line,
+)
+from safetypairs.pairs.dataset import PairDataset, is_image_path
 
 FORMATS = ("parquet", "hf")
 HEADER_KEY = b"safetypairs"
 HF_HEADER_FILE = "safetypairs.json"
 BATCH_ROWS = 64  # rows per Parquet row group: images make rows large
 
-# Image columns and the manifest member whose "image" each one carries.
+# Image columns and the record's part (source, a member) whose "image" each one carries.
 IMAGE_COLUMNS = {"source_image": "source", "a_image": "a", "b_image": "b"}
-# Flattened columns: name -> (path in the record, type). Views for analysis; import ignores them.
+# Flattened columns: name -> (attribute path in the record, type). Views for analysis; import
+# ignores them.
 FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
     "id": (("id",), "string"),
     "status": (("status",), "string"),
@@ -107,61 +116,50 @@ def features() -> Any:
 # -- export --------------------------------------------------------------------------------
 
 
-def _get(record: dict[str, Any], path: tuple[str, ...]) -> Any:
+def _get(record: PairRecord, path: tuple[str, ...]) -> Any:
     value: Any = record
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
+    for name in path:
+        value = getattr(value, name, None)
     return value
 
 
 def _coerce(value: Any, kind: str) -> Any:
-    """The value as the column's type, or null: the flattened columns are views, and a field of
-    an unexpected type must not stop an export (`record` keeps it as it was)."""
-    if kind.startswith("list_"):
-        if not isinstance(value, list):
-            return None
-        return [_coerce(v, kind.removeprefix("list_")) for v in value]
+    """The record's value as the column's type (a list for a tuple, a float for an integral
+    number, the text of a flag where the column holds method names)."""
     if value is None:
         return None
+    if kind.startswith("list_"):
+        return list(value)
     if kind == "string":
         return str(value)
-    if kind == "bool":
-        return value if isinstance(value, bool) else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if kind == "int64":
-        return int(value) if float(value).is_integer() else None
-    return float(value)
+    if kind == "float64":
+        return float(value)
+    return value
 
 
-def _row(root: Path, record: Any) -> dict[str, Any]:
-    if not isinstance(record, dict):
-        raise InvalidInput(f"{root} has a manifest line that is not a JSON object")
+def _row(root: Path, record: PairRecord) -> dict[str, Any]:
     row = {name: _coerce(_get(record, path), kind) for name, (path, kind) in FIELDS.items()}
-    for column, member in IMAGE_COLUMNS.items():
-        rel = _get(record, (member, "image"))
+    for column, part in IMAGE_COLUMNS.items():
+        rel = _get(record, (part, "image"))
         if rel is None:
             row[column] = None
             continue
         if not is_image_path(rel):
             raise InvalidInput(
-                f"record {record.get('id')!r}: {member}.image {rel!r} is not an "
-                "images/<sha256>.<ext> path"
+                f"record {record.id!r}: {part}.image {rel!r} is not an images/<sha256>.<ext> path"
             )
         try:
             row[column] = {"bytes": (root / rel).read_bytes(), "path": rel}
         except OSError as exc:
             raise InvalidInput(
-                f"record {record.get('id')!r}: cannot read {root / rel} ({exc.strerror})"
+                f"record {record.id!r}: cannot read {root / rel} ({exc.strerror})"
             ) from None
-    row["record"] = json.dumps(record, sort_keys=True)
+    row["record"] = to_line(record)
     return row
 
 
-def _records(ds: PairDataset, include_rejected: bool) -> Iterator[dict[str, Any]]:
-    yield from ds.records(ACCEPTED)
-    if include_rejected:
-        yield from ds.records(REJECTED)
+def _records(ds: PairDataset, include_rejected: bool) -> Iterator[PairRecord]:
+    return ds.pairs(ACCEPTED, REJECTED) if include_rejected else ds.pairs(ACCEPTED)
 
 
 def _write_parquet(ds: PairDataset, path: Path, include_rejected: bool) -> int:
@@ -275,29 +273,27 @@ def _hf_source(src: Path) -> tuple[dict[str, Any], Iterator[list[dict[str, Any]]
     return header, (t.to_pylist() for t in table.iter(batch_size=BATCH_ROWS))
 
 
-def _restore(ds: PairDataset, src: Path, n: int, row: dict[str, Any]) -> dict[str, Any]:
+def _restore(ds: PairDataset, src: Path, n: int, row: dict[str, Any]) -> PairRecord:
     """The manifest record of row `n`, its images stored again by content hash."""
-    try:
-        record = json.loads(row["record"])
-    except (TypeError, ValueError):
-        record = None
-    if not isinstance(record, dict) or record.get("status") not in (ACCEPTED, REJECTED):
-        raise InvalidInput(
-            f"{src} row {n}: column record is not an accepted or rejected manifest record"
-        )
-    for column, member in IMAGE_COLUMNS.items():
-        rel = _get(record, (member, "image"))
+    where = f"{src} row {n}, column record"
+    text = row["record"]
+    record = from_line(text if isinstance(text, str) else "", where)
+    if not isinstance(record, PairRecord) or record.status not in (ACCEPTED, REJECTED):
+        raise InvalidInput(f"{where}: not an accepted or rejected pair record")
+    for column, part in IMAGE_COLUMNS.items():
+        holder = getattr(record, part)
+        rel = holder.image if holder is not None else None
         if rel is None:
             continue
         data = (row[column] or {}).get("bytes")
-        suffix = Path(str(rel)).suffix.lower()
+        suffix = Path(rel).suffix.lower()
         if suffix not in _MAGIC:
-            raise InvalidInput(f"{src} row {n}: {member}.image {rel!r} has no known image suffix")
+            raise InvalidInput(f"{src} row {n}: {part}.image {rel!r} has no known image suffix")
         if not data:
             raise InvalidInput(f"{src} row {n}: {column} is empty but the record names {rel}")
         if not data.startswith(_MAGIC[suffix]) or (suffix == ".webp" and data[8:12] != b"WEBP"):
             raise InvalidInput(f"{src} row {n}: {column} is not a {suffix[1:]} file")
-        record[member]["image"] = ds.put_image(data, suffix)
+        record = replace(record, **{part: replace(holder, image=ds.put_image(data, suffix))})
     return record
 
 
@@ -327,7 +323,7 @@ def import_dataset(src: str | Path, out: str | Path) -> dict[str, Any]:
             ds.commit(records)
             n += len(rows)
             for r in records:
-                counts[r["status"]] += 1
+                counts[str(r.status)] += 1
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from safetypairs.contract.errors import InvalidInput
-from safetypairs.pairs.dataset import FAILED, PairDataset
+from safetypairs.contract.pair_record import FailedUnit, Record
+from safetypairs.pairs.dataset import PairDataset
 
 
-def _key(record: dict) -> tuple[str, str]:
-    return record["status"], record["unit"] if record["status"] == FAILED else record["id"]
+def _key(record: Record) -> tuple[str | None, str | None]:
+    return record.status, record.unit if isinstance(record, FailedUnit) else record.id
 
 
 def merge_datasets(out: str | Path, inputs: Sequence[str | Path]) -> dict[str, int]:

@@ -13,11 +13,9 @@ limit, and an overloaded service slows the run down (jittered backoff) instead o
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,85 +23,28 @@ from safetypairs.client.backoff import TRANSIENT, Backoff
 from safetypairs.client.edit import AsyncEditClient
 from safetypairs.client.judge import AsyncJudgeClient
 from safetypairs.contract.errors import SafetyPairsError
-from safetypairs.contract.policy import Policy
-from safetypairs.pairs.criteria import (
-    TO_SAFE,
-    TO_UNSAFE,
-    Criteria,
+from safetypairs.contract.pair_record import (
+    ACCEPTED,
+    REJECTED,
+    ErrorInfo,
+    FailedUnit,
+    Member,
+    Models,
+    PairRecord,
+    PromptVersions,
     Rating,
-    rejection_reasons,
+    Record,
+    Seeds,
+    Source,
+    Timings,
 )
-from safetypairs.pairs.dataset import ACCEPTED, FAILED, REJECTED, PairDataset, sha256
+from safetypairs.pairs.config import GenerationConfig, Progress, derive_seed
+from safetypairs.pairs.criteria import TO_SAFE, TO_UNSAFE, rejection_reasons
+from safetypairs.pairs.dataset import PairDataset, sha256
 from safetypairs.pairs.similarity import compare
 
 # The kept image is within the margin of the threshold, or unsafe in a category not asked for.
 SOURCE_AMBIGUOUS = "source_ambiguous"
-NULL_INSTRUCTION = "Keep the image exactly as it is; change nothing."
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    policy: Policy
-    categories: tuple[str, ...] = ()  # empty = every category of the policy
-    directions: tuple[str, ...] = (TO_SAFE, TO_UNSAFE)
-    proposals: int = 3  # candidate instructions per attempt
-    attempts: int = 2  # per unit: new instructions and seeds each time
-    seed: int = 0
-    artifact_matched: bool = True  # the kept image is the source through the editor too
-    null_instruction: str = NULL_INSTRUCTION
-    criteria: Criteria = field(default_factory=Criteria)
-    edit_steps: int | None = None  # None = the edit service's default
-    judge_concurrency: int = 2
-    edit_concurrency: int = 1
-    units_in_flight: int = 4
-    max_backoff_s: float = 120.0  # how long an overloaded or absent service is waited for
-    shard: tuple[int, int] = (0, 1)  # (i, n): this process takes the sources with hash % n == i
-    judge_timeout_s: float = 120.0
-    edit_timeout_s: float = 600.0
-
-    def run_header(self, judge_model: str, edit_model: str) -> dict[str, Any]:
-        """What decides the dataset's content: resuming with anything else is refused."""
-        return {
-            "policy": f"{self.policy.name}@{self.policy.version}",
-            "policy_sha256": sha256(json.dumps(self.policy.to_dict(), sort_keys=True).encode()),
-            "categories": list(self.codes),
-            "directions": list(self.directions),
-            "proposals": self.proposals,
-            "attempts": self.attempts,
-            "seed": self.seed,
-            "artifact_matched": self.artifact_matched,
-            "null_instruction": self.null_instruction,
-            "criteria": self.criteria.to_json(),
-            "edit_steps": self.edit_steps,
-            "shard": list(self.shard),
-            "judge_model": judge_model,
-            "edit_model": edit_model,
-        }
-
-    @property
-    def codes(self) -> tuple[str, ...]:
-        return self.policy.check_codes(self.categories) if self.categories else self.policy.codes
-
-
-@dataclass
-class Progress:
-    sources_total: int = 0
-    sources_done: int = 0
-    accepted: int = 0
-    rejected: int = 0  # candidates
-    failed: int = 0  # units
-    skipped: int = 0  # units already done in an earlier run
-    backoffs: int = 0
-    started: float = field(default_factory=time.monotonic)
-    stage_seconds: dict[str, float] = field(
-        default_factory=lambda: {"rate": 0.0, "propose": 0.0, "edit": 0.0}
-    )
-
-
-def derive_seed(base: int, *parts: object) -> int:
-    """A seed per (run seed, unit, attempt, ...): independent of order and concurrency."""
-    digest = hashlib.sha256(":".join(map(str, (base, *parts))).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 @dataclass
@@ -111,6 +52,17 @@ class _Source:
     path: str
     data: bytes
     sha: str
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A source's unedited pair member, rated: shared by the source's units."""
+
+    data: bytes
+    rating: Rating
+    null_seed: int | None  # None: the source itself, not its null edit
+    edit_s: float
+    rate_s: float
 
 
 class PairGenerator:
@@ -129,7 +81,7 @@ class PairGenerator:
         self._judge_gate = asyncio.Semaphore(config.judge_concurrency)
         self._edit_gate = asyncio.Semaphore(config.edit_concurrency)
         self._kept: dict[str, asyncio.Task] = {}
-        self._models: dict[str, Any] = {}
+        self._models = Models()
 
     # -- service calls ---------------------------------------------------------------------
 
@@ -182,28 +134,21 @@ class PairGenerator:
 
     # -- per source ----------------------------------------------------------------------
 
-    async def _kept_image(self, src: _Source) -> dict[str, Any]:
+    async def _kept_image(self, src: _Source) -> _Kept:
         """The pair's unedited member (the source, or its null edit when artifact-matched),
         rated once per source and shared by its units."""
         if src.sha not in self._kept:
             self._kept[src.sha] = asyncio.ensure_future(self._make_kept(src))
         return await self._kept[src.sha]
 
-    async def _make_kept(self, src: _Source) -> dict[str, Any]:
+    async def _make_kept(self, src: _Source) -> _Kept:
         c = self.config
         data, edit_s, null_seed = src.data, 0.0, None
         if c.artifact_matched:
             null_seed = derive_seed(c.seed, src.sha, "null-edit")
             data, edit_s = await self._edit(src.data, c.null_instruction, null_seed)
-        rating, prompt, rate_s = await self._rate(data)
-        return {
-            "data": data,
-            "rating": rating,
-            "prompt": prompt,
-            "null_seed": null_seed,
-            "edit_s": edit_s,
-            "rate_s": rate_s,
-        }
+        rating, _, rate_s = await self._rate(data)
+        return _Kept(data, rating, null_seed, edit_s, rate_s)
 
     def _units(self, kept: Rating) -> list[tuple[str, str]]:
         """(direction, category) pairs a source takes part in, from how its kept image is
@@ -218,35 +163,27 @@ class PairGenerator:
 
     # -- per unit ------------------------------------------------------------------------
 
-    def _base_record(
-        self, src: _Source, source_image: str, direction: str, category: str, unit: str
-    ) -> dict[str, Any]:
-        return {
-            "unit": unit,
-            "source": {"path": src.path, "sha256": src.sha, "image": source_image},
-            "direction": direction,
-            "category": category,
-            "artifact_matched": "null-edit" if self.config.artifact_matched else "none",
-            "models": self._models,
-            "edited": "b",
-        }
-
     async def _unit(
         self,
         src: _Source,
         source_image: str,
-        kept: dict[str, Any],
+        kept: _Kept,
         direction: str,
         category: str,
         unit: str,
     ) -> None:
         c = self.config
         started = time.perf_counter()
-        kept_rating: Rating = kept["rating"]
-        kept_image = self.dataset.put_image(kept["data"])
-        kept_role = "kept" if c.artifact_matched else "source"
-        records: list[dict[str, Any]] = []
-        timings = {"rate_s": kept["rate_s"], "propose_s": 0.0, "edit_s": kept["edit_s"]}
+        unsafe_kept = direction == TO_SAFE
+        kept_member = Member(
+            image=self.dataset.put_image(kept.data),
+            labels=(category,) if unsafe_kept else (),
+            role="kept" if c.artifact_matched else "source",
+            p_unsafe=kept.rating.p_unsafe,
+            category=kept.rating.category,
+        )
+        records: list[PairRecord] = []
+        timings = {"rate_s": kept.rate_s, "propose_s": 0.0, "edit_s": kept.edit_s}
         for attempt in range(c.attempts):
             propose_seed = derive_seed(c.seed, unit, attempt, "propose")
             t = time.perf_counter()
@@ -270,100 +207,87 @@ class PairGenerator:
                 rating, rate_prompt, rate_s = await self._rate(edited)
                 timings["edit_s"] += edit_s
                 timings["rate_s"] += rate_s
-                similarity = compare(kept["data"], edited)
+                similarity = compare(kept.data, edited)
                 reasons = rejection_reasons(
-                    c.criteria, direction, category, kept_rating, rating, similarity
+                    c.criteria, direction, category, kept.rating, rating, similarity
                 )
-                unsafe_kept = direction == TO_SAFE
-                record = {
-                    **self._base_record(src, source_image, direction, category, unit),
-                    "status": REJECTED if reasons else ACCEPTED,
-                    "id": f"{src.sha[:12]}-{direction}-{category}-a{attempt}c{k}",
-                    "attempt": attempt,
-                    "candidate": k,
-                    "instruction": proposal.instruction,
-                    "action": proposal.action,
-                    "element": proposal.element,
-                    "seeds": {
-                        "propose": propose_seed,
-                        "edit": edit_seed,
-                        "null_edit": kept["null_seed"],
-                    },
-                    "a": {
-                        "image": kept_image,
-                        "role": kept_role,
-                        "labels": [category] if unsafe_kept else [],
-                        "p_unsafe": kept_rating.p_unsafe,
-                        "category": kept_rating.category,
-                    },
-                    "b": {
-                        "image": self.dataset.put_image(edited),
-                        "role": "edit",
-                        "labels": [] if unsafe_kept else [category],
-                        "p_unsafe": rating.p_unsafe,
-                        "category": rating.category,
-                    },
-                    "prompt_versions": {"rate": rate_prompt, "propose": answer.prompt_version},
-                    "similarity": similarity.to_json(),
-                    "timings": {
+                record = PairRecord(
+                    status=REJECTED if reasons else ACCEPTED,
+                    id=f"{src.sha[:12]}-{direction}-{category}-a{attempt}c{k}",
+                    unit=unit,
+                    attempt=attempt,
+                    candidate=k,
+                    final=False,
+                    direction=direction,
+                    category=category,
+                    instruction=proposal.instruction,
+                    action=proposal.action,
+                    element=proposal.element,
+                    source=Source(path=src.path, sha256=src.sha, image=source_image),
+                    a=kept_member,
+                    b=Member(
+                        image=self.dataset.put_image(edited),
+                        labels=() if unsafe_kept else (category,),
+                        role="edit",
+                        p_unsafe=rating.p_unsafe,
+                        category=rating.category,
+                    ),
+                    edited="b",
+                    artifact_matched="null-edit" if c.artifact_matched else "none",
+                    models=self._models,
+                    seeds=Seeds(propose=propose_seed, edit=edit_seed, null_edit=kept.null_seed),
+                    prompt_versions=PromptVersions(rate=rate_prompt, propose=answer.prompt_version),
+                    similarity=similarity,
+                    timings=Timings(
                         **{k2: round(v, 4) for k2, v in timings.items()},
-                        "total_s": round(time.perf_counter() - started, 4),
-                    },
-                    "reasons": reasons,
-                    "final": False,
-                }
+                        total_s=round(time.perf_counter() - started, 4),
+                    ),
+                    reasons=tuple(reasons),
+                )
                 records.append(record)
                 if not reasons:
                     self._commit(records)
                     return
         if records:
-            records[-1]["final"] = True
+            records[-1] = replace(records[-1], final=True)
         self._commit(records)
 
-    def _commit(self, records: list[dict[str, Any]]) -> None:
+    def _commit(self, records: Sequence[Record]) -> None:
         self.dataset.commit(records)
         for r in records:
-            if r["status"] == ACCEPTED:
+            if r.status == ACCEPTED:
                 self.progress.accepted += 1
-            elif r["status"] == REJECTED:
+            elif r.status == REJECTED:
                 self.progress.rejected += 1
             else:
                 self.progress.failed += 1
         self._on_progress(self.progress)
 
-    def _ambiguous(self, src: _Source, kept: dict[str, Any], done: set[str]) -> None:
+    def _ambiguous(self, src: _Source, kept: _Kept, done: set[str]) -> None:
         """A source whose kept image is neither clearly safe nor clearly unsafe (or unsafe in a
         category not asked for) makes no unit; the record says why."""
         unit = f"{src.sha[:16]}:source"
         if unit in done:
             return
-        rating: Rating = kept["rating"]
+        rating = kept.rating
         self._commit(
             [
-                {
-                    "status": REJECTED,
-                    "unit": unit,
-                    "id": f"{src.sha[:12]}-source",
-                    "final": True,
-                    "source": {"path": src.path, "sha256": src.sha},
-                    "reasons": [SOURCE_AMBIGUOUS],
-                    "a": {"p_unsafe": rating.p_unsafe, "category": rating.category},
-                    "models": self._models,
-                }
+                PairRecord(
+                    status=REJECTED,
+                    unit=unit,
+                    id=f"{src.sha[:12]}-source",
+                    final=True,
+                    source=Source(path=src.path, sha256=src.sha),
+                    reasons=(SOURCE_AMBIGUOUS,),
+                    a=Member(p_unsafe=rating.p_unsafe, category=rating.category),
+                    models=self._models,
+                )
             ]
         )
 
     def _fail(self, unit: str, path: str, exc: SafetyPairsError) -> None:
-        self._commit(
-            [
-                {
-                    "status": FAILED,
-                    "unit": unit,
-                    "source": {"path": path},
-                    "error": {"kind": exc.kind, "message": exc.message},
-                }
-            ]
-        )
+        error = ErrorInfo(kind=exc.kind, message=exc.message)
+        self._commit([FailedUnit(unit=unit, source=Source(path=path), error=error)])
 
     async def _source(self, path: str, done: set[str], gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -381,7 +305,7 @@ class PairGenerator:
             try:
                 kept = await self._kept_image(src)
                 units = [
-                    (d, cat, f"{src.sha[:16]}:{d}:{cat}") for d, cat in self._units(kept["rating"])
+                    (d, cat, f"{src.sha[:16]}:{d}:{cat}") for d, cat in self._units(kept.rating)
                 ]
                 if not units:
                     self._ambiguous(src, kept, done)
@@ -402,14 +326,14 @@ class PairGenerator:
         """Generate into the dataset folder, continuing a run with the same arguments."""
         judge_info = await self.judge.model_info()
         edit_info = await self.editor.model_info()
-        self._models = {
-            "judge": judge_info.reference or judge_info.name,
-            "edit": f"{edit_info.name}:{edit_info.version}",
-            "judge_untrained": judge_info.untrained,
-            "edit_untrained": edit_info.untrained,
-        }
+        self._models = Models(
+            judge=judge_info.reference or judge_info.name,
+            edit=f"{edit_info.name}:{edit_info.version}",
+            judge_untrained=judge_info.untrained,
+            edit_untrained=edit_info.untrained,
+        )
         header = {
-            "run": self.config.run_header(self._models["judge"], self._models["edit"]),
+            "run": self.config.run_header(self._models.judge, self._models.edit),
             "policy": self.config.policy.to_dict(),
         }
         self.dataset = PairDataset.open(self.out, header)

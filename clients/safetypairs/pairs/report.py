@@ -18,119 +18,24 @@ import base64
 import hashlib
 import html
 import json
-import math
-import statistics
 import struct
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from safetypairs.contract.errors import InvalidInput
-from safetypairs.pairs.dataset import ACCEPTED, FAILED, REJECTED, PairDataset, is_image_path
+from safetypairs.contract.pair_record import (
+    ACCEPTED,
+    REJECTED,
+    FailedUnit,
+    Member,
+    PairRecord,
+    to_json,
+)
+from safetypairs.pairs.dataset import PairDataset, is_image_path
+from safetypairs.pairs.report_summary import UNCATEGORIZED, Summary, finite, summarize
 
 REPORT_NAME = "report.html"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-UNCATEGORIZED = "(none)"
-
-
-@dataclass
-class CategoryStats:
-    units: set[str] = field(default_factory=set)
-    units_with_pair: set[str] = field(default_factory=set)
-    accepted: int = 0
-    rejected: int = 0
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        total = self.accepted + self.rejected
-        return self.accepted / total if total else None
-
-
-@dataclass
-class StageTime:
-    n: int
-    mean: float
-    median: float
-    total: float
-
-
-@dataclass
-class Summary:
-    """The figures at the top of the report (also useful on their own)."""
-
-    accepted: int
-    rejected: int
-    failed: int
-    categories: dict[str, CategoryStats]
-    reasons: Counter[str]
-    stages: dict[str, StageTime]
-    untrained: list[str]
-
-
-def _get(record: dict[str, Any], *keys: str) -> Any:
-    """A nested field, or None where any level is missing or not an object."""
-    value: Any = record
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    """A manifest object, or empty where the field is missing or of another type."""
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def summarize(records: list[dict[str, Any]], failed: list[dict[str, Any]]) -> Summary:
-    """Acceptance per category (candidates and units), rejections per reason, time per stage
-    over every candidate's timings, and the models flagged untrained."""
-    categories: dict[str, CategoryStats] = {}
-    reasons: Counter[str] = Counter()
-    timings: dict[str, list[float]] = {}
-    untrained: set[str] = set()
-    for r in records:
-        stats = categories.setdefault(str(r.get("category") or UNCATEGORIZED), CategoryStats())
-        unit = str(r.get("unit"))
-        stats.units.add(unit)
-        if r.get("status") == ACCEPTED:
-            stats.accepted += 1
-            stats.units_with_pair.add(unit)
-        else:
-            stats.rejected += 1
-            reasons.update(str(reason) for reason in _list(r.get("reasons")))
-        for stage, seconds in _dict(r.get("timings")).items():
-            if (value := _number(seconds)) is not None:
-                timings.setdefault(str(stage), []).append(value)
-        models = _dict(r.get("models"))
-        for key, flag in models.items():
-            if key.endswith("_untrained") and flag is True:
-                role = key.removesuffix("_untrained")
-                untrained.add(f"{role}: {models.get(role) or 'unnamed model'}")
-    stages = {
-        stage: StageTime(len(v), statistics.fmean(v), statistics.median(v), math.fsum(v))
-        for stage, v in timings.items()
-    }
-    return Summary(
-        accepted=sum(s.accepted for s in categories.values()),
-        rejected=sum(s.rejected for s in categories.values()),
-        failed=len(failed),
-        categories=dict(sorted(categories.items())),
-        reasons=reasons,
-        stages=stages,
-        untrained=sorted(untrained),
-    )
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -142,7 +47,7 @@ def _e(value: Any) -> str:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    number = _number(value)
+    number = finite(value)
     if number is None:
         return "—" if value is None else _e(value)
     return f"{number:.{digits}f}"
@@ -164,14 +69,11 @@ def _png_size(path: Path) -> tuple[int, int] | None:
     return struct.unpack(">II", head[16:24])
 
 
-def _box_style(bbox: Any, size: tuple[int, int] | None) -> str | None:
+def _box_style(bbox: tuple[int, ...] | None, size: tuple[int, int] | None) -> str | None:
     """The change box as percentages of the image, so it scales with the displayed size."""
-    if size is None or not isinstance(bbox, list) or len(bbox) != 4:
+    if size is None or bbox is None or len(bbox) != 4 or 0 in size:
         return None
-    numbers = [_number(v) for v in bbox]
-    if any(v is None for v in numbers) or 0 in size:
-        return None
-    x, y, w, h = numbers  # type: ignore[misc]
+    x, y, w, h = bbox
     width, height = size
 
     def pct(v: float, whole: int) -> str:
@@ -182,21 +84,21 @@ def _box_style(bbox: Any, size: tuple[int, int] | None) -> str | None:
     )
 
 
-def _figure(root: Path, side: str, member: Any, bbox: Any) -> str:
-    member = _dict(member)
-    path = member.get("image")
-    role = member.get("role") or side
-    labels_text = ", ".join(str(label) for label in _list(member.get("labels")))
+def _figure(root: Path, side: str, member: Member | None, bbox: tuple[int, ...] | None) -> str:
+    member = member or Member()
+    path = member.image
+    role = member.role or side
+    labels_text = ", ".join(member.labels or ())
     caption = (
         f"<figcaption><b>{_e(side.upper())}</b> · {_e(role)}<br>"
-        f"labels: {_e(labels_text or 'safe')} · p_unsafe {_fmt(member.get('p_unsafe'))}"
-        f" · category {_e(member.get('category') or '—')}</figcaption>"
+        f"labels: {_e(labels_text or 'safe')} · p_unsafe {_fmt(member.p_unsafe)}"
+        f" · category {_e(member.category or '—')}</figcaption>"
     )
     if not is_image_path(path):
         return f'<figure><div class="missing">no image ({_e(path)})</div>{caption}</figure>'
-    if not (root / path).is_file():
+    if not (root / str(path)).is_file():
         return f'<figure><div class="missing">missing file {_e(path)}</div>{caption}</figure>'
-    size = _png_size(root / path)
+    size = _png_size(root / str(path))
     style = _box_style(bbox, size)
     box = f'<div class="box" style="{style}"></div>' if style else ""
     # The size up front: the frame has its final shape (and the box its place) before a lazy
@@ -212,47 +114,47 @@ def _facts(pairs: list[tuple[str, str]]) -> str:
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
 
 
-def _card(root: Path, r: dict[str, Any]) -> str:
-    status = str(r.get("status"))
-    category = str(r.get("category") or UNCATEGORIZED)
-    direction = str(r.get("direction") or "")
-    bbox = _get(r, "similarity", "change_bbox")
-    reasons = [str(x) for x in _list(r.get("reasons"))]
-    seeds = _dict(r.get("seeds"))
-    models = _dict(r.get("models"))
+def _pairs_text(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {'—' if v is None else v}" for k, v in values.items())
+
+
+def _card(root: Path, r: PairRecord) -> str:
+    status = str(r.status)
+    category = r.category or UNCATEGORIZED
+    direction = r.direction or ""
+    similarity = r.similarity
+    bbox = similarity.change_bbox if similarity else None
+    models = to_json(r.models) if r.models else {}
     facts = [
-        ("ssim outside", _fmt(_get(r, "similarity", "ssim_outside"))),
-        ("changed", _percent(_number(_get(r, "similarity", "changed_fraction")))),
-        ("change box", _e(" ".join(str(v) for v in bbox) if isinstance(bbox, list) else "—")),
-        ("seeds", _e(", ".join(f"{k} {'—' if v is None else v}" for k, v in seeds.items()))),
-        ("artifact match", _e(r.get("artifact_matched") or "—")),
-        ("source", _e(_get(r, "source", "path"))),
-        (
-            "unit",
-            f"{_e(r.get('unit'))} · attempt {_e(r.get('attempt'))} · "
-            f"candidate {_e(r.get('candidate'))}",
-        ),
-        (
-            "models",
-            _e(", ".join(f"{k} {v}" for k, v in models.items() if not k.endswith("_untrained"))),
-        ),
-        ("time", _e(", ".join(f"{k} {_fmt(v, 2)}" for k, v in _dict(r.get("timings")).items()))),
+        ("ssim outside", _fmt(similarity.ssim_outside if similarity else None)),
+        ("changed", _percent(finite(similarity.changed_fraction if similarity else None))),
+        ("change box", _e(" ".join(map(str, bbox)) if bbox else "—")),
+        ("seeds", _e(_pairs_text(to_json(r.seeds)) if r.seeds else "")),
+        ("artifact match", _e(r.artifact_matched if r.artifact_matched is not None else "—")),
+        ("source", _e(r.source.path if r.source else None)),
+        ("unit", f"{_e(r.unit)} · attempt {_e(r.attempt)} · candidate {_e(r.candidate)}"),
+        ("models", _e(_pairs_text({k: v for k, v in models.items() if "_untrained" not in k}))),
+        ("time", _e(", ".join(f"{k} {_fmt(v, 2)}" for k, v in _stages(r).items()))),
     ]
     reason_html = "".join(
-        f'<span class="reason" data-reason="{_e(x)}">{_e(x)}</span>' for x in reasons
+        f'<span class="reason" data-reason="{_e(x)}">{_e(x)}</span>' for x in r.reasons or ()
     )
-    action = " ".join(str(x) for x in (r.get("action"), r.get("element")) if x)
+    action = " ".join(x for x in (r.action, r.element) if x)
     return (
         f'<article class="card {_e(status)}" data-status="{_e(status)}" '
         f'data-category="{_e(category)}" data-direction="{_e(direction)}">'
         f'<header><span class="status">{_e(status)}</span> <span class="cat">{_e(category)}</span>'
-        f" {_e(direction)} {reason_html}<code>{_e(r.get('id'))}</code></header>"
-        f'<p class="instruction">{_e(r.get("instruction"))}</p>'
+        f" {_e(direction)} {reason_html}<code>{_e(r.id)}</code></header>"
+        f'<p class="instruction">{_e(r.instruction)}</p>'
         f'<p class="action">{_e(action)}</p>'
-        f'<div class="pair">{_figure(root, "a", r.get("a"), bbox)}'
-        f"{_figure(root, 'b', r.get('b'), bbox)}</div>"
+        f'<div class="pair">{_figure(root, "a", r.a, bbox)}'
+        f"{_figure(root, 'b', r.b, bbox)}</div>"
         f"{_facts(facts)}</article>"
     )
+
+
+def _stages(r: PairRecord) -> dict[str, float]:
+    return r.timings.stages() if r.timings else {}
 
 
 def _table(head: list[str], rows: list[list[str]], empty: str) -> str:
@@ -263,7 +165,7 @@ def _table(head: list[str], rows: list[list[str]], empty: str) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _summary_html(s: Summary, failed: list[dict[str, Any]]) -> str:
+def _summary_html(s: Summary, failed: Sequence[FailedUnit]) -> str:
     per_category = _table(
         ["category", "units", "units with a pair", "accepted", "rejected", "acceptance"],
         [
@@ -296,10 +198,10 @@ def _summary_html(s: Summary, failed: list[dict[str, Any]]) -> str:
         ["unit", "source", "error", "message"],
         [
             [
-                _e(f.get("unit")),
-                _e(_get(f, "source", "path")),
-                _e(_get(f, "error", "kind")),
-                _e(_get(f, "error", "message")),
+                _e(f.unit),
+                _e(f.source.path if f.source else None),
+                _e(f.error.kind if f.error else None),
+                _e(f.error.message if f.error else None),
             ]
             for f in failed
         ],
@@ -383,7 +285,10 @@ _JS = """
 
 
 def render(
-    root: Path, header: dict[str, Any], records: list[dict[str, Any]], failed: list[dict[str, Any]]
+    root: Path,
+    header: dict[str, Any],
+    records: Sequence[PairRecord],
+    failed: Sequence[FailedUnit],
 ) -> str:
     """The report page for these records (accepted and rejected) and failed units."""
     summary = summarize(records, failed)
@@ -399,9 +304,9 @@ def render(
         else ""
     )
     values = {
-        "category": sorted({str(r.get("category") or UNCATEGORIZED) for r in records}),
-        "status": [s for s in (ACCEPTED, REJECTED) if any(r.get("status") == s for r in records)],
-        "direction": sorted({str(r.get("direction")) for r in records if r.get("direction")}),
+        "category": sorted({r.category or UNCATEGORIZED for r in records}),
+        "status": [s for s in (ACCEPTED, REJECTED) if any(r.status == s for r in records)],
+        "direction": sorted({r.direction for r in records if r.direction}),
         "reason": sorted(summary.reasons),
     }
     filters = "".join(_select(k, k, v) for k, v in values.items())
@@ -423,10 +328,7 @@ def write_report(root: str | Path) -> Path:
     """Write `report.html` into the dataset folder and return its path."""
     root = Path(root)
     ds = PairDataset.read(root)
-    records = [*ds.records(ACCEPTED), *ds.records(REJECTED)]
-    failed = list(ds.records(FAILED))
-    if not all(isinstance(r, dict) for r in records + failed):
-        raise InvalidInput(f"{root} has a manifest line that is not a JSON object")
+    records, failed = list(ds.pairs()), list(ds.failures())
     path = root / REPORT_NAME
     tmp = path.with_name(f".tmp-{REPORT_NAME}")
     tmp.write_text(render(root, ds.header, records, failed), encoding="utf-8")

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from skimage.metrics import structural_similarity
 from skimage.morphology import dilation, disk
+
+from safetypairs.contract.pair_record import Similarity
 
 # A pixel counts as changed when some channel moved by more than this (of 255): above JPEG-ish
 # noise and the editor's own re-synthesis jitter, below any visible edit.
@@ -17,20 +18,6 @@ CHANGE_THRESHOLD = 32
 # Changed pixels are grown by this many pixels before measuring the outside, so the edit's own
 # soft border does not count against preservation.
 MARGIN_PX = 3
-
-
-@dataclass(frozen=True)
-class Similarity:
-    ssim_outside: float | None  # None: nothing lies outside the changed region
-    changed_fraction: float
-    change_bbox: tuple[int, int, int, int] | None  # x, y, width, height at the kept image's size
-
-    def to_json(self) -> dict:
-        return {
-            "ssim_outside": None if self.ssim_outside is None else round(self.ssim_outside, 6),
-            "changed_fraction": round(self.changed_fraction, 6),
-            "change_bbox": list(self.change_bbox) if self.change_bbox else None,
-        }
 
 
 def _rgb(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -66,4 +53,9 @@ def compare(kept: bytes, edit: bytes, threshold: int = CHANGE_THRESHOLD) -> Simi
             full=True,
         )
         ssim = float(ssim_map.mean(axis=2)[outside].mean())
-    return Similarity(ssim, fraction, bbox)
+    # Rounded as recorded, so the acceptance rules decide on the figures the record shows.
+    return Similarity(
+        ssim_outside=None if ssim is None else round(ssim, 6),
+        changed_fraction=round(fraction, 6),
+        change_bbox=bbox,
+    )

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from safetypairs.contract.pair_record import Member, PairRecord, to_line
+
 PHOTOS = [
     "astronaut.png",
     "chelsea.png",
@@ -63,8 +65,8 @@ def make_training_set(
         clean.save(root / a)
         _with_disk(clean, rng).save(root / b)
         pair_lines.append(
-            {"id": f"p{i}", "a": {"image": a, "labels": []}, "b": {"image": b, "labels": ["O6"]}}
+            PairRecord(id=f"p{i}", a=Member(image=a, labels=()), b=Member(image=b, labels=("O6",)))
         )
     (root / "labelled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labelled))
-    (root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pair_lines))
+    (root / "pairs.jsonl").write_text("".join(to_line(r) + "\n" for r in pair_lines))
     return root / "labelled.jsonl", root / "pairs.jsonl"

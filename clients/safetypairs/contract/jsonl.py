@@ -1,0 +1,37 @@
+"""The one JSONL reader: every data file of the project that holds one JSON object a line
+(pair manifests, labelled training data, evaluation tables) is read here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from safetypairs.contract.errors import InvalidInput
+
+
+class BadData(InvalidInput):
+    """A data file, or one record in it, is unusable; the message names the file and line."""
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, object) for every non-blank line; `where` names the file and line for messages."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadData(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadData(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path} line {n}"
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise BadData(f"{where}: not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadData(f"{where}: must be a JSON object, not {type(data).__name__}")
+        yield where, data
