@@ -168,7 +168,7 @@ def test_plain_enum_names_never_change(buf, previous_contract, tmp_path, edited)
     assert renamed_plain_names(new, changed) == {"safetypairs.v1.Rating=1": ("SAFE", "OK")}
 
 
-def test_every_enum_value_has_the_prefix_users_never_see(buf, tmp_path):
+def test_the_prefix_python_strips_is_the_one_buf_lint_enforces(buf, tmp_path):
     """The prefix the Python side strips is the one buf's lint enforces, for every value."""
     files = descriptor_set(buf, "proto", tmp_path / "contract.binpb")
     enums = [enum for file in files.file for enum in file.enum_type]
