@@ -22,7 +22,7 @@ class FlakyGuard(guard_pb2_grpc.GuardServicer):
         self.calls += 1
         if self.calls <= self.failures:
             context.abort(self.code, f"failure {self.calls}")
-        return guard_pb2.ScreenResponse(verdict=common_pb2.Verdict(rating=common_pb2.SAFE))
+        return guard_pb2.ScreenResponse(verdict=common_pb2.Verdict(rating=common_pb2.RATING_SAFE))
 
 
 @pytest.fixture

@@ -164,14 +164,16 @@ BAD_REQUESTS = {
     ),
     "count zero": (
         judge_pb2.ProposeEditsRequest(
-            image=common_pb2.Image(data=RED), direction=judge_pb2.TO_UNSAFE, category="O6"
+            image=common_pb2.Image(data=RED),
+            direction=judge_pb2.EDIT_DIRECTION_TO_UNSAFE,
+            category="O6",
         ),
         "count is 0; it must lie in 1..8",
     ),
     "count too large": (
         judge_pb2.ProposeEditsRequest(
             image=common_pb2.Image(data=RED),
-            direction=judge_pb2.TO_UNSAFE,
+            direction=judge_pb2.EDIT_DIRECTION_TO_UNSAFE,
             category="O6",
             count=99,
         ),
@@ -179,17 +181,20 @@ BAD_REQUESTS = {
     ),
     "no direction": (
         judge_pb2.ProposeEditsRequest(image=common_pb2.Image(data=RED), count=1),
-        "direction must be TO_SAFE or TO_UNSAFE",
+        "direction must be EDIT_DIRECTION_TO_SAFE or EDIT_DIRECTION_TO_UNSAFE",
     ),
     "to_unsafe without category": (
         judge_pb2.ProposeEditsRequest(
-            image=common_pb2.Image(data=RED), direction=judge_pb2.TO_UNSAFE, count=1
+            image=common_pb2.Image(data=RED), direction=judge_pb2.EDIT_DIRECTION_TO_UNSAFE, count=1
         ),
         "TO_UNSAFE needs the category",
     ),
     "proposal for an unknown category": (
         judge_pb2.ProposeEditsRequest(
-            image=common_pb2.Image(data=RED), direction=judge_pb2.TO_SAFE, category="Q", count=1
+            image=common_pb2.Image(data=RED),
+            direction=judge_pb2.EDIT_DIRECTION_TO_SAFE,
+            category="Q",
+            count=1,
         ),
         "unknown category 'Q'",
     ),

@@ -49,7 +49,11 @@ def test_corrupt_bytes_to_the_guard(guard_service, method, payload):
         ("/safetypairs.v1.Judge/Rate", b"\x0d\x00\x00\x80\x3f", "image is empty"),
         # Missing fields: an empty request.
         ("/safetypairs.v1.Judge/Rate", b"", "image is empty"),
-        ("/safetypairs.v1.Judge/ProposeEdits", b"", "direction must be TO_SAFE or TO_UNSAFE"),
+        (
+            "/safetypairs.v1.Judge/ProposeEdits",
+            b"",
+            "direction must be EDIT_DIRECTION_TO_SAFE or EDIT_DIRECTION_TO_UNSAFE",
+        ),
         ("/safetypairs.v1.Judge/RateBatch", b"", "the request holds no images"),
         # An enum value the contract does not have.
         (
@@ -57,7 +61,7 @@ def test_corrupt_bytes_to_the_guard(guard_service, method, payload):
             judge_pb2.ProposeEditsRequest(
                 image=common_pb2.Image(data=png_bytes()), direction=7, count=1
             ).SerializeToString(),
-            "direction must be TO_SAFE or TO_UNSAFE",
+            "direction must be EDIT_DIRECTION_TO_SAFE or EDIT_DIRECTION_TO_UNSAFE",
         ),
     ],
 )

@@ -18,7 +18,10 @@ from safetypairs.contract.results import JudgeModelInfo, Proposals, Rated
 from safetypairs.v1 import common_pb2, judge_pb2, judge_pb2_grpc
 
 SERVICE = judge_pb2.DESCRIPTOR.services_by_name["Judge"].full_name
-DIRECTIONS = {"to_safe": judge_pb2.TO_SAFE, "to_unsafe": judge_pb2.TO_UNSAFE}
+DIRECTIONS = {
+    "to_safe": judge_pb2.EDIT_DIRECTION_TO_SAFE,
+    "to_unsafe": judge_pb2.EDIT_DIRECTION_TO_UNSAFE,
+}
 
 PolicyLike = Policy | str | None
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from safetypairs.contract.enum_names import plain_value
 from safetypairs.contract.errors import SafetyPairsError, error_from_item
 from safetypairs.v1 import common_pb2, guard_pb2, judge_pb2
 
@@ -48,7 +49,7 @@ class Verdict:
     @classmethod
     def from_proto(cls, msg: common_pb2.Verdict) -> Verdict:
         return cls(
-            rating=common_pb2.Rating.Name(msg.rating).lower(),
+            rating=plain_value(common_pb2.Rating, msg.rating).lower(),
             category=msg.category,
             probability=msg.probability,
             scores=tuple(
@@ -166,7 +167,7 @@ class EditProposal:
 
     @classmethod
     def from_proto(cls, msg: judge_pb2.EditProposal) -> EditProposal:
-        action = judge_pb2.EditAction.Name(msg.action).lower()
+        action = plain_value(judge_pb2.EditAction, msg.action).lower()
         return cls(msg.instruction, action, msg.element, msg.category)
 
 

@@ -10,11 +10,11 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class Rating(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RATING_UNSPECIFIED: _ClassVar[Rating]
-    SAFE: _ClassVar[Rating]
-    UNSAFE: _ClassVar[Rating]
+    RATING_SAFE: _ClassVar[Rating]
+    RATING_UNSAFE: _ClassVar[Rating]
 RATING_UNSPECIFIED: Rating
-SAFE: Rating
-UNSAFE: Rating
+RATING_SAFE: Rating
+RATING_UNSAFE: Rating
 
 class Image(_message.Message):
     __slots__ = ("data", "id")

@@ -11,22 +11,22 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class EditDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EDIT_DIRECTION_UNSPECIFIED: _ClassVar[EditDirection]
-    TO_SAFE: _ClassVar[EditDirection]
-    TO_UNSAFE: _ClassVar[EditDirection]
+    EDIT_DIRECTION_TO_SAFE: _ClassVar[EditDirection]
+    EDIT_DIRECTION_TO_UNSAFE: _ClassVar[EditDirection]
 
 class EditAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EDIT_ACTION_UNSPECIFIED: _ClassVar[EditAction]
-    ADD: _ClassVar[EditAction]
-    REMOVE: _ClassVar[EditAction]
-    CHANGE: _ClassVar[EditAction]
+    EDIT_ACTION_ADD: _ClassVar[EditAction]
+    EDIT_ACTION_REMOVE: _ClassVar[EditAction]
+    EDIT_ACTION_CHANGE: _ClassVar[EditAction]
 EDIT_DIRECTION_UNSPECIFIED: EditDirection
-TO_SAFE: EditDirection
-TO_UNSAFE: EditDirection
+EDIT_DIRECTION_TO_SAFE: EditDirection
+EDIT_DIRECTION_TO_UNSAFE: EditDirection
 EDIT_ACTION_UNSPECIFIED: EditAction
-ADD: EditAction
-REMOVE: EditAction
-CHANGE: EditAction
+EDIT_ACTION_ADD: EditAction
+EDIT_ACTION_REMOVE: EditAction
+EDIT_ACTION_CHANGE: EditAction
 
 class PolicyChoice(_message.Message):
     __slots__ = ("name", "custom")

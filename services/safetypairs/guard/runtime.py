@@ -169,7 +169,7 @@ class GuardRuntime:
                 for m in output.members
             ]
         return common_pb2.Verdict(
-            rating=common_pb2.UNSAFE if category else common_pb2.SAFE,
+            rating=common_pb2.RATING_UNSAFE if category else common_pb2.RATING_SAFE,
             category=category,
             probability=float(selected.max()) if selected.size else 0.0,
             scores=scores,

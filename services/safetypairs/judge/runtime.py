@@ -42,8 +42,15 @@ from safetypairs.serving.settings import JudgeSettings
 from safetypairs.serving.torch_env import set_threads
 from safetypairs.v1 import common_pb2, judge_pb2
 
-_DIRECTIONS = {judge_pb2.TO_SAFE: TO_SAFE, judge_pb2.TO_UNSAFE: TO_UNSAFE}
-_ACTIONS = {"add": judge_pb2.ADD, "remove": judge_pb2.REMOVE, "change": judge_pb2.CHANGE}
+_DIRECTIONS = {
+    judge_pb2.EDIT_DIRECTION_TO_SAFE: TO_SAFE,
+    judge_pb2.EDIT_DIRECTION_TO_UNSAFE: TO_UNSAFE,
+}
+_ACTIONS = {
+    "add": judge_pb2.EDIT_ACTION_ADD,
+    "remove": judge_pb2.EDIT_ACTION_REMOVE,
+    "change": judge_pb2.EDIT_ACTION_CHANGE,
+}
 # Images are shrunk to the model's input size anyway; decode JPEGs at a reduced scale.
 _DRAFT_SIZE = 1024
 
@@ -220,7 +227,7 @@ class JudgeRuntime:
             for c in policy.categories
         ]
         return common_pb2.Verdict(
-            rating=common_pb2.UNSAFE if out.unsafe else common_pb2.SAFE,
+            rating=common_pb2.RATING_UNSAFE if out.unsafe else common_pb2.RATING_SAFE,
             category=out.category,
             probability=out.p_unsafe,
             rationale=out.rationale,
@@ -288,7 +295,9 @@ class JudgeRuntime:
     ) -> judge_pb2.ProposeEditsResponse:
         direction = _DIRECTIONS.get(request.direction)
         if direction is None:
-            raise InvalidInput("direction must be TO_SAFE or TO_UNSAFE")
+            raise InvalidInput(
+                "direction must be EDIT_DIRECTION_TO_SAFE or EDIT_DIRECTION_TO_UNSAFE"
+            )
         limit = self.settings.judge_max_proposals
         if not 1 <= request.count <= limit:
             raise InvalidInput(f"count is {request.count}; it must lie in 1..{limit}")

@@ -31,7 +31,10 @@ from safetypairs.v1 import common_pb2, judge_pb2
 log = logging.getLogger("safetypairs.judge")
 
 SETTINGS = JudgeSettings.from_env()
-_DIRECTIONS = {"to_safe": judge_pb2.TO_SAFE, "to_unsafe": judge_pb2.TO_UNSAFE}
+_DIRECTIONS = {
+    "to_safe": judge_pb2.EDIT_DIRECTION_TO_SAFE,
+    "to_unsafe": judge_pb2.EDIT_DIRECTION_TO_UNSAFE,
+}
 
 
 def _policy_choice(policy: str, policy_name: str) -> judge_pb2.PolicyChoice:

@@ -1,5 +1,6 @@
-"""HTTP adapter helpers: answers are the contract's messages in their canonical JSON form,
-errors are mapped from SafetyPairsError by its `http_status` (the one mapping table)."""
+"""HTTP adapter helpers: answers are the contract's messages in their canonical JSON form, enum
+values by their plain names (SAFE, not RATING_SAFE: contract/enum_names.py); errors are mapped
+from SafetyPairsError by its `http_status` (the one mapping table)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from typing import Any, Protocol
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from safetypairs.contract.enum_names import plain_json
 from safetypairs.contract.errors import PayloadTooLarge, SafetyPairsError
 from safetypairs.serving.metrics import ServiceMetrics
 
 
 def message_to_json(msg: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(
+    data = json_format.MessageToDict(
         msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
+    return plain_json(msg.DESCRIPTOR, data)
 
 
 def error_body(exc: SafetyPairsError) -> dict[str, Any]:
