@@ -22,6 +22,7 @@ service setting with its flag and default.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -33,7 +34,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -157,13 +157,29 @@ def test_the_parser_catches_an_unmarked_block(tmp_path: Path) -> None:
 # -- the commands and flags the examples name ---------------------------------------------
 
 
-@cache
-def help_text(command: tuple[str, ...]) -> str | None:
-    """`safetypairs COMMAND --help`, or None when there is no such command."""
+HELP_SCRIPT = """
+import contextlib, io, json, sys
+from safetypairs.cli import main
+out = {}
+for command in json.loads(sys.argv[1]):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main([*command, "--help"])
+        except SystemExit as exc:
+            out[" ".join(command)] = buf.getvalue() if exc.code == 0 else None
+print(json.dumps(out))
+"""
+
+
+def help_texts(commands: set[tuple[str, ...]]) -> dict[tuple[str, ...], str | None]:
+    """`safetypairs COMMAND --help` for each command (None: no such command), in one process."""
+    arg = json.dumps(sorted(commands))
     result = subprocess.run(
-        [str(BIN / "safetypairs"), *command, "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", HELP_SCRIPT, arg], capture_output=True, text=True, timeout=120
     )
-    return result.stdout if result.returncode == 0 else None
+    assert result.returncode == 0, result.stderr
+    return {tuple(k.split(" ")): v for k, v in json.loads(result.stdout).items()}
 
 
 SEPARATORS = {"|", "||", "&&", ";", "$(", ")", "then", "do", "!", "if", "time"}
@@ -188,28 +204,34 @@ def command_lines(code: str) -> Iterator[list[str]]:
             yield out
 
 
-def check_invocation(words: list[str], where: str) -> list[str]:
-    command = words[:1]
+def command_of(words: list[str]) -> tuple[str, ...]:
     if words and words[0] in {"judge", "serve"} and len(words) > 1:
-        command = words[:2]
-    if not command or command[0].startswith("-"):
-        return []  # `safetypairs --help`
-    text = help_text(tuple(command))
-    if text is None:
-        return [f"{where}: no command `safetypairs {' '.join(command)}`"]
-    flags = {m for w in words for m in re.findall(r"^\[?(--[a-z][a-z0-9-]*)", w)}
-    known = set(re.findall(r"(--[a-z][a-z0-9-]*)", text))
-    return [f"{where}: `safetypairs {' '.join(command)}` has no {f}" for f in sorted(flags - known)]
+        return tuple(words[:2])
+    return tuple(words[:1])
+
+
+def check_invocations(invocations: list[tuple[str, list[str]]]) -> list[str]:
+    """Problems with `safetypairs ...` invocations given as (where, words)."""
+    invocations = [(w, words) for w, words in invocations if words and words[0][0] != "-"]
+    helps = help_texts({command_of(words) for _, words in invocations})
+    problems = []
+    for where, words in invocations:
+        command = command_of(words)
+        name = " ".join(command)
+        if helps[command] is None:
+            problems.append(f"{where}: no command `safetypairs {name}`")
+            continue
+        flags = {m for w in words for m in re.findall(r"^\[?(--[a-z][a-z0-9-]*)", w)}
+        known = set(re.findall(r"(--[a-z][a-z0-9-]*)", helps[command]))
+        problems += [f"{where}: `safetypairs {name}` has no {f}" for f in sorted(flags - known)]
+    return problems
 
 
 def test_shell_examples_name_real_commands_and_flags() -> None:
-    problems = [
-        p
-        for b in ALL
-        if b.lang in SHELLS
-        for words in command_lines(b.code)
-        for p in check_invocation(words, b.id)
+    invocations = [
+        (b.id, words) for b in ALL if b.lang in SHELLS for words in command_lines(b.code)
     ]
+    problems = check_invocations(invocations)
     assert not problems, "\n".join(problems)
 
 
@@ -217,10 +239,15 @@ def test_bin_demo_calls_real_commands_and_flags() -> None:
     """bin/demo is not run here (it holds the default ports for minutes); its commands and
     flags must exist."""
     demo = (ROOT / "bin" / "demo").read_text().replace('"$service"', "guard")
-    invocations = list(command_lines(demo))
+    invocations = [("bin/demo", words) for words in command_lines(demo)]
     assert len(invocations) >= 7, invocations  # builds, serve, wait, generate, screen, report
-    problems = [p for words in invocations for p in check_invocation(words, "bin/demo")]
+    problems = check_invocations(invocations)
     assert not problems, "\n".join(problems)
+
+
+def test_the_flag_check_catches_a_wrong_flag() -> None:
+    problems = check_invocations([("x", ["screen", "--jsn"]), ("y", ["scren"])])
+    assert problems == ["x: `safetypairs screen` has no --jsn", "y: no command `safetypairs scren`"]
 
 
 # -- the settings page ----------------------------------------------------------------------
@@ -369,9 +396,18 @@ class Services:
 
 
 @pytest.fixture(scope="module")
-def services(docs_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def services(
+    docs_home: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Services]:
+    """Every service the selected examples need, started at once (they load side by side)."""
+    needed: set[str] = set()
+    for item in request.session.items:
+        block = getattr(item, "callspec", None) and item.callspec.params.get("block")
+        if isinstance(block, Block) and block.mode == "run":
+            needed |= set(block.services)
     running = Services(docs_home, tmp_path_factory.mktemp("docs-logs"))
     try:
+        running.ensure(tuple(sorted(needed)))
         yield running
     finally:
         codes = running.stop()
@@ -410,4 +446,5 @@ def test_example(
         pytest.skip(block.reason)
     services.ensure(block.services)
     shutil.copytree(samples, tmp_path, dirs_exist_ok=True)
-    run_block(block, tmp_path, example_env(docs_home))
+    result = run_block(block, tmp_path, example_env(docs_home))
+    print(result.stdout[-4000:])  # shown with `pytest -rP`: what the reader would see
