@@ -250,6 +250,32 @@ def test_the_flag_check_catches_a_wrong_flag() -> None:
     assert problems == ["x: `safetypairs screen` has no --jsn", "y: no command `safetypairs scren`"]
 
 
+# -- links ----------------------------------------------------------------------------------
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_resolve() -> None:
+    problems = []
+    for doc in DOCS:
+        text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (doc.parent / path).resolve() if path else doc
+            if not file.exists():
+                problems.append(f"{doc.relative_to(ROOT)}: {target}: no such file")
+            elif anchor and file.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", file.read_text(), flags=re.M)
+                if anchor not in {slug(h) for h in headings}:
+                    problems.append(f"{doc.relative_to(ROOT)}: {target}: no such heading")
+    assert not problems, "\n".join(problems)
+
+
 # -- the settings page ----------------------------------------------------------------------
 
 
