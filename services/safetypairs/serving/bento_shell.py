@@ -1,0 +1,130 @@
+"""The one BentoML service shell that the guard, the judge and the editor specialise.
+
+A service class subclasses ServiceShell, says how to load its runtime and which gRPC services
+to register, adds its own HTTP APIs, and becomes a BentoML service through `bento_service`:
+
+    @bento_service(name="safetypairs-judge", settings=SETTINGS, timeout_s=300)
+    class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
+        settings = SETTINGS
+        kind = "judge"
+        def open_runtime(self) -> JudgeRuntime: ...
+        def registrations(self) -> list[ServiceRegistration]: ...
+
+BentoML 1.4 finds APIs (`@bentoml.api`), start-up and shutdown hooks and `__is_ready__` with
+dir()/getattr on the decorated class, so what is defined here is inherited like any method;
+only the leaf class is decorated (the decorator turns a class into a `bentoml.Service`, which
+cannot be subclassed again).
+
+Each worker process builds the shell once: it loads the runtime (a model that cannot load stops
+the whole `bentoml serve`, see worker_exit), then its on_startup hook starts the runtime and
+the in-process gRPC server (lifecycle). Both protocols call the same runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import bentoml
+
+from safetypairs.serving.auth import protect_http
+from safetypairs.serving.grpc_server import GrpcServer, ServiceRegistration
+from safetypairs.serving.http import answer
+from safetypairs.serving.http_access import observe_http
+from safetypairs.serving.lifecycle import WorkerLifecycle
+from safetypairs.serving.logs import configure_logging
+from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.settings import ServingSettings
+from safetypairs.serving.worker_exit import stop_serving_on_failure
+from safetypairs.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Runtime(Protocol):
+    """What the shell needs of a runtime (serving.runtime_skeleton gives the first four)."""
+
+    engine: Any  # its `card.notice` says when the model is untrained
+    ready: bool
+
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def model_info(self) -> Any: ...
+
+
+RuntimeT = TypeVar("RuntimeT", bound=Runtime)
+
+
+class ServiceShell(Generic[RuntimeT]):
+    settings: ClassVar[ServingSettings]  # read once per process, from the environment
+    kind: ClassVar[str]  # "guard", "judge", "edit": the metrics' and logs' service label
+
+    def __init__(self) -> None:
+        configure_logging(self.settings.log_format)
+        self.metrics = ServiceMetrics(self.kind, bentoml.metrics)
+        with stop_serving_on_failure(f"the {self.kind} could not load its model"):
+            self.runtime: RuntimeT = self.open_runtime()
+        self.grpc = GrpcServer.from_settings(self.registrations(), self.metrics, self.settings)
+        self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
+        if self.runtime.engine.card.notice:
+            log.warning(self.runtime.engine.card.notice)
+
+    def open_runtime(self) -> RuntimeT:
+        """Load the model and build the runtime around it."""
+        raise NotImplementedError
+
+    def registrations(self) -> list[ServiceRegistration]:
+        """The gRPC services this worker serves (health and reflection come with the server)."""
+        raise NotImplementedError
+
+    @bentoml.on_startup
+    async def start_worker(self) -> None:
+        await self.lifecycle.start()
+
+    @bentoml.on_shutdown
+    async def stop_worker(self) -> None:
+        await self.lifecycle.stop()
+
+    def __is_ready__(self) -> bool:
+        """/readyz: 200 only once the model is loaded and gRPC serves."""
+        return self.lifecycle.ready
+
+    @bentoml.api(route="/v1/model_info")
+    async def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> Any:
+            return self.runtime.model_info()
+
+        return await answer(self.metrics, "model_info", produce, ctx.response)
+
+
+class CategoriesApi:
+    """/v1/categories, for the services that judge against a policy."""
+
+    runtime: Any
+    metrics: ServiceMetrics
+
+    @bentoml.api(route="/v1/categories")
+    async def categories(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> common_pb2.ListCategoriesResponse:
+            return self.runtime.list_categories()
+
+        return await answer(self.metrics, "categories", produce, ctx.response)
+
+
+def bento_service(
+    *, name: str, settings: ServingSettings, timeout_s: int
+) -> Callable[[type], bentoml.Service[Any]]:
+    """Make a ServiceShell subclass a BentoML service: its workers and request timeout, then
+    request ids with the access log (outermost, so refused calls are logged too) and the
+    bearer-token check when tokens are set."""
+
+    def decorate(cls: type) -> bentoml.Service[Any]:
+        service = bentoml.service(
+            name=name, workers=settings.workers, traffic={"timeout": timeout_s}
+        )(cls)
+        observe_http(service, cls.kind)
+        protect_http(service, settings)
+        return service
+
+    return decorate
