@@ -26,7 +26,6 @@ from safetypairs.contract.images import decode_image
 from safetypairs.edit.changes import change_map
 from safetypairs.edit.default_model import ensure_default_editor
 from safetypairs.edit.engine import EditEngine, EditJob
-from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.model_refs import configured_model
 from safetypairs.serving.runtime_skeleton import ServiceRuntime
 from safetypairs.serving.settings import EditSettings
@@ -84,17 +83,12 @@ def _encode(img: Image.Image, fmt: int) -> bytes:
 
 
 class EditRuntime(ServiceRuntime[EditEngine, EditSettings]):
-    def __init__(
-        self,
-        engine: EditEngine,
-        settings: EditSettings,
-        metrics: ServiceMetrics,
-        reference: str = "embedded default",
-    ) -> None:
-        super().__init__(engine, settings, metrics, reference)
-        self.slots = Slots(settings.edit_concurrency, settings.edit_queue)
+    def setup(self) -> None:
+        super().setup()
+        concurrency = self.settings.edit_concurrency
+        self.slots = Slots(concurrency, self.settings.edit_queue)
         self._model = concurrent.futures.ThreadPoolExecutor(
-            settings.edit_concurrency, thread_name_prefix="edit-model"
+            concurrency, thread_name_prefix="edit-model"
         )
 
     async def stop(self) -> None:

@@ -16,10 +16,10 @@ import bentoml
 
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.edit import http_api
+from safetypairs.edit.engine import EditEngine
 from safetypairs.edit.runtime import EditRuntime, load_configured_editor
 from safetypairs.edit.servicer import edit_registration
 from safetypairs.serving.bento_shell import ServiceShell, bento_service
-from safetypairs.serving.grpc_server import ServiceRegistration
 from safetypairs.serving.http import answer, read_upload
 from safetypairs.serving.settings import EditSettings
 from safetypairs.v1 import edit_pb2
@@ -40,17 +40,13 @@ def _one_mask(uploads: list[Path], max_bytes: int) -> bytes | None:
 
 
 @bentoml.asgi_app(http_api.app, path="/v1/stream")
-@bento_service(name="safetypairs-edit", settings=SETTINGS, timeout_s=600)
+@bento_service(name="safetypairs-edit", kind="edit", settings=SETTINGS, timeout_s=600)
 class EditService(ServiceShell[EditRuntime]):
-    settings = SETTINGS
-    kind = "edit"
+    runtime_class = EditRuntime
+    grpc_services = (edit_registration,)
 
-    def open_runtime(self) -> EditRuntime:
-        engine, reference = load_configured_editor(self.settings)
-        return EditRuntime(engine, self.settings, self.metrics, reference)
-
-    def registrations(self) -> list[ServiceRegistration]:
-        return [edit_registration(self.runtime)]
+    def load_model(self) -> tuple[EditEngine, str]:
+        return load_configured_editor(self.settings)
 
     @bentoml.api(route="/v1/edit")
     async def edit(

@@ -21,7 +21,6 @@ from safetypairs.contract.images import decode_image
 from safetypairs.guard.outputs import GuardModel, ItemOutput
 from safetypairs.serving.admission import check_image_count
 from safetypairs.serving.batcher import resolve_threadsafe
-from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.runtime_skeleton import BatchedRuntime
 from safetypairs.serving.settings import GuardSettings
 from safetypairs.v1 import common_pb2, guard_pb2
@@ -37,15 +36,9 @@ class _Options:
 
 
 class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
-    def __init__(
-        self,
-        engine: GuardModel,
-        settings: GuardSettings,
-        metrics: ServiceMetrics,
-        reference: str = "embedded default",
-    ):
-        super().__init__(engine, settings, metrics, reference)
-        card = engine.card
+    def setup(self) -> None:
+        super().setup()
+        card = self.engine.card
         self._column = {code: i for i, code in enumerate(card.categories)}
         self._default = self._resolve((), {}, False)
         self._model = f"{card.name}:{card.version}"

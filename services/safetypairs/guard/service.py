@@ -17,11 +17,11 @@ import bentoml
 from safetypairs.guard import oip_http
 from safetypairs.guard.artifact import load_configured_guard
 from safetypairs.guard.oip import oip_registration
+from safetypairs.guard.outputs import GuardModel
 from safetypairs.guard.registry import describe_ref
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
 from safetypairs.serving.bento_shell import CategoriesApi, ServiceShell, bento_service
-from safetypairs.serving.grpc_server import ServiceRegistration
 from safetypairs.serving.http import answer, read_upload, uploaded_images
 from safetypairs.serving.settings import GuardSettings
 from safetypairs.v1 import common_pb2, guard_pb2
@@ -42,20 +42,16 @@ def _options(
 
 
 @bentoml.asgi_app(oip_http.app, path="/v2")
-@bento_service(name="safetypairs-guard", settings=SETTINGS, timeout_s=60)
+@bento_service(name="safetypairs-guard", kind="guard", settings=SETTINGS, timeout_s=60)
 class GuardService(ServiceShell[GuardRuntime], CategoriesApi):
-    settings = SETTINGS
-    kind = "guard"
+    runtime_class = GuardRuntime
+    grpc_services = (guard_registration, oip_registration)
 
-    def open_runtime(self) -> GuardRuntime:
+    def load_model(self) -> tuple[GuardModel, str]:
         engine = load_configured_guard(self.settings)
         engine.warmup((1, min(4, self.settings.max_batch_size)))
         model = self.settings.guard_model
-        reference = describe_ref(model) if model else "embedded default"
-        return GuardRuntime(engine, self.settings, self.metrics, reference)
-
-    def registrations(self) -> list[ServiceRegistration]:
-        return [guard_registration(self.runtime), oip_registration(self.runtime)]
+        return engine, describe_ref(model) if model else "embedded default"
 
     @bentoml.api(route="/v1/screen")
     async def screen(

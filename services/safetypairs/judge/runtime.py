@@ -33,7 +33,6 @@ from safetypairs.judge.engine import (
 )
 from safetypairs.judge.prompts import check_prompt_size
 from safetypairs.serving.admission import check_image_count
-from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.model_refs import configured_model
 from safetypairs.serving.runtime_skeleton import BatchedRuntime
 from safetypairs.serving.settings import JudgeSettings
@@ -85,17 +84,10 @@ def _policy_from_proto(msg: common_pb2.Policy) -> Policy:
 
 
 class JudgeRuntime(BatchedRuntime[JudgeEngine, JudgeSettings, RateJob | ProposeJob, Any]):
-    def __init__(
-        self,
-        engine: JudgeEngine,
-        settings: JudgeSettings,
-        metrics: ServiceMetrics,
-        reference: str = "embedded default",
-    ) -> None:
-        super().__init__(engine, settings, metrics, reference)
-        self.default_policy = (
-            load_policy(settings.judge_policy) if settings.judge_policy else default_policy()
-        )
+    def setup(self) -> None:
+        super().setup()
+        policy_file = self.settings.judge_policy
+        self.default_policy = load_policy(policy_file) if policy_file else default_policy()
         self._policies = {p.name: p for p in (default_policy(), self.default_policy)}
         self.engine.category_reader(self.default_policy)  # a policy it cannot read fails now
 

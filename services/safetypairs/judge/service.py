@@ -16,10 +16,10 @@ import bentoml
 
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.policy import parse_policy
+from safetypairs.judge.engine import JudgeEngine
 from safetypairs.judge.runtime import JudgeRuntime, load_configured_judge
 from safetypairs.judge.servicer import judge_registration
 from safetypairs.serving.bento_shell import CategoriesApi, ServiceShell, bento_service
-from safetypairs.serving.grpc_server import ServiceRegistration
 from safetypairs.serving.http import answer, read_upload, uploaded_images
 from safetypairs.serving.settings import JudgeSettings
 from safetypairs.v1 import common_pb2, judge_pb2
@@ -46,17 +46,13 @@ def _rate_options(categories: str, rationale: bool, threshold: float) -> judge_p
     return judge_pb2.RateOptions(categories=codes, rationale=rationale, threshold=threshold)
 
 
-@bento_service(name="safetypairs-judge", settings=SETTINGS, timeout_s=300)
+@bento_service(name="safetypairs-judge", kind="judge", settings=SETTINGS, timeout_s=300)
 class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
-    settings = SETTINGS
-    kind = "judge"
+    runtime_class = JudgeRuntime
+    grpc_services = (judge_registration,)
 
-    def open_runtime(self) -> JudgeRuntime:
-        engine, reference = load_configured_judge(self.settings)
-        return JudgeRuntime(engine, self.settings, self.metrics, reference)
-
-    def registrations(self) -> list[ServiceRegistration]:
-        return [judge_registration(self.runtime)]
+    def load_model(self) -> tuple[JudgeEngine, str]:
+        return load_configured_judge(self.settings)
 
     @bentoml.api(route="/v1/rate")
     async def rate(

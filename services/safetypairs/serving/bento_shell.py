@@ -1,14 +1,9 @@
 """The one BentoML service shell that the guard, the judge and the editor specialise.
 
-A service class subclasses ServiceShell, says how to load its runtime and which gRPC services
-to register, adds its own HTTP APIs, and becomes a BentoML service through `bento_service`:
-
-    @bento_service(name="safetypairs-judge", settings=SETTINGS, timeout_s=300)
-    class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
-        settings = SETTINGS
-        kind = "judge"
-        def open_runtime(self) -> JudgeRuntime: ...
-        def registrations(self) -> list[ServiceRegistration]: ...
+A service class subclasses ServiceShell and names what differs: `load_model` (the engine and
+its reference), `runtime_class` (built around the engine), `grpc_services` (each makes a
+registration from the runtime) and its own HTTP APIs; `bento_service(name=, kind=, settings=,
+timeout_s=)` then makes it a BentoML service. guard/service.py is the smallest example.
 
 BentoML 1.4 finds APIs (`@bentoml.api`), start-up and shutdown hooks and `__is_ready__` with
 dir()/getattr on the decorated class, so what is defined here is inherited like any method;
@@ -43,9 +38,8 @@ log = logging.getLogger(__name__)
 
 
 class Runtime(Protocol):
-    """What the shell needs of a runtime (serving.runtime_skeleton gives the first four)."""
+    """What the shell needs of a runtime (serving.runtime_skeleton gives all but model_info)."""
 
-    engine: Any  # its `card.notice` says when the model is untrained
     ready: bool
 
     def start(self) -> None: ...
@@ -57,25 +51,27 @@ RuntimeT = TypeVar("RuntimeT", bound=Runtime)
 
 
 class ServiceShell(Generic[RuntimeT]):
+    # Set by bento_service:
     settings: ClassVar[ServingSettings]  # read once per process, from the environment
     kind: ClassVar[str]  # "guard", "judge", "edit": the metrics' and logs' service label
+    # Set by the subclass:
+    runtime_class: ClassVar[Callable[..., Any]]  # (engine, settings, metrics, reference)
+    grpc_services: ClassVar[tuple[Callable[[Any], ServiceRegistration], ...]]  # (runtime)
 
     def __init__(self) -> None:
         configure_logging(self.settings.log_format)
         self.metrics = ServiceMetrics(self.kind, bentoml.metrics)
-        with stop_serving_on_failure(f"the {self.kind} could not load its model"):
-            self.runtime: RuntimeT = self.open_runtime()
-        self.grpc = GrpcServer.from_settings(self.registrations(), self.metrics, self.settings)
+        with stop_serving_on_failure(f"the {self.kind} service could not load its model"):
+            engine, reference = self.load_model()
+        self.runtime: RuntimeT = self.runtime_class(engine, self.settings, self.metrics, reference)
+        registrations = [register(self.runtime) for register in self.grpc_services]
+        self.grpc = GrpcServer.from_settings(registrations, self.metrics, self.settings)
         self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
-        if self.runtime.engine.card.notice:
-            log.warning(self.runtime.engine.card.notice)
+        if engine.card.notice:
+            log.warning(engine.card.notice)
 
-    def open_runtime(self) -> RuntimeT:
-        """Load the model and build the runtime around it."""
-        raise NotImplementedError
-
-    def registrations(self) -> list[ServiceRegistration]:
-        """The gRPC services this worker serves (health and reflection come with the server)."""
+    def load_model(self) -> tuple[Any, str]:
+        """The engine for the settings' model, and the reference it was loaded from."""
         raise NotImplementedError
 
     @bentoml.on_startup
@@ -113,17 +109,18 @@ class CategoriesApi:
 
 
 def bento_service(
-    *, name: str, settings: ServingSettings, timeout_s: int
-) -> Callable[[type], bentoml.Service[Any]]:
-    """Make a ServiceShell subclass a BentoML service: its workers and request timeout, then
-    request ids with the access log (outermost, so refused calls are logged too) and the
-    bearer-token check when tokens are set."""
+    *, name: str, kind: str, settings: ServingSettings, timeout_s: int
+) -> Callable[[type[ServiceShell[Any]]], bentoml.Service[Any]]:
+    """Make a ServiceShell subclass a BentoML service: its settings and label, its workers and
+    request timeout, then request ids with the access log (outermost, so refused calls are
+    logged too) and the bearer-token check when tokens are set."""
 
-    def decorate(cls: type) -> bentoml.Service[Any]:
+    def decorate(cls: type[ServiceShell[Any]]) -> bentoml.Service[Any]:
+        cls.settings, cls.kind = settings, kind
         service = bentoml.service(
             name=name, workers=settings.workers, traffic={"timeout": timeout_s}
         )(cls)
-        observe_http(service, cls.kind)
+        observe_http(service, kind)
         protect_http(service, settings)
         return service
 

@@ -45,6 +45,11 @@ class ServiceRuntime(Generic[EngineT, SettingsT]):
             settings.decode_threads or os.cpu_count() or 1, thread_name_prefix="request-cpu"
         )
         self._accepting = False
+        self.setup()
+
+    def setup(self) -> None:
+        """What a runtime derives from its engine and settings (at construction: a model or
+        setting it cannot work with fails the worker's start-up)."""
 
     def start(self) -> None:
         """Take requests (called on the running event loop)."""
@@ -69,20 +74,14 @@ class BatchedRuntime(ServiceRuntime[EngineT, SettingsT], Generic[EngineT, Settin
     share forward passes), with admission bounding the images in hand. Subclasses give the
     batcher's model call, `run_batch`."""
 
-    def __init__(
-        self,
-        engine: EngineT,
-        settings: SettingsT,
-        metrics: ServiceMetrics,
-        reference: str = "embedded default",
-    ) -> None:
-        super().__init__(engine, settings, metrics, reference)
+    def setup(self) -> None:
+        settings = self.settings
         self.batcher: MicroBatcher[ItemT, OutT] = MicroBatcher(
             self.run_batch,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000.0,
             max_queue=settings.max_queue,
-            observer=metrics,
+            observer=self.metrics,
         )
         self.admission = Admission(settings.max_queue, settings.max_queue_wait_ms / 1000.0)
 
