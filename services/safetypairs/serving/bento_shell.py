@@ -10,9 +10,10 @@ dir()/getattr on the decorated class, so what is defined here is inherited like 
 only the leaf class is decorated (the decorator turns a class into a `bentoml.Service`, which
 cannot be subclassed again).
 
-Each worker process builds the shell once: it loads the runtime (a model that cannot load stops
-the whole `bentoml serve`, see worker_exit), then its on_startup hook starts the runtime and
-the in-process gRPC server (lifecycle). Both protocols call the same runtime.
+Each worker process builds the shell once: it loads the model and builds the runtime, then its
+on_startup hook starts the runtime and the in-process gRPC server (lifecycle). A worker that
+fails either step stops the whole `bentoml serve` with the reason (worker_exit) rather than
+being respawned. Both protocols call the same runtime.
 """
 
 from __future__ import annotations
@@ -63,9 +64,12 @@ class ServiceShell(Generic[RuntimeT]):
         self.metrics = ServiceMetrics(self.kind, bentoml.metrics)
         with stop_serving_on_failure(f"the {self.kind} service could not load its model"):
             engine, reference = self.load_model()
-        self.runtime: RuntimeT = self.runtime_class(engine, self.settings, self.metrics, reference)
-        registrations = [register(self.runtime) for register in self.grpc_services]
-        self.grpc = GrpcServer.from_settings(registrations, self.metrics, self.settings)
+        with stop_serving_on_failure(f"the {self.kind} service could not start"):
+            self.runtime: RuntimeT = self.runtime_class(
+                engine, self.settings, self.metrics, reference
+            )  # a default policy the model cannot read, say
+            registrations = [register(self.runtime) for register in self.grpc_services]
+            self.grpc = GrpcServer.from_settings(registrations, self.metrics, self.settings)
         self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
         if engine.card.notice:
             log.warning(engine.card.notice)
@@ -76,7 +80,8 @@ class ServiceShell(Generic[RuntimeT]):
 
     @bentoml.on_startup
     async def start_worker(self) -> None:
-        await self.lifecycle.start()
+        with stop_serving_on_failure(f"the {self.kind} service could not start"):
+            await self.lifecycle.start()  # a gRPC port taken by another program, say
 
     @bentoml.on_shutdown
     async def stop_worker(self) -> None:

@@ -63,7 +63,10 @@ def stop_serving_on_failure(what: str) -> Iterator[None]:
         log.error("%s; stopping the server", reason, exc_info=True)
         if _is_bentoml_worker():
             arbiter = os.getppid()
-            _note(arbiter).write_text(reason)
+            try:
+                _note(arbiter).write_text(reason)
+            except OSError as note_error:  # the server still stops, only its exit code is 0
+                log.warning("cannot leave the reason for the server: %s", note_error)
             os.kill(arbiter, signal.SIGTERM)
         raise
 
