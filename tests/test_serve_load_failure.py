@@ -2,7 +2,8 @@
 serving process tree with exit code 2 and the reason, in a bounded time: started as
 `safetypairs serve` and as plain BentoML serve (through serving.bento_cli, as the test launcher
 and a Bento's command line do). Before, BentoML respawned the failing worker and the server
-stayed up with no worker."""
+stayed up with no worker. /readyz (the Kubernetes startup and readiness probe) never says
+ready meanwhile."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -60,9 +63,19 @@ def _group_alive(pgid: int) -> list[int]:
     return alive
 
 
-def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float, str]:
-    """Run until exit (at most BOUND_S): exit code, seconds, output. The process group must
-    be gone with it: no worker left behind."""
+def _readyz(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:  # nothing listening (yet), or no answer
+        return None
+
+
+def _run(argv: list[str], env: dict[str, str], log: Path, http_port: int) -> tuple[int, str]:
+    """Run until exit (at most BOUND_S) while polling /readyz, which must never say ready:
+    exit code and output. The process group must be gone with it: no worker left behind."""
     started = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -72,20 +85,23 @@ def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float, s
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    try:
-        code = proc.wait(BOUND_S)
-    except subprocess.TimeoutExpired:
+    answers: set[int | None] = set()
+    while proc.poll() is None and time.monotonic() - started < BOUND_S:
+        answers.add(_readyz(http_port))
+        time.sleep(0.5)
+    if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         pytest.fail(f"still running after {BOUND_S}s:\n{log.read_text(errors='replace')[-3000:]}")
-    seconds = time.monotonic() - started
+    print(f"{' '.join(argv[2:5])} ended in {time.monotonic() - started:.1f}s")
+    assert 200 not in answers, "/readyz said ready without a model"
     deadline = time.monotonic() + 10
     while (left := _group_alive(proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.2)
     if left:
         os.killpg(proc.pid, signal.SIGKILL)
     assert not left, f"processes {left} outlived the server"
-    return code, seconds, log.read_text(errors="replace")
+    return proc.returncode, log.read_text(errors="replace")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -107,27 +123,27 @@ def _check_failed(code: int, output: str, service: str) -> None:
 
 
 def test_safetypairs_serve_judge_exits_on_broken_weights(broken_judge: Path, tmp_path: Path):
+    port = free_port()
     argv = [sys.executable, "-m", "safetypairs.cli", "serve", "judge"]
-    argv += ["--judge-model", str(broken_judge), "--http-port", str(free_port())]
-    code, seconds, output = _run(argv, _env(tmp_path), tmp_path / "serve.log")
+    argv += ["--judge-model", str(broken_judge), "--http-port", str(port)]
+    code, output = _run(argv, _env(tmp_path), tmp_path / "serve.log", port)
     _check_failed(code, output, "judge")
     assert "Error while deserializing header" in output  # safetensors names the fault
-    print(f"safetypairs serve judge ended in {seconds:.1f}s")
 
 
 def test_bentoml_serve_judge_exits_on_broken_weights(broken_judge: Path, tmp_path: Path):
-    argv = bento_serve_command(SERVICES["judge"].bento, "127.0.0.1", free_port())
+    port = free_port()
+    argv = bento_serve_command(SERVICES["judge"].bento, "127.0.0.1", port)
     env = {**_env(tmp_path), "SAFETYPAIRS_JUDGE_MODEL": str(broken_judge)}
-    code, seconds, output = _run(argv, env, tmp_path / "serve.log")
+    code, output = _run(argv, env, tmp_path / "serve.log", port)
     _check_failed(code, output, "judge")
     assert "Error while deserializing header" in output
-    print(f"bentoml serve judge ended in {seconds:.1f}s")
 
 
 def test_safetypairs_serve_edit_exits_on_broken_weights(broken_editor: Path, tmp_path: Path):
+    port = free_port()
     argv = [sys.executable, "-m", "safetypairs.cli", "serve", "edit"]
-    argv += ["--edit-model", str(broken_editor), "--http-port", str(free_port())]
-    code, seconds, output = _run(argv, _env(tmp_path), tmp_path / "serve.log")
+    argv += ["--edit-model", str(broken_editor), "--http-port", str(port)]
+    code, output = _run(argv, _env(tmp_path), tmp_path / "serve.log", port)
     _check_failed(code, output, "edit")
     assert f"cannot load StableDiffusionInstructPix2PixPipeline from {broken_editor}" in output
-    print(f"safetypairs serve edit ended in {seconds:.1f}s")

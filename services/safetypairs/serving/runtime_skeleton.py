@@ -29,6 +29,8 @@ R = TypeVar("R")
 
 
 class ServiceRuntime(Generic[EngineT, SettingsT]):
+    """The skeleton: subclasses add what they derive in `setup` and their request methods."""
+
     def __init__(
         self,
         engine: EngineT,
