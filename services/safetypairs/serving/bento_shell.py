@@ -3,7 +3,7 @@
 A service class subclasses ServiceShell and names what differs: `load_model` (the engine and
 its reference), `runtime_class` (built around the engine), `grpc_services` (each makes a
 registration from the runtime) and its own HTTP APIs; `bento_service(name=, kind=, settings=,
-timeout_s=)` then makes it a BentoML service. guard/service.py is the smallest example.
+timeout_s=)` then makes it a BentoML service (safetypairs.judge.service is one in full).
 
 BentoML 1.4 finds APIs (`@bentoml.api`), start-up and shutdown hooks and `__is_ready__` with
 dir()/getattr on the decorated class, so what is defined here is inherited like any method;
