@@ -4,6 +4,8 @@ the model slots, driven directly (no server)."""
 import asyncio
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,11 +168,23 @@ async def test_slots_bound_running_and_waiting_and_cancelled_waiters_leave():
     assert order == ["first", "late"] and (slots.running, slots.waiting) == (0, 0)
 
 
-def test_serve_edit_stops_at_start_up_on_a_bad_engine_setting(default_editor_home, capsys):
+def test_serve_edit_stops_at_start_up_on_a_bad_reference(default_editor_home, tmp_path, capsys):
+    """Refused before BentoML starts (so safe in process: serve() returns only on an error)."""
     from safetypairs.cli import main
 
     argv = ["serve", "edit", "--home", str(default_editor_home)]
-    assert main([*argv, "--edit-scheduler", "FlowMatchEulerDiscreteScheduler"]) == 2
-    assert "FlowMatchEulerDiscreteScheduler does not fit" in capsys.readouterr().err
     assert main([*argv, "--edit-model", str(default_editor_home / "nothing-here")]) == 2
     assert "cannot resolve model reference" in capsys.readouterr().err
+    assert main([*argv, "--edit-model", str(tmp_path)]) == 2
+    assert "holds no model_index.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_serve_edit_stops_at_start_up_on_a_bad_engine_setting(default_editor_home):
+    """The worker finds it while loading, and the whole server ends with the reason."""
+    argv = [sys.executable, "-m", "safetypairs.cli", "serve", "edit"]
+    argv += ["--home", str(default_editor_home), "--http-port", "0", "--grpc-port", "0"]
+    argv += ["--edit-scheduler", "FlowMatchEulerDiscreteScheduler"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "FlowMatchEulerDiscreteScheduler does not fit" in result.stderr.splitlines()[-1]

@@ -27,13 +27,13 @@ from safetypairs.client.base import (
     error_from_rpc,
     image_message,
 )
+from safetypairs.contract.edit_request import edit_request as build_edit_request
 from safetypairs.contract.results import _from_fields
 from safetypairs.v1 import common_pb2, edit_pb2, edit_pb2_grpc
 
 SERVICE = edit_pb2.DESCRIPTOR.services_by_name["Edit"].full_name
 DEFAULT_TARGET = "localhost:50053"
 DEFAULT_TIMEOUT_S = 600.0  # an edit on a large model takes tens of seconds, queueing included
-FORMATS = {"png": edit_pb2.OUTPUT_FORMAT_PNG, "webp": edit_pb2.OUTPUT_FORMAT_WEBP}
 
 
 @dataclass(frozen=True)
@@ -153,45 +153,21 @@ def edit_request(
     instruction: str,
     *,
     image_id: str | None = None,
-    seed: int | None = None,
     mask: ImageLike | None = None,
     region: Region | tuple[int, int, int, int] | None = None,
-    steps: int | None = None,
-    guidance_scale: float | None = None,
-    image_guidance_scale: float | None = None,
-    negative_prompt: str = "",
-    format: str = "png",
-    change_threshold: int | None = None,
+    **options: Any,
 ) -> edit_pb2.EditRequest:
-    """The request message; unset options take the server's defaults."""
-    if mask is not None and region is not None:
-        raise ValueError("give a mask or a region, not both")
-    if format not in FORMATS:
-        raise ValueError(f"format {format!r} must be one of {', '.join(FORMATS)}")
-    options = edit_pb2.EditOptions(negative_prompt=negative_prompt, format=FORMATS[format])
-    for name, value in (
-        ("steps", steps),
-        ("guidance_scale", guidance_scale),
-        ("image_guidance_scale", image_guidance_scale),
-        ("change_threshold", change_threshold),
-    ):
-        if value is not None:
-            setattr(options, name, value)
-    request = edit_pb2.EditRequest(
-        image=image_message(image, image_id), instruction=instruction, options=options
+    """The request message; options (seed, steps, guidance_scale, image_guidance_scale,
+    negative_prompt, format, change_threshold) left out take the server's defaults."""
+    if isinstance(region, Region):
+        region = (region.x, region.y, region.width, region.height)
+    return build_edit_request(
+        image=image_message(image, image_id),
+        instruction=instruction,
+        mask=image_message(mask, "").data if mask is not None else None,
+        region=region,
+        **options,
     )
-    if seed is not None:
-        request.seed = seed
-    if mask is not None:
-        request.mask.CopyFrom(image_message(mask, ""))
-    elif region is not None:
-        x, y, w, h = (
-            (region.x, region.y, region.width, region.height)
-            if isinstance(region, Region)
-            else region
-        )
-        request.region.CopyFrom(edit_pb2.Region(x=x, y=y, width=w, height=h))
-    return request
 
 
 _MODEL_INFO = Call("GetModelInfo", common_pb2.GetModelInfoRequest(), EditModelInfo.from_proto)

@@ -22,72 +22,35 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from safetypairs.contract.edit_request import edit_request
 from safetypairs.contract.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
 from safetypairs.serving.http import error_body, message_to_json
 from safetypairs.v1 import common_pb2, edit_pb2
 
 log = logging.getLogger(__name__)
 
-FORMATS = {"png": edit_pb2.OUTPUT_FORMAT_PNG, "webp": edit_pb2.OUTPUT_FORMAT_WEBP}
-_UINT64 = 2**64
 
-
-def parse_region(text: str) -> edit_pb2.Region:
+def parse_region(text: str) -> tuple[int, int, int, int]:
     """ "x,y,width,height" in source pixels."""
     parts = [p.strip() for p in text.split(",")]
     try:
         x, y, w, h = (int(p) for p in parts)
     except ValueError:
         raise InvalidInput(f"region {text!r} must be x,y,width,height in pixels") from None
-    return edit_pb2.Region(x=x, y=y, width=w, height=h)
+    return x, y, w, h
 
 
-def edit_request(
-    *,
-    image: bytes,
-    instruction: str,
-    image_id: str = "",
-    seed: int | None = None,
-    mask: bytes | None = None,
-    region: str = "",
-    steps: int | None = None,
-    guidance_scale: float | None = None,
-    image_guidance_scale: float | None = None,
-    negative_prompt: str = "",
-    format: str = "png",
-    change_threshold: int | None = None,
+def form_request(
+    image: bytes, image_id: str, mask: bytes | None, region: str, **options: Any
 ) -> edit_pb2.EditRequest:
-    """An EditRequest from the HTTP form's fields (None: not sent)."""
-    if format.lower() not in FORMATS:
-        raise InvalidInput(f"format {format!r} must be png or webp")
-    if seed is not None and not 0 <= seed < _UINT64:
-        raise InvalidInput(f"seed {seed} must lie in 0..2**64-1")
-    if mask is not None and region:
-        raise InvalidInput("send either a mask or a region, not both")
-    options = edit_pb2.EditOptions(negative_prompt=negative_prompt, format=FORMATS[format.lower()])
-    # Out-of-range numbers are the runtime's to refuse with its message; only what the
-    # message cannot hold (int32 overflow) is refused here.
-    for name, value in (("steps", steps), ("change_threshold", change_threshold)):
-        if value is not None:
-            if not -(2**31) <= value < 2**31:
-                raise InvalidInput(f"{name} is {value}; far out of range")
-            setattr(options, name, value)
-    for name, value in (
-        ("guidance_scale", guidance_scale),
-        ("image_guidance_scale", image_guidance_scale),
-    ):
-        if value is not None:
-            setattr(options, name, value)
-    request = edit_pb2.EditRequest(
-        image=common_pb2.Image(data=image, id=image_id), instruction=instruction, options=options
+    """An EditRequest from the HTTP form's fields: uploads as bytes, the region as text, the
+    other fields (instruction, seed, steps, ...) as edit_request takes them (None: not sent)."""
+    return edit_request(
+        image=common_pb2.Image(data=image, id=image_id),
+        mask=mask,
+        region=parse_region(region) if region else None,
+        **options,
     )
-    if seed is not None:
-        request.seed = seed
-    if mask is not None:
-        request.mask.data = mask
-    elif region:
-        request.region.CopyFrom(parse_region(region))
-    return request
 
 
 async def _upload(form: Any, name: str, max_bytes: int, required: bool) -> bytes | None:
@@ -115,13 +78,15 @@ def _number(form: Any, name: str, kind: type) -> Any:
 
 async def _request_from_form(request: Request, max_bytes: int) -> edit_pb2.EditRequest:
     form = await request.form()
-    return edit_request(
-        image=await _upload(form, "image", max_bytes, required=True),
-        mask=await _upload(form, "mask", max_bytes, required=False),
+    image = await _upload(form, "image", max_bytes, required=True)
+    assert image is not None  # required
+    return form_request(
+        image,
+        str(form.get("image_id", "")),
+        await _upload(form, "mask", max_bytes, required=False),
+        str(form.get("region", "")),
         instruction=str(form.get("instruction", "")),
-        image_id=str(form.get("image_id", "")),
         seed=_number(form, "seed", int),
-        region=str(form.get("region", "")),
         steps=_number(form, "steps", int),
         guidance_scale=_number(form, "guidance_scale", float),
         image_guidance_scale=_number(form, "image_guidance_scale", float),

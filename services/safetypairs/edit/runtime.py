@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import io
 import math
-import os
 import secrets
 import threading
 import time
@@ -23,12 +22,12 @@ import numpy as np
 from PIL import Image
 
 from safetypairs.contract.errors import InvalidInput, SafetyPairsError, Unavailable
-from safetypairs.contract.images import ImageLimits, decode_image
+from safetypairs.contract.images import decode_image
 from safetypairs.edit.changes import change_map
 from safetypairs.edit.default_model import ensure_default_editor
 from safetypairs.edit.engine import EditEngine, EditJob
-from safetypairs.serving.metrics import ServiceMetrics
-from safetypairs.serving.model_refs import resolve_model_ref
+from safetypairs.serving.model_refs import configured_model
+from safetypairs.serving.runtime_skeleton import ServiceRuntime
 from safetypairs.serving.settings import EditSettings
 from safetypairs.serving.slots import Slots
 from safetypairs.serving.torch_env import set_threads
@@ -59,11 +58,9 @@ def load_configured_editor(settings: EditSettings) -> tuple[EditEngine, str]:
     """The engine for the settings' model (the embedded default when none is set) and the
     reference it was loaded from."""
     set_threads(settings.torch_threads)
-    if settings.edit_model:
-        path, reference = resolve_model_ref(settings.edit_model), settings.edit_model
-    else:
-        path = ensure_default_editor(settings.home_dir())
-        reference = f"embedded default ({path})"
+    path, reference = configured_model(
+        settings.edit_model, lambda: ensure_default_editor(settings.home_dir())
+    )
     engine = EditEngine.load(
         path,
         pipeline=settings.edit_pipeline,
@@ -85,39 +82,19 @@ def _encode(img: Image.Image, fmt: int) -> bytes:
     return buf.getvalue()
 
 
-class EditRuntime:
-    def __init__(
-        self,
-        engine: EditEngine,
-        settings: EditSettings,
-        metrics: ServiceMetrics,
-        reference: str = "embedded default",
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.metrics = metrics
-        self.reference = reference
-        self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
-        self.slots = Slots(settings.edit_concurrency, settings.edit_queue)
-        self._cpu = concurrent.futures.ThreadPoolExecutor(
-            settings.decode_threads or os.cpu_count() or 1, thread_name_prefix="edit-io"
-        )
+class EditRuntime(ServiceRuntime[EditEngine, EditSettings]):
+    def setup(self) -> None:
+        super().setup()
+        concurrency = self.settings.edit_concurrency
+        self.slots = Slots(concurrency, self.settings.edit_queue)
         self._model = concurrent.futures.ThreadPoolExecutor(
-            settings.edit_concurrency, thread_name_prefix="edit-model"
+            concurrency, thread_name_prefix="edit-model"
         )
-        self._accepting = False
-
-    def start(self) -> None:
-        self._accepting = True
-
-    @property
-    def ready(self) -> bool:
-        return self._accepting
 
     async def stop(self) -> None:
         self._accepting = False
         self._model.shutdown(wait=True)
-        self._cpu.shutdown(wait=True)
+        await super().stop()
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -238,11 +215,11 @@ class EditRuntime:
     ) -> edit_pb2.EditResponse:
         """One edit. `on_progress` (called on the event loop) hears step 0 when the edit gets
         its slot and every finished step after."""
-        if not self._accepting:
+        if not self.ready:
             raise Unavailable("the edit service is starting or shutting down; retry")
         params = self._params(request)
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._cpu, self._prepare, request)
+        prepared = await self.on_cpu_pool(self._prepare, request)
         job = EditJob(
             image=prepared.source,
             instruction=params.instruction,
@@ -280,9 +257,7 @@ class EditRuntime:
                 self.metrics.queue_depth(self.slots.waiting)
             seconds = time.perf_counter() - started
         self.metrics.batch_done(1, seconds)
-        return await loop.run_in_executor(
-            self._cpu, self._answer, request, params, prepared, output, seconds
-        )
+        return await self.on_cpu_pool(self._answer, request, params, prepared, output, seconds)
 
     def _answer(
         self,

@@ -8,9 +8,7 @@ alone before it can join a batch; good ones meet other requests in the micro-bat
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +17,11 @@ import numpy as np
 import onnxruntime as ort
 
 from safetypairs.contract.errors import InvalidInput, SafetyPairsError, item_error
-from safetypairs.contract.images import ImageLimits, decode_image
+from safetypairs.contract.images import decode_image
 from safetypairs.guard.outputs import GuardModel, ItemOutput
-from safetypairs.serving.admission import Admission, check_image_count
-from safetypairs.serving.batcher import MicroBatcher, resolve_threadsafe
-from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.admission import check_image_count
+from safetypairs.serving.batcher import resolve_threadsafe
+from safetypairs.serving.runtime_skeleton import BatchedRuntime
 from safetypairs.serving.settings import GuardSettings
 from safetypairs.v1 import common_pb2, guard_pb2
 
@@ -37,53 +35,20 @@ class _Options:
     thresholds: np.ndarray  # threshold of each covered code
 
 
-class GuardRuntime:
-    def __init__(
-        self,
-        engine: GuardModel,
-        settings: GuardSettings,
-        metrics: ServiceMetrics,
-        reference: str = "embedded default",
-    ):
-        self.engine = engine
-        self.reference = reference
-        self.settings = settings
-        self.metrics = metrics
-        self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
-        self._decoder = concurrent.futures.ThreadPoolExecutor(
-            settings.decode_threads or os.cpu_count() or 1, thread_name_prefix="decode"
-        )
-        self.batcher: MicroBatcher[Any, ItemOutput] = MicroBatcher(
-            self._run,
-            max_batch_size=settings.max_batch_size,
-            max_wait_s=settings.max_batch_wait_ms / 1000.0,
-            max_queue=settings.max_queue,
-            observer=metrics,
-        )
-        card = engine.card
+class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
+    def setup(self) -> None:
+        super().setup()
+        card = self.engine.card
         self._column = {code: i for i, code in enumerate(card.categories)}
         self._default = self._resolve((), {}, False)
         self._model = f"{card.name}:{card.version}"
-        self._admission = Admission(settings.max_queue, settings.max_queue_wait_ms / 1000.0)
 
-    def _run(self, batch: list[Any]) -> list[ItemOutput]:
+    def run_batch(self, batch: list[Any]) -> list[ItemOutput]:
         """The batcher's model call; records each ensemble member's time once per batch."""
         outputs = self.engine.run(batch)
         for member in outputs[0].members if outputs else ():
             self.metrics.member_done(member.name, member.seconds)
         return outputs
-
-    def start(self) -> None:
-        """Start the batcher (needs the running event loop)."""
-        self.batcher.start()
-
-    @property
-    def ready(self) -> bool:
-        return self.batcher.accepting
-
-    async def stop(self) -> None:
-        await self.batcher.stop()
-        self._decoder.shutdown(wait=True)
 
     # -- options -------------------------------------------------------------------------
 
@@ -123,8 +88,7 @@ class GuardRuntime:
         return self.engine.preprocess(img)
 
     async def _prepare(self, data: bytes) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._decoder, self._prepare_sync, data)
+        return await self.on_cpu_pool(self._prepare_sync, data)
 
     def _prepare_and_enqueue(
         self, data: bytes, future: asyncio.Future, loop: asyncio.AbstractEventLoop
@@ -182,8 +146,8 @@ class GuardRuntime:
         opts = self._options(request.options)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ItemOutput] = loop.create_future()
-        with self._admission.admit(1):
-            self._decoder.submit(self._prepare_and_enqueue, request.image.data, future, loop)
+        with self.admission.admit(1):
+            self.cpu_pool.submit(self._prepare_and_enqueue, request.image.data, future, loop)
             try:
                 output = await future
             except asyncio.CancelledError:
@@ -208,7 +172,7 @@ class GuardRuntime:
         images = request.images
         check_image_count(len(images), self.settings.max_images_per_request)
         opts = self._options(request.options)
-        with self._admission.admit(len(images)):
+        with self.admission.admit(len(images)):
             prepared = await self._prepare_all([img.data for img in images])
             good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
             outputs = await self.batcher.submit_many([prepared[i] for i in good])
@@ -237,7 +201,7 @@ class GuardRuntime:
         categories' probabilities, (N, len(card.categories)); a bad image fails the call,
         named by its index."""
         check_image_count(len(images), self.settings.max_images_per_request)
-        with self._admission.admit(len(images)):
+        with self.admission.admit(len(images)):
             prepared = await self._prepare_all(images)
             for i, outcome in enumerate(prepared):
                 if isinstance(outcome, SafetyPairsError):

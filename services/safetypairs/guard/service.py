@@ -3,12 +3,12 @@
     bentoml serve safetypairs.guard.service:GuardService --port 3000
 
 Both protocols call one GuardRuntime (one model copy, one micro-batcher). Settings come from
-SAFETYPAIRS_* environment variables (see safetypairs.serving.settings).
+SAFETYPAIRS_* environment variables (see safetypairs.serving.settings). The shell (start,
+stop, probes, model_info, categories) is safetypairs.serving.bento_shell.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,22 +17,17 @@ import bentoml
 from safetypairs.guard import oip_http
 from safetypairs.guard.artifact import load_configured_guard
 from safetypairs.guard.oip import oip_registration
+from safetypairs.guard.outputs import GuardModel
 from safetypairs.guard.registry import describe_ref
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
-from safetypairs.serving.auth import protect_http
-from safetypairs.serving.grpc_server import GrpcServer
-from safetypairs.serving.http import answer, read_upload
-from safetypairs.serving.http_access import observe_http
-from safetypairs.serving.lifecycle import WorkerLifecycle
-from safetypairs.serving.logs import configure_logging
-from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.bento_shell import CategoriesApi, ServiceShell, bento_service
+from safetypairs.serving.http import answer, read_upload, uploaded_images
 from safetypairs.serving.settings import GuardSettings
 from safetypairs.v1 import common_pb2, guard_pb2
 
-log = logging.getLogger("safetypairs.guard")
-
 SETTINGS = GuardSettings.from_env()
+File = Annotated[Path, bentoml.validators.ContentType("*/*")]
 
 
 def _options(
@@ -47,47 +42,22 @@ def _options(
 
 
 @bentoml.asgi_app(oip_http.app, path="/v2")
-@bentoml.service(
-    name="safetypairs-guard",
-    workers=SETTINGS.workers,
-    traffic={"timeout": 60},
-)
-class GuardService:
-    def __init__(self) -> None:
-        configure_logging(SETTINGS.log_format)
-        self.settings = SETTINGS
-        self.engine = load_configured_guard(self.settings)
-        self.engine.warmup((1, min(4, self.settings.max_batch_size)))
-        self.metrics = ServiceMetrics("guard", bentoml.metrics)
-        reference = describe_ref(self.settings.guard_model) if self.settings.guard_model else None
-        self.runtime = GuardRuntime(
-            self.engine, self.settings, self.metrics, reference or "embedded default"
-        )
-        self.grpc = GrpcServer.from_settings(
-            [guard_registration(self.runtime), oip_registration(self.runtime)],
-            self.metrics,
-            self.settings,
-        )
-        self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
-        if self.engine.card.notice:
-            log.warning(self.engine.card.notice)
+@bento_service(name="safetypairs-guard", kind="guard", settings=SETTINGS, timeout_s=60)
+class GuardService(ServiceShell[GuardRuntime], CategoriesApi):
+    runtime_class = GuardRuntime
+    grpc_services = (guard_registration, oip_registration)
 
-    @bentoml.on_startup
-    async def start_worker(self) -> None:
-        await self.lifecycle.start()
-
-    @bentoml.on_shutdown
-    async def stop_worker(self) -> None:
-        await self.lifecycle.stop()
-
-    def __is_ready__(self) -> bool:
-        return self.lifecycle.ready
+    def load_model(self) -> tuple[GuardModel, str]:
+        engine = load_configured_guard(self.settings)
+        engine.warmup((1, min(4, self.settings.max_batch_size)))
+        model = self.settings.guard_model
+        return engine, describe_ref(model) if model else "embedded default"
 
     @bentoml.api(route="/v1/screen")
     async def screen(
         self,
         ctx: bentoml.Context,
-        image: Annotated[Path, bentoml.validators.ContentType("*/*")],
+        image: File,
         image_id: str = "",
         categories: str = "",
         thresholds: dict[str, float] | None = None,
@@ -110,7 +80,7 @@ class GuardService:
     async def screen_batch(
         self,
         ctx: bentoml.Context,
-        images: list[Annotated[Path, bentoml.validators.ContentType("*/*")]],
+        images: list[File],
         image_ids: list[str] | None = None,
         categories: str = "",
         thresholds: dict[str, float] | None = None,
@@ -119,40 +89,11 @@ class GuardService:
         """Screen several images; a bad image fails only its own result."""
 
         async def produce() -> guard_pb2.ScreenBatchResponse:
-            ids = image_ids or []
-            if ids and len(ids) != len(images):
-                from safetypairs.contract.errors import InvalidInput
-
-                raise InvalidInput(f"{len(ids)} image_ids for {len(images)} images")
-            msgs = [
-                common_pb2.Image(
-                    data=read_upload(p, self.settings.max_image_bytes),
-                    id=ids[i] if ids else "",
-                )
-                for i, p in enumerate(images)
-            ]
             return await self.runtime.screen_batch(
                 guard_pb2.ScreenBatchRequest(
-                    images=msgs, options=_options(categories, thresholds, member_details)
+                    images=uploaded_images(images, image_ids, self.settings.max_image_bytes),
+                    options=_options(categories, thresholds, member_details),
                 )
             )
 
         return await answer(self.metrics, "screen_batch", produce, ctx.response)
-
-    @bentoml.api(route="/v1/categories")
-    async def categories(self, ctx: bentoml.Context) -> dict[str, Any]:
-        async def produce() -> common_pb2.ListCategoriesResponse:
-            return self.runtime.list_categories()
-
-        return await answer(self.metrics, "categories", produce, ctx.response)
-
-    @bentoml.api(route="/v1/model_info")
-    async def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:
-        async def produce() -> guard_pb2.ModelInfo:
-            return self.runtime.model_info()
-
-        return await answer(self.metrics, "model_info", produce, ctx.response)
-
-
-observe_http(GuardService, "guard")  # first: outermost, so refused calls are logged too
-protect_http(GuardService, SETTINGS)

@@ -10,8 +10,6 @@ queued and stops its generation while running.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import os
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,7 +19,7 @@ import transformers
 from PIL import Image
 
 from safetypairs.contract.errors import InvalidInput, SafetyPairsError, item_error
-from safetypairs.contract.images import ImageLimits, decode_image
+from safetypairs.contract.images import decode_image
 from safetypairs.contract.policy import Policy, default_policy, load_policy, policy_from_dict
 from safetypairs.judge.default_model import ensure_default_judge
 from safetypairs.judge.engine import (
@@ -34,10 +32,9 @@ from safetypairs.judge.engine import (
     RateOutput,
 )
 from safetypairs.judge.prompts import check_prompt_size
-from safetypairs.serving.admission import Admission, check_image_count
-from safetypairs.serving.batcher import MicroBatcher
-from safetypairs.serving.metrics import ServiceMetrics
-from safetypairs.serving.model_refs import resolve_model_ref
+from safetypairs.serving.admission import check_image_count
+from safetypairs.serving.model_refs import configured_model
+from safetypairs.serving.runtime_skeleton import BatchedRuntime
 from safetypairs.serving.settings import JudgeSettings
 from safetypairs.serving.torch_env import set_threads
 from safetypairs.v1 import common_pb2, judge_pb2
@@ -59,11 +56,9 @@ def load_configured_judge(settings: JudgeSettings) -> tuple[JudgeEngine, str]:
     """The engine for the settings' model (the embedded default when none is set) and the
     reference it was loaded from."""
     set_threads(settings.torch_threads)
-    if settings.judge_model:
-        path, reference = resolve_model_ref(settings.judge_model), settings.judge_model
-    else:
-        path = ensure_default_judge(settings.home_dir())
-        reference = f"embedded default ({path})"
+    path, reference = configured_model(
+        settings.judge_model, lambda: ensure_default_judge(settings.home_dir())
+    )
     engine = JudgeEngine(
         path,
         device=settings.judge_device,
@@ -95,48 +90,15 @@ def _policy_from_proto(msg: common_pb2.Policy) -> Policy:
     )
 
 
-class JudgeRuntime:
-    def __init__(
-        self,
-        engine: JudgeEngine,
-        settings: JudgeSettings,
-        metrics: ServiceMetrics,
-        reference: str = "embedded default",
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.metrics = metrics
-        self.reference = reference
-        self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
-        self.default_policy = (
-            load_policy(settings.judge_policy) if settings.judge_policy else default_policy()
-        )
+class JudgeRuntime(BatchedRuntime[JudgeEngine, JudgeSettings, RateJob | ProposeJob, Any]):
+    def setup(self) -> None:
+        super().setup()
+        policy_file = self.settings.judge_policy
+        self.default_policy = load_policy(policy_file) if policy_file else default_policy()
         self._policies = {p.name: p for p in (default_policy(), self.default_policy)}
-        self._decoder = concurrent.futures.ThreadPoolExecutor(
-            settings.decode_threads or os.cpu_count() or 1, thread_name_prefix="decode"
-        )
-        self.batcher: MicroBatcher[RateJob | ProposeJob, Any] = MicroBatcher(
-            self._run,
-            max_batch_size=settings.max_batch_size,
-            max_wait_s=settings.max_batch_wait_ms / 1000.0,
-            max_queue=settings.max_queue,
-            observer=metrics,
-        )
-        self._admission = Admission(settings.max_queue, settings.max_queue_wait_ms / 1000.0)
         self.engine.category_reader(self.default_policy)  # a policy it cannot read fails now
 
-    def start(self) -> None:
-        self.batcher.start()
-
-    @property
-    def ready(self) -> bool:
-        return self.batcher.accepting
-
-    async def stop(self) -> None:
-        await self.batcher.stop()
-        self._decoder.shutdown(wait=True)
-
-    def _run(self, jobs: list[RateJob | ProposeJob]) -> list[Any]:
+    def run_batch(self, jobs: list[RateJob | ProposeJob]) -> list[Any]:
         """The batcher's model call. Rating jobs share one pass; each proposal runs alone. A
         failing group answers its own callers with the error (returned, not raised), so a
         proposal's failure never fails the ratings batched beside it."""
@@ -210,9 +172,7 @@ class JudgeRuntime:
         return decode_image(data, self.limits, draft_size=_DRAFT_SIZE)
 
     async def _decode(self, data: bytes) -> Image.Image:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._decoder, self._decode_sync, data
-        )
+        return await self.on_cpu_pool(self._decode_sync, data)
 
     # -- rating --------------------------------------------------------------------------
 
@@ -253,7 +213,7 @@ class JudgeRuntime:
 
     async def rate(self, request: judge_pb2.RateRequest) -> judge_pb2.RateResponse:
         policy, threshold = self._rate_setup(request.policy, request.options)
-        with self._admission.admit(1):
+        with self.admission.admit(1):
             image = await self._decode(request.image.data)
             out = await self._rate_image(image, policy, threshold, request.options.rationale)
         return judge_pb2.RateResponse(
@@ -271,7 +231,7 @@ class JudgeRuntime:
         async def one(data: bytes) -> RateOutput:
             return await self._rate_image(await self._decode(data), policy, threshold, rationale)
 
-        with self._admission.admit(len(images)):
+        with self.admission.admit(len(images)):
             outcomes = await asyncio.gather(*(one(i.data) for i in images), return_exceptions=True)
         results = []
         for i, (img, outcome) in enumerate(zip(images, outcomes, strict=True)):
@@ -312,7 +272,7 @@ class JudgeRuntime:
             category = None
         if category is not None:
             self._check_prompt(self.engine.propose_prompt(policy, category, direction))
-        with self._admission.admit(1):
+        with self.admission.admit(1):
             image = await self._decode(request.image.data)
             if category is None:  # to_safe without a category: the judge names it first
                 self._check_prompt(self.engine.rate_prompt(policy))

@@ -3,12 +3,12 @@
     bentoml serve safetypairs.judge.service:JudgeService --port 3001
 
 Both protocols call one JudgeRuntime (one model copy, one micro-batcher). Settings come from
-SAFETYPAIRS_* environment variables (see safetypairs.serving.settings.JudgeSettings).
+SAFETYPAIRS_* environment variables (see safetypairs.serving.settings.JudgeSettings). The
+shell (start, stop, probes, model_info, categories) is safetypairs.serving.bento_shell.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,21 +16,16 @@ import bentoml
 
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.policy import parse_policy
+from safetypairs.judge.engine import JudgeEngine
 from safetypairs.judge.runtime import JudgeRuntime, load_configured_judge
 from safetypairs.judge.servicer import judge_registration
-from safetypairs.serving.auth import protect_http
-from safetypairs.serving.grpc_server import GrpcServer
-from safetypairs.serving.http import answer, read_upload
-from safetypairs.serving.http_access import observe_http
-from safetypairs.serving.lifecycle import WorkerLifecycle
-from safetypairs.serving.logs import configure_logging
-from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.bento_shell import CategoriesApi, ServiceShell, bento_service
+from safetypairs.serving.http import answer, read_upload, uploaded_images
 from safetypairs.serving.settings import JudgeSettings
 from safetypairs.v1 import common_pb2, judge_pb2
 
-log = logging.getLogger("safetypairs.judge")
-
 SETTINGS = JudgeSettings.from_env()
+File = Annotated[Path, bentoml.validators.ContentType("*/*")]
 _DIRECTIONS = {
     "to_safe": judge_pb2.EDIT_DIRECTION_TO_SAFE,
     "to_unsafe": judge_pb2.EDIT_DIRECTION_TO_UNSAFE,
@@ -54,41 +49,19 @@ def _rate_options(categories: str, rationale: bool, threshold: float) -> judge_p
     return judge_pb2.RateOptions(categories=codes, rationale=rationale, threshold=threshold)
 
 
-@bentoml.service(
-    name="safetypairs-judge",
-    workers=SETTINGS.workers,
-    traffic={"timeout": 300},
-)
-class JudgeService:
-    def __init__(self) -> None:
-        configure_logging(SETTINGS.log_format)
-        self.settings = SETTINGS
-        engine, reference = load_configured_judge(self.settings)
-        self.metrics = ServiceMetrics("judge", bentoml.metrics)
-        self.runtime = JudgeRuntime(engine, self.settings, self.metrics, reference)
-        self.grpc = GrpcServer.from_settings(
-            [judge_registration(self.runtime)], self.metrics, self.settings
-        )
-        self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
-        if engine.card.notice:
-            log.warning(engine.card.notice)
+@bento_service(name="safetypairs-judge", kind="judge", settings=SETTINGS, timeout_s=300)
+class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
+    runtime_class = JudgeRuntime
+    grpc_services = (judge_registration,)
 
-    @bentoml.on_startup
-    async def start_worker(self) -> None:
-        await self.lifecycle.start()
-
-    @bentoml.on_shutdown
-    async def stop_worker(self) -> None:
-        await self.lifecycle.stop()
-
-    def __is_ready__(self) -> bool:
-        return self.lifecycle.ready
+    def load_model(self) -> tuple[JudgeEngine, str]:
+        return load_configured_judge(self.settings)
 
     @bentoml.api(route="/v1/rate")
     async def rate(
         self,
         ctx: bentoml.Context,
-        image: Annotated[Path, bentoml.validators.ContentType("*/*")],
+        image: File,
         image_id: str = "",
         policy: str = "",
         policy_name: str = "",
@@ -114,7 +87,7 @@ class JudgeService:
     async def rate_batch(
         self,
         ctx: bentoml.Context,
-        images: list[Annotated[Path, bentoml.validators.ContentType("*/*")]],
+        images: list[File],
         image_ids: list[str] | None = None,
         policy: str = "",
         policy_name: str = "",
@@ -125,17 +98,8 @@ class JudgeService:
         """Rate several images; a bad image fails only its own result."""
 
         async def produce() -> judge_pb2.RateBatchResponse:
-            ids = image_ids or []
-            if ids and len(ids) != len(images):
-                raise InvalidInput(f"{len(ids)} image_ids for {len(images)} images")
             request = judge_pb2.RateBatchRequest(
-                images=[
-                    common_pb2.Image(
-                        data=read_upload(p, self.settings.max_image_bytes),
-                        id=ids[i] if ids else "",
-                    )
-                    for i, p in enumerate(images)
-                ],
+                images=uploaded_images(images, image_ids, self.settings.max_image_bytes),
                 policy=_policy_choice(policy, policy_name),
                 options=_rate_options(categories, rationale, threshold),
             )
@@ -147,7 +111,7 @@ class JudgeService:
     async def propose_edits(
         self,
         ctx: bentoml.Context,
-        image: Annotated[Path, bentoml.validators.ContentType("*/*")],
+        image: File,
         direction: str,
         image_id: str = "",
         category: str = "",
@@ -176,21 +140,3 @@ class JudgeService:
             return await self.runtime.propose_edits(request)
 
         return await answer(self.metrics, "propose_edits", produce, ctx.response)
-
-    @bentoml.api(route="/v1/categories")
-    async def categories(self, ctx: bentoml.Context) -> dict[str, Any]:
-        async def produce() -> common_pb2.ListCategoriesResponse:
-            return self.runtime.list_categories()
-
-        return await answer(self.metrics, "categories", produce, ctx.response)
-
-    @bentoml.api(route="/v1/model_info")
-    async def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:
-        async def produce() -> judge_pb2.JudgeModelInfo:
-            return self.runtime.model_info()
-
-        return await answer(self.metrics, "model_info", produce, ctx.response)
-
-
-observe_http(JudgeService, "judge")  # first: outermost, so refused calls are logged too
-protect_http(JudgeService, SETTINGS)

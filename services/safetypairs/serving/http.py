@@ -4,7 +4,7 @@ from SafetyPairsError by its `http_status` (the one mapping table)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,8 +12,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from safetypairs.contract.enum_names import plain_json
-from safetypairs.contract.errors import PayloadTooLarge, SafetyPairsError
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
 from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.v1 import common_pb2
 
 
 def message_to_json(msg: Message) -> dict[str, Any]:
@@ -33,6 +34,19 @@ def read_upload(path: Path, max_bytes: int) -> bytes:
     if size > max_bytes:
         raise PayloadTooLarge(f"image is {size} bytes, over the limit of {max_bytes} bytes")
     return path.read_bytes()
+
+
+def uploaded_images(
+    paths: Sequence[Path], ids: Sequence[str] | None, max_bytes: int
+) -> list[common_pb2.Image]:
+    """A batch's uploads as Image messages; `ids`, when sent, names each image in order."""
+    ids = ids or []
+    if ids and len(ids) != len(paths):
+        raise InvalidInput(f"{len(ids)} image_ids for {len(paths)} images")
+    return [
+        common_pb2.Image(data=read_upload(p, max_bytes), id=ids[i] if ids else "")
+        for i, p in enumerate(paths)
+    ]
 
 
 class ResponseStatus(Protocol):

@@ -8,6 +8,7 @@ reaches it). Nothing here runs at import time; resolution happens when a service
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from safetypairs.contract.errors import ModelError
@@ -47,3 +48,12 @@ def resolve_model_ref(ref: str) -> Path:
             except Exception as exc:  # offline, unknown repo, auth: all say why in the message
                 tried.append(f"Hugging Face {ref!r}: {type(exc).__name__}: {exc}")
     raise ModelError(f"cannot resolve model reference {ref!r}: " + "; ".join(tried))
+
+
+def configured_model(ref: str, ensure_default: Callable[[], Path]) -> tuple[Path, str]:
+    """Where a service's configured model is and how to name it; with no reference set, the
+    embedded default (`ensure_default` builds it on first use)."""
+    if ref:
+        return resolve_model_ref(ref), ref
+    path = ensure_default()
+    return path, f"embedded default ({path})"

@@ -1,5 +1,10 @@
-"""`safetypairs serve SERVICE`: validate the settings, check that the model loads, then become
+"""`safetypairs serve SERVICE`: validate the settings, resolve the model reference, then become
 BentoML's serve command (HTTP and gRPC in one process tree).
+
+The model is loaded once, by each worker, not here: loading it here too would double the
+start-up (the embedded default editor: about 16 s more on a 2-core machine) and memory. A
+worker that cannot load it ends the whole process tree with exit code 2 and the reason
+(serving.worker_exit), so a broken checkpoint fails start-up either way.
 
 The test launcher builds its command line here too, so both start a service the same way.
 """
@@ -10,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, NoReturn
 
 from safetypairs.contract.errors import ModelError
@@ -17,43 +23,47 @@ from safetypairs.serving import settings as settings_module
 
 
 def _check_guard(settings: Any) -> str:
-    """Load the guard once, so that a model that cannot load (missing file, checksum
-    mismatch, bad sidecar) stops start-up with its message and exit code 2 instead of BentoML
-    restarting a failing worker every few seconds."""
-    from safetypairs.guard.artifact import load_configured_guard
+    """Find the guard's artifact (building the embedded default if needed): a reference that
+    does not resolve, or a directory without one guard in it, stops start-up here."""
+    from safetypairs.guard.artifact import guard_artifact_path
+    from safetypairs.guard.default_model import ensure_default_guard
 
-    card = load_configured_guard(settings).card
-    return f"guard {card.name}:{card.version} ({settings.guard_model or 'embedded default'})"
+    if settings.guard_model:
+        return f"guard {settings.guard_model} ({guard_artifact_path(settings.guard_model)})"
+    return f"guard embedded default ({ensure_default_guard(settings.home_dir())})"
+
+
+def _resolve(ref: str, ensure_default: Callable[[str], Path], home: str, marker: str) -> str:
+    """The configured model's reference and path (`ensure_default(home)` builds the embedded
+    default if needed); ModelError when the reference does not resolve or the directory lacks
+    the `marker` file every checkpoint of its kind has."""
+    from safetypairs.serving.model_refs import configured_model
+
+    path, reference = configured_model(ref, lambda: ensure_default(home))
+    if not (path / marker).is_file():
+        raise ModelError(f"{path} holds no {marker}: not a checkpoint this service loads")
+    return f"{reference} ({path})"
 
 
 def _check_judge(settings: Any) -> str:
-    """Resolve the judge's model (building the embedded default if needed) without loading its
-    weights twice: a reference that does not resolve stops start-up here."""
     from safetypairs.judge.default_model import ensure_default_judge
-    from safetypairs.serving.model_refs import resolve_model_ref
 
-    if settings.judge_model:
-        path = resolve_model_ref(settings.judge_model)
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{path} holds no config.json: not a transformers checkpoint")
-        return f"judge {settings.judge_model} ({path})"
-    return f"judge embedded default ({ensure_default_judge(settings.home_dir())})"
+    home = settings.home_dir()
+    return f"judge {_resolve(settings.judge_model, ensure_default_judge, home, 'config.json')}"
 
 
 def _check_edit(settings: Any) -> str:
-    """Load the editor once (as the guard): a reference that does not resolve, an unsupported
-    pipeline or a bad scheduler or attention setting stops start-up here with its message."""
-    from safetypairs.edit.runtime import load_configured_editor
+    from safetypairs.edit.default_model import ensure_default_editor
 
-    engine, reference = load_configured_editor(settings)
-    return f"edit {engine.family.pipeline} {reference} on {engine.device}"
+    home = settings.home_dir()
+    return f"edit {_resolve(settings.edit_model, ensure_default_editor, home, 'model_index.json')}"
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
     bento: str  # the BentoML service, MODULE:Class
     settings_class: str  # its settings dataclass in safetypairs.serving.settings
-    check: Callable[[Any], str]  # loads or resolves the model before BentoML starts
+    check: Callable[[Any], str]  # resolves the model before BentoML starts
     http_port: int  # the default HTTP port
 
     def settings(self) -> type:
@@ -87,8 +97,8 @@ def bento_serve_command(bento: str, host: str, http_port: int) -> list[str]:
 
 
 def serve(service: str, host: str, http_port: int, overrides: Mapping[str, Any]) -> NoReturn:
-    """Validate every setting (environment plus `overrides`, by setting name), check the model,
-    then replace this process with BentoML's serve command."""
+    """Validate every setting (environment plus `overrides`, by setting name), resolve the
+    model, then replace this process with BentoML's serve command."""
     spec = SERVICES[service]
     env = dict(os.environ)
     for f in fields(spec.settings()):

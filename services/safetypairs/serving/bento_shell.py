@@ -1,0 +1,132 @@
+"""The one BentoML service shell that the guard, the judge and the editor specialise.
+
+A service class subclasses ServiceShell and names what differs: `load_model` (the engine and
+its reference), `runtime_class` (built around the engine), `grpc_services` (each makes a
+registration from the runtime) and its own HTTP APIs; `bento_service(name=, kind=, settings=,
+timeout_s=)` then makes it a BentoML service (safetypairs.judge.service is one in full).
+
+BentoML 1.4 finds APIs (`@bentoml.api`), start-up and shutdown hooks and `__is_ready__` with
+dir()/getattr on the decorated class, so what is defined here is inherited like any method;
+only the leaf class is decorated (the decorator turns a class into a `bentoml.Service`, which
+cannot be subclassed again).
+
+Each worker process builds the shell once: it loads the model and builds the runtime, then its
+on_startup hook starts the runtime and the in-process gRPC server (lifecycle). A worker that
+fails either step stops the whole `bentoml serve` with the reason (worker_exit) rather than
+being respawned. Both protocols call the same runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import bentoml
+
+from safetypairs.serving.auth import protect_http
+from safetypairs.serving.grpc_server import GrpcServer, ServiceRegistration
+from safetypairs.serving.http import answer
+from safetypairs.serving.http_access import observe_http
+from safetypairs.serving.lifecycle import WorkerLifecycle
+from safetypairs.serving.logs import configure_logging
+from safetypairs.serving.metrics import ServiceMetrics
+from safetypairs.serving.settings import ServingSettings
+from safetypairs.serving.worker_exit import stop_serving_on_failure
+from safetypairs.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Runtime(Protocol):
+    """What the shell needs of a runtime (serving.runtime_skeleton gives all but model_info)."""
+
+    ready: bool
+
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def model_info(self) -> Any: ...
+
+
+RuntimeT = TypeVar("RuntimeT", bound=Runtime)
+
+
+class ServiceShell(Generic[RuntimeT]):
+    # Set by bento_service:
+    settings: ClassVar[ServingSettings]  # read once per process, from the environment
+    kind: ClassVar[str]  # "guard", "judge", "edit": the metrics' and logs' service label
+    # Set by the subclass:
+    runtime_class: ClassVar[Callable[..., Any]]  # (engine, settings, metrics, reference)
+    grpc_services: ClassVar[tuple[Callable[[Any], ServiceRegistration], ...]]  # (runtime)
+
+    def __init__(self) -> None:
+        configure_logging(self.settings.log_format)
+        self.metrics = ServiceMetrics(self.kind, bentoml.metrics)
+        with stop_serving_on_failure(f"the {self.kind} service could not load its model"):
+            engine, reference = self.load_model()
+        with stop_serving_on_failure(f"the {self.kind} service could not start"):
+            self.runtime: RuntimeT = self.runtime_class(
+                engine, self.settings, self.metrics, reference
+            )  # a default policy the model cannot read, say
+            registrations = [register(self.runtime) for register in self.grpc_services]
+            self.grpc = GrpcServer.from_settings(registrations, self.metrics, self.settings)
+        self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
+        if engine.card.notice:
+            log.warning(engine.card.notice)
+
+    def load_model(self) -> tuple[Any, str]:
+        """The engine for the settings' model, and the reference it was loaded from."""
+        raise NotImplementedError
+
+    @bentoml.on_startup
+    async def start_worker(self) -> None:
+        with stop_serving_on_failure(f"the {self.kind} service could not start"):
+            await self.lifecycle.start()  # a gRPC port taken by another program, say
+
+    @bentoml.on_shutdown
+    async def stop_worker(self) -> None:
+        await self.lifecycle.stop()
+
+    def __is_ready__(self) -> bool:
+        """/readyz: 200 only once the model is loaded and gRPC serves."""
+        return self.lifecycle.ready
+
+    @bentoml.api(route="/v1/model_info")
+    async def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> Any:
+            return self.runtime.model_info()
+
+        return await answer(self.metrics, "model_info", produce, ctx.response)
+
+
+class CategoriesApi:
+    """/v1/categories, for the services that judge against a policy."""
+
+    runtime: Any
+    metrics: ServiceMetrics
+
+    @bentoml.api(route="/v1/categories")
+    async def categories(self, ctx: bentoml.Context) -> dict[str, Any]:
+        async def produce() -> common_pb2.ListCategoriesResponse:
+            return self.runtime.list_categories()
+
+        return await answer(self.metrics, "categories", produce, ctx.response)
+
+
+def bento_service(
+    *, name: str, kind: str, settings: ServingSettings, timeout_s: int
+) -> Callable[[type[ServiceShell[Any]]], bentoml.Service[Any]]:
+    """Make a ServiceShell subclass a BentoML service: its settings and label, its workers and
+    request timeout, then request ids with the access log (outermost, so refused calls are
+    logged too) and the bearer-token check when tokens are set."""
+
+    def decorate(cls: type[ServiceShell[Any]]) -> bentoml.Service[Any]:
+        cls.settings, cls.kind = settings, kind
+        service = bentoml.service(
+            name=name, workers=settings.workers, traffic={"timeout": timeout_s}
+        )(cls)
+        observe_http(service, kind)
+        protect_http(service, settings)
+        return service
+
+    return decorate
