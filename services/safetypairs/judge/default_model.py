@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from safetypairs.contract.errors import ModelError
 from safetypairs.contract.policy import default_policy
 from safetypairs.serving.builds import build_atomically
+from safetypairs.serving.default_models import DefaultModel
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,12 @@ NOTICE = (
 
 
 def default_judge_dir(home: str) -> Path:
-    return Path(home) / "models" / f"{NAME}-v{BUILD_VERSION}"
+    return DEFAULT.directory(home)
 
 
 def ensure_default_judge(home: str) -> Path:
     """The default judge's directory, building it first if it is not in `home` yet."""
-    out = default_judge_dir(home)
-    if (out / "config.json").is_file():
-        return out
-    return build_default_judge(out)
+    return DEFAULT.ensure(home)
 
 
 def _corpus() -> list[str]:
@@ -78,22 +75,17 @@ def _corpus() -> list[str]:
 
 def build_default_judge(out_dir: Path) -> Path:
     """Build the tiny judge into `out_dir` (atomically); return the directory."""
-    try:
-        import torch
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-        from transformers import (
-            CLIPImageProcessor,
-            CLIPVisionConfig,
-            LlavaConfig,
-            LlavaForConditionalGeneration,
-            LlavaProcessor,
-            PreTrainedTokenizerFast,
-            Qwen2Config,
-        )
-    except ImportError as exc:
-        raise ModelError(
-            f"building the default judge needs the `models` extra (torch, transformers): {exc}"
-        ) from None
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+    )
 
     from safetypairs.serving.model_refs import UNTRAINED_MARK
 
@@ -163,3 +155,13 @@ def build_default_judge(out_dir: Path) -> Path:
     out = build_atomically(Path(out_dir), build, "config.json")
     log.info("built the embedded default judge in %s", out)
     return out
+
+
+DEFAULT = DefaultModel(
+    "judge",
+    NAME,
+    BUILD_VERSION,
+    "config.json",
+    build_default_judge,
+    requires=("torch", "tokenizers", "transformers"),
+)
