@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+# The sample photos of the demo set, the tests and the benchmarks: real photos scikit-image
+# ships in its wheel. PHOTOS are in colour; MORE_PHOTOS (grayscale) for when more are wanted.
 PHOTOS = [
     "astronaut.png",
     "chelsea.png",
@@ -21,6 +23,15 @@ PHOTOS = [
     "retina.jpg",
     "ihc.png",
 ]
+MORE_PHOTOS = ["camera.png", "page.png"]
+
+
+def sample_photos(count: int = len(PHOTOS)) -> list[Path]:
+    """Paths of the first `count` sample photos (PHOTOS, then MORE_PHOTOS)."""
+    import skimage
+
+    data = Path(skimage.__file__).parent / "data"
+    return [data / name for name in [*PHOTOS, *MORE_PHOTOS][:count]]
 
 
 def _crop(rng: random.Random, photos: list[Image.Image]) -> Image.Image:
@@ -42,11 +53,8 @@ def make_training_set(
     root: Path, pairs: int = 12, singles: int = 16, seed: int = 0
 ) -> tuple[Path, Path]:
     """Write images, `labelled.jsonl` and `pairs.jsonl` under `root`; return the two files."""
-    import skimage
-
     rng = random.Random(seed)
-    data = Path(skimage.__file__).parent / "data"
-    photos = [Image.open(data / n).convert("RGB") for n in PHOTOS]
+    photos = [Image.open(path).convert("RGB") for path in sample_photos()]
     (root / "img").mkdir(parents=True, exist_ok=True)
     labelled, pair_lines = [], []
     for i in range(singles):
