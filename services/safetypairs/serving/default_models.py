@@ -1,18 +1,22 @@
 """The embedded default models (guard, judge, editor): where each is cached under
-SAFETYPAIRS_HOME and how it is built when a service, a benchmark or `safetypairs
+SAFETYPAIRS_HOME, and building one (atomically) when a service, a benchmark or `safetypairs
 build-default-*` needs it and it is not there yet. Each service's default_model module
-describes its model with one DefaultModel; the building itself is that module's."""
+describes its model with one DefaultModel and writes its files."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from safetypairs.contract.errors import ModelError
+from safetypairs.serving.builds import build_atomically
+
+log = logging.getLogger(__name__)
 
 # The module describing each service's default model, as its DEFAULT.
 _MODULES = {
@@ -28,12 +32,18 @@ class DefaultModel:
     name: str
     version: str  # of the build recipe: bump it and cached builds are rebuilt
     marker: str  # the file a finished build holds, inside its directory
-    build: Callable[[Path], object]  # builds the model into a directory, atomically
+    write: Callable[[Path], None]  # writes the model's files into an empty folder
     requires: tuple[str, ...]  # modules the build imports (the `models` extra)
     reference_is_marker: bool = False  # referenced by its marker file (a manifest), not its dir
 
     def directory(self, home: str | Path) -> Path:
         return Path(home) / "models" / f"{self.name}-v{self.version}"
+
+    def build(self, out_dir: str | Path) -> Path:
+        """Build the model into `out_dir` (atomically); return its reference."""
+        out = build_atomically(Path(out_dir), self.write, self.marker)
+        log.info("built the embedded default %s in %s", self.service, out)
+        return self._reference(out)
 
     def ensure(self, home: str | Path, rebuild: bool = False) -> Path:
         """The model's reference (its directory, or its manifest where it is referenced so),
@@ -51,6 +61,9 @@ class DefaultModel:
                     f"SAFETYPAIRS_{self.service.upper()}_MODEL"
                 )
             self.build(out)
+        return self._reference(out)
+
+    def _reference(self, out: Path) -> Path:
         return out / self.marker if self.reference_is_marker else out
 
 
