@@ -30,7 +30,7 @@ TARGETS = {
 
 Client = TypeVar("Client")
 R = TypeVar("R", ScreenResult, Rated)
-Subcommands = argparse._SubParsersAction  # what add_subparsers returns; argparse names it so
+Subcommands = argparse._SubParsersAction  # what add_subparsers returns (a private name)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
