@@ -11,8 +11,6 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-# The sample photos of the demo set, the tests and the benchmarks: real photos scikit-image
-# ships in its wheel. PHOTOS are in colour; MORE_PHOTOS (grayscale) for when more are wanted.
 PHOTOS = [
     "astronaut.png",
     "chelsea.png",
@@ -23,11 +21,12 @@ PHOTOS = [
     "retina.jpg",
     "ihc.png",
 ]
-MORE_PHOTOS = ["camera.png", "page.png"]
+MORE_PHOTOS = ["camera.png", "page.png"]  # grayscale, for when more images are wanted
 
 
 def sample_photos(count: int = len(PHOTOS)) -> list[Path]:
-    """Paths of the first `count` sample photos (PHOTOS, then MORE_PHOTOS)."""
+    """The sample photos of the demo set, the tests and the benchmarks, real photos that
+    scikit-image ships in its wheel: the first `count` of PHOTOS (colour), then MORE_PHOTOS."""
     import skimage
 
     data = Path(skimage.__file__).parent / "data"
