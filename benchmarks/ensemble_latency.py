@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import tempfile
 import time
 from collections.abc import Callable
 
 import numpy as np
-import skimage
 
 from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.default_model import ensure_default_guard
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.ensemble import EnsembleEngine
-
-PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
+from safetypairs.training.demo_data import sample_photos
 
 
 def timed(call: Callable[[], object], n: int) -> list[float]:
@@ -50,9 +47,10 @@ def main() -> None:
         ensemble = load_guard(str(manifest), intra_op_threads=args.intra_op_threads)
         assert isinstance(ensemble, EnsembleEngine)
         members = ensemble.member_engines
-        data = pathlib.Path(skimage.__file__).parent / "data"
         limits = ImageLimits(10**9, 10**9)
-        items = [ensemble.preprocess(decode_image((data / n).read_bytes(), limits)) for n in PHOTOS]
+        items = [
+            ensemble.preprocess(decode_image(p.read_bytes(), limits)) for p in sample_photos(4)
+        ]
         names = list(members)
         specs = {m["name"]: m for m in json.loads(manifest.read_text())["members"]}
         standalone = {

@@ -21,26 +21,14 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import skimage
 import torch
 from PIL import Image
 
 from safetypairs.contract.policy import default_policy
 from safetypairs.judge.default_model import ensure_default_judge
 from safetypairs.judge.engine import JudgeEngine, RateJob
-
-PHOTOS = [
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "ihc.png",
-]
+from safetypairs.training.demo_data import sample_photos
 
 
 def median_s(fn: Callable[[], object], repeats: int) -> float:
@@ -60,8 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         engine = JudgeEngine(ensure_default_judge(home))
-        data = Path(skimage.__file__).parent / "data"
-        photos = [Image.open(data / n).convert("RGB") for n in PHOTOS]
+        photos = [Image.open(path).convert("RGB") for path in sample_photos()]
         while len(photos) < args.batch:
             photos += photos
         photos = photos[: args.batch]

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import skimage
 from PIL import Image
 
 from safetypairs.client import AsyncEditClient, AsyncJudgeClient
@@ -32,19 +31,7 @@ from safetypairs.pairs.criteria import Criteria
 from safetypairs.pairs.dataset import PairDataset
 from safetypairs.pairs.pipeline import GenerationConfig, PairGenerator
 from safetypairs.serving.launcher import EDIT_SERVICE, JUDGE_SERVICE, ServiceProcess
-
-PHOTOS = [
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "ihc.png",
-    "camera.png",
-    "page.png",
-]
+from safetypairs.training.demo_data import sample_photos
 
 
 async def rate_of(calls: int, concurrency: int, make) -> float:
@@ -136,13 +123,12 @@ def main() -> None:
         "--torch-threads", type=int, default=1, help="each service's torch threads (0 = all)"
     )
     args = parser.parse_args()
-    data = Path(skimage.__file__).parent / "data"
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         folder = home / "images"
         folder.mkdir()
-        for name in PHOTOS[: args.images]:
-            Image.open(data / name).convert("RGB").resize((128, 128)).save(folder / f"{name}.png")
+        for path in sample_photos(args.images):
+            Image.open(path).convert("RGB").resize((128, 128)).save(folder / f"{path.name}.png")
         ensure_default_judge(str(home))
         ensure_default_editor(str(home))
         env = {

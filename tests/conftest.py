@@ -222,7 +222,6 @@ def png_bytes(
 @pytest.fixture(scope="session")
 def sample_photos() -> list[Path]:
     """Real photos scikit-image ships in its wheel."""
-    import skimage
+    from safetypairs.training.demo_data import sample_photos as photos
 
-    data = Path(skimage.__file__).parent / "data"
-    return [data / n for n in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")]
+    return photos(4)

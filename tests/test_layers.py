@@ -9,10 +9,12 @@ services/ must point down or sideways within its room (DESIGN.md decision 12).
     evaluation   safetypairs.evaluation (scores services through the SDK; scores artifacts and
                                          trains guards in process, importing those only inside
                                          the functions that need them)
-    cli          safetypairs.cli        (the command line: one entry, one module per room)
+    cli          safetypairs.cli        (the command line: one entry, one module per room; the
+                                         services, training and evaluation only inside the
+                                         functions that run or register their commands)
 
 The services never import the SDK, pairs, screening or evaluation; the SDK never imports a
-service. A module of the SDK or evaluation room imports service code only inside a function,
+service. A module of the evaluation or cli room imports service code only inside a function,
 so that a client-only install can import every client module.
 """
 
@@ -48,7 +50,7 @@ ALLOWED: dict[str, set[str]] = {
     "services": {"contract", "services"},
     "training": {"contract", "services", "training"},
     "evaluation": {"contract", "sdk", "evaluation"},
-    "cli": set(ROOMS),
+    "cli": {"contract", "sdk", "cli"},
 }
 ALLOWED_LAZILY: dict[str, set[str]] = {
     "evaluation": {"services", "training"},
@@ -144,11 +146,19 @@ def test_a_servicer_importing_the_sdk_is_caught(tmp_path: Path) -> None:
         "from safetypairs.guard.artifact import load_guard\n"  # a service at module level
         "def score():\n    from safetypairs.guard.artifact import load_guard\n"  # allowed
     )
+    commands = tmp_path / "clients" / "safetypairs" / "cli"
+    commands.mkdir(parents=True)
+    (commands / "serve.py").write_text(
+        "from safetypairs.client.guard import GuardClient\n"  # the SDK: allowed
+        "from safetypairs.serving.serve import serve\n"  # a service at module level
+        "def cmd_serve(args):\n    from safetypairs.serving.serve import serve\n"  # allowed
+    )
     found = sorted(
         str(v).split(": ", 1)[1]
         for v in layer_violations((tmp_path / "clients", tmp_path / "services"))
     )
     assert found == [
+        "safetypairs.cli.serve (cli) imports safetypairs.serving.serve (services) at module level",
         "safetypairs.evaluation.scorers (evaluation) imports safetypairs.guard.artifact "
         "(services) at module level",
         "safetypairs.guard.servicer (services) imports safetypairs.client.guard (sdk) "

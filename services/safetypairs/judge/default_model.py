@@ -9,14 +9,10 @@ and proposal it gives says so, and they mean nothing about the image.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from safetypairs.contract.errors import ModelError
 from safetypairs.contract.policy import default_policy
-from safetypairs.serving.builds import build_atomically
-
-log = logging.getLogger(__name__)
+from safetypairs.serving.default_models import DefaultModel
 
 NAME = "default-judge"
 BUILD_VERSION = "1"
@@ -36,18 +32,6 @@ NOTICE = (
     "generation) and mean nothing about the image. Set SAFETYPAIRS_JUDGE_MODEL to a real "
     "checkpoint (e.g. LlavaGuard, Qwen2.5-VL)."
 )
-
-
-def default_judge_dir(home: str) -> Path:
-    return Path(home) / "models" / f"{NAME}-v{BUILD_VERSION}"
-
-
-def ensure_default_judge(home: str) -> Path:
-    """The default judge's directory, building it first if it is not in `home` yet."""
-    out = default_judge_dir(home)
-    if (out / "config.json").is_file():
-        return out
-    return build_default_judge(out)
 
 
 def _corpus() -> list[str]:
@@ -76,90 +60,94 @@ def _corpus() -> list[str]:
     return texts * 4
 
 
-def build_default_judge(out_dir: Path) -> Path:
-    """Build the tiny judge into `out_dir` (atomically); return the directory."""
-    try:
-        import torch
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-        from transformers import (
-            CLIPImageProcessor,
-            CLIPVisionConfig,
-            LlavaConfig,
-            LlavaForConditionalGeneration,
-            LlavaProcessor,
-            PreTrainedTokenizerFast,
-            Qwen2Config,
-        )
-    except ImportError as exc:
-        raise ModelError(
-            f"building the default judge needs the `models` extra (torch, transformers): {exc}"
-        ) from None
+def _write(work: Path) -> None:
+    """The tiny judge: its tokenizer trained here, its processor, random weights."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+    )
 
     from safetypairs.serving.model_refs import UNTRAINED_MARK
 
-    def build(work: Path) -> None:
-        bpe = Tokenizer(models.BPE())
-        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        bpe.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=2048,
-            special_tokens=SPECIAL_TOKENS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        )
-        bpe.train_from_iterator(_corpus(), trainer)
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=bpe,
-            eos_token="<|im_end|>",
-            pad_token="<|endoftext|>",
-            extra_special_tokens={"image_token": "<image>"},
-        )
-        processor = LlavaProcessor(
-            image_processor=CLIPImageProcessor(
-                size={"shortest_edge": IMAGE_SIZE},
-                crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-            ),
-            tokenizer=tokenizer,
-            chat_template=CHAT_TEMPLATE,
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=2048,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_corpus(), trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": IMAGE_SIZE},
+            crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        ),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        image_token="<image>",
+    )
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=IMAGE_SIZE,
             patch_size=14,
-            vision_feature_select_strategy="default",
-            num_additional_image_tokens=1,
-            image_token="<image>",
-        )
-        config = LlavaConfig(
-            vision_config=CLIPVisionConfig(
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                image_size=IMAGE_SIZE,
-                patch_size=14,
-                projection_dim=64,
-            ),
-            text_config=Qwen2Config(
-                vocab_size=len(tokenizer),
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                max_position_embeddings=4096,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            ),
-            image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-            vision_feature_select_strategy="default",
-            vision_feature_layer=-1,
-        )
-        setattr(config, UNTRAINED_MARK, True)
-        config.safetypairs_notice = NOTICE
-        torch.manual_seed(0)  # deterministic weights: every build is the same model
-        model = LlavaForConditionalGeneration(config)
-        model.generation_config.eos_token_id = tokenizer.eos_token_id
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-        model.save_pretrained(work)
-        processor.save_pretrained(work)
+            projection_dim=64,
+        ),
+        text_config=Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    setattr(config, UNTRAINED_MARK, True)
+    config.safetypairs_notice = NOTICE
+    torch.manual_seed(0)  # deterministic weights: every build is the same model
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(work)
+    processor.save_pretrained(work)
 
-    out = build_atomically(Path(out_dir), build, "config.json")
-    log.info("built the embedded default judge in %s", out)
-    return out
+
+DEFAULT = DefaultModel(
+    "judge",
+    NAME,
+    BUILD_VERSION,
+    "config.json",
+    _write,
+    requires=("torch", "tokenizers", "transformers"),
+)
+# The judge's default by the names the service, tests and benchmarks use.
+default_judge_dir = DEFAULT.directory
+ensure_default_judge = DEFAULT.ensure
+build_default_judge = DEFAULT.build

@@ -23,6 +23,16 @@ PHOTOS = [
     "retina.jpg",
     "ihc.png",
 ]
+MORE_PHOTOS = ["camera.png", "page.png"]  # grayscale, for when more images are wanted
+
+
+def sample_photos(count: int = len(PHOTOS)) -> list[Path]:
+    """The sample photos of the demo set, the tests and the benchmarks, real photos that
+    scikit-image ships in its wheel: the first `count` of PHOTOS (colour), then MORE_PHOTOS."""
+    import skimage
+
+    data = Path(skimage.__file__).parent / "data"
+    return [data / name for name in [*PHOTOS, *MORE_PHOTOS][:count]]
 
 
 def _crop(rng: random.Random, photos: list[Image.Image]) -> Image.Image:
@@ -44,11 +54,8 @@ def make_training_set(
     root: Path, pairs: int = 12, singles: int = 16, seed: int = 0
 ) -> tuple[Path, Path]:
     """Write images, `labelled.jsonl` and `pairs.jsonl` under `root`; return the two files."""
-    import skimage
-
     rng = random.Random(seed)
-    data = Path(skimage.__file__).parent / "data"
-    photos = [Image.open(data / n).convert("RGB") for n in PHOTOS]
+    photos = [Image.open(path).convert("RGB") for path in sample_photos()]
     (root / "img").mkdir(parents=True, exist_ok=True)
     labelled, pair_lines = [], []
     for i in range(singles):

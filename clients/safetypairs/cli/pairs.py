@@ -1,0 +1,177 @@
+"""Pair dataset commands: `generate` (judge + editor make verified counterfactual pairs),
+`merge-datasets`, `report`, `export` and `import`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from safetypairs.cli.common import (
+    Subcommands,
+    add_connection_flags,
+    add_max_backoff,
+    codes,
+    connect,
+    image_paths,
+    target,
+    usage_error,
+)
+
+
+def register(sub: Subcommands) -> None:
+    p = sub.add_parser("generate", help="generate verified counterfactual pairs into a dataset")
+    p.add_argument("--images", required=True, help="folder (or file) of source images")
+    p.add_argument("--out", required=True, help="dataset folder; an existing one is resumed")
+    p.add_argument("--policy", default="", help="policy YAML; default: the built-in O1..O9")
+    p.add_argument("--categories", default="", help="codes to make pairs for; default: all")
+    p.add_argument("--directions", default="to_safe,to_unsafe", help="to_safe and/or to_unsafe")
+    p.add_argument("--judge-target", default=target("judge"), help="judge gRPC address")
+    p.add_argument(
+        "--edit-target",
+        default=target("edit"),
+        help="edit gRPC address (env SAFETYPAIRS_EDIT_TARGET)",
+    )
+    p.add_argument("--proposals", type=int, default=3, help="instructions per attempt")
+    p.add_argument("--attempts", type=int, default=2, help="attempts per image and category")
+    p.add_argument("--seed", type=int, default=0, help="first seed of proposals and edits")
+    p.add_argument(
+        "--no-artifact-match",
+        action="store_true",
+        help="keep the source itself, not its pass through the editor",
+    )
+    p.add_argument("--threshold", type=float, default=0.5, help="P(unsafe) that means unsafe")
+    p.add_argument("--margin", type=float, default=0.1, help="distance past the threshold")
+    p.add_argument("--min-ssim", type=float, default=0.85, help="least SSIM outside the edit")
+    p.add_argument("--max-changed", type=float, default=0.35, help="largest changed fraction")
+    p.add_argument("--edit-steps", type=int, default=None, help="diffusion steps per edit")
+    p.add_argument("--judge-concurrency", type=int, default=2, help="judge calls at once")
+    p.add_argument("--edit-concurrency", type=int, default=1, help="edits at once")
+    add_max_backoff(p)
+    p.add_argument("--shard", default="0/1", help="i/n: this process's share of the images")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_connection_flags(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("merge-datasets", help="merge shard datasets into one, without duplicates")
+    p.add_argument("out", help="merged dataset folder")
+    p.add_argument("inputs", nargs="+", help="datasets to merge")
+    p.set_defaults(func=cmd_merge_datasets)
+
+    p = sub.add_parser("report", help="write a dataset's HTML report (report.html) and print it")
+    p.add_argument("dataset", help="pair dataset folder")
+    p.add_argument("--open", action="store_true", help="also open it in a web browser")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="export a pair dataset to Parquet or a datasets folder")
+    p.add_argument("dataset", help="pair dataset folder")
+    p.add_argument("--to", choices=["parquet", "hf"], required=True, help="hf: save_to_disk")
+    p.add_argument("--out", required=True, help="new .parquet file (parquet) or folder (hf)")
+    p.add_argument("--include-rejected", action="store_true", help="also the rejected candidates")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="make a pair dataset from an export (Parquet or hf)")
+    p.add_argument("src", help="a .parquet file or a datasets save_to_disk folder")
+    p.add_argument("--out", required=True, help="new pair dataset folder")
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from safetypairs.client.edit import AsyncEditClient
+    from safetypairs.client.judge import AsyncJudgeClient
+    from safetypairs.contract.policy import default_policy, load_policy
+    from safetypairs.pairs.criteria import Criteria
+    from safetypairs.pairs.pipeline import GenerationConfig, PairGenerator, summary
+
+    paths = list(image_paths([args.images]))
+    if not paths:
+        return usage_error(f"no image files in {args.images}")
+    try:
+        shard = tuple(int(x) for x in args.shard.split("/"))
+        assert len(shard) == 2 and 0 <= shard[0] < shard[1]
+    except (ValueError, AssertionError):
+        return usage_error(f"--shard {args.shard!r} must be i/n with 0 <= i < n")
+    config = GenerationConfig(
+        policy=load_policy(args.policy) if args.policy else default_policy(),
+        categories=tuple(codes(args.categories)),
+        directions=tuple(codes(args.directions)),
+        proposals=args.proposals,
+        attempts=args.attempts,
+        seed=args.seed,
+        artifact_matched=not args.no_artifact_match,
+        criteria=Criteria(args.threshold, args.margin, args.min_ssim, args.max_changed),
+        edit_steps=args.edit_steps,
+        judge_concurrency=args.judge_concurrency,
+        edit_concurrency=args.edit_concurrency,
+        units_in_flight=args.judge_concurrency + args.edit_concurrency + 1,
+        max_backoff_s=args.max_backoff,
+        shard=shard,  # type: ignore[arg-type]
+    )
+
+    async def run() -> Any:
+        async with (
+            connect(AsyncJudgeClient, args, args.judge_target) as judge,
+            connect(AsyncEditClient, args, args.edit_target) as editor,
+        ):
+            bar = None if args.quiet else _progress
+            return await PairGenerator(judge, editor, args.out, config, bar).run(paths)
+
+    progress = asyncio.run(run())
+    if not args.quiet:
+        print(file=sys.stderr)
+    print(json.dumps({"dataset": args.out, **summary(progress)}, indent=2))
+    return 1 if progress.failed else 0
+
+
+def _progress(progress: Any) -> None:
+    """One line on stderr, redrawn: sources done, pairs accepted, rate and ETA."""
+    done, total = progress.sources_done, progress.sources_total
+    elapsed = time.monotonic() - progress.started
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = f"{(total - done) / rate:.0f}s" if rate > 0 and done < total else "-"
+    filled = int(30 * done / total) if total else 30
+    print(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} images  "
+        f"accepted {progress.accepted}  rejected {progress.rejected}  failed {progress.failed}  "
+        f"{rate:.2f} img/s  ETA {eta}  ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_merge_datasets(args: argparse.Namespace) -> int:
+    from safetypairs.pairs.merge import merge_datasets
+
+    print(json.dumps(merge_datasets(args.out, args.inputs)))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from safetypairs.pairs.report import write_report
+
+    path = write_report(args.dataset)
+    print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from safetypairs.pairs.export import export_dataset
+
+    print(json.dumps(export_dataset(args.dataset, args.out, args.to, args.include_rejected)))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from safetypairs.pairs.export import import_dataset
+
+    print(json.dumps(import_dataset(args.src, args.out)))
+    return 0
