@@ -40,6 +40,7 @@ from safetypairs.pairs.report import write_report
 from safetypairs.review.stats import cohen_kappa, fleiss_kappa, write_stats
 
 SHOTS = Path("/tmp/review-shots")
+CRITERIA = {"threshold": 0.5, "margin": 0.1, "min_ssim_outside": 0.85, "max_changed_fraction": 0.35}
 MAIN = (
     "import argparse, sys\n"
     "from safetypairs.review.commands import register\n"
@@ -171,10 +172,15 @@ def test_page_keyboard_review_survives_a_killed_server(
     browser: Chromium, dataset: Path, server_factory
 ) -> None:
     pairs = ids(dataset)
+    header = json.loads((dataset / "dataset.json").read_text())
+    header["run"]["criteria"] = CRITERIA  # as generation records them
+    (dataset / "dataset.json").write_text(json.dumps(header))
     server = server_factory(dataset, "ana")
     browser.navigate(server.url)
     state = browser.evaluate(WAIT_IDLE) and browser.evaluate(STATE)
     assert state["pair"] == pairs[0] and state["progress"] == "pair 1 of 5 · 0 decided"
+    # The judge's figures against the recorded thresholds: B at 0.85 passes 0.5 + 0.1.
+    assert browser.evaluate("document.querySelector('#judge tr:nth-child(3) .pass') !== null")
     # The change box sits on both images, at the recorded place scaled to the shown size.
     box = browser.evaluate(
         """(() => { const f = document.querySelectorAll('#frames .frame')[1];
@@ -206,6 +212,9 @@ def test_page_keyboard_review_survives_a_killed_server(
     shot(browser, "3-back-to-a-decided-pair")
     state = keys(browser, "ArrowRight", "v")  # overlay comes after flip
     shot(browser, "4-flip-view")
+    keys(browser, " ")
+    assert "showing B" in browser.evaluate("document.getElementById('view-mode').textContent")
+    assert browser.evaluate("document.querySelector('#frames img').alt") == "b: edit"
     keys(browser, "v")
     shot(browser, "5-overlay-view")
     keys(browser, "v")

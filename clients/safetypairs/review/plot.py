@@ -39,7 +39,7 @@ def plot_stats(stats: dict[str, Any], path: Path) -> Path:
                 draw.rectangle(
                     [BAR_X, y + 3, BAR_X + round(BAR_W * rate), y + ROW - 5], fill="#3b7dd8"
                 )
-            shown = "—" if rate is None else f"{100 * rate:.0f}%"
+            shown = "n/a" if rate is None else f"{100 * rate:.0f}%"
             draw.text(
                 (BAR_X + BAR_W + 10, y + 3),
                 f"{shown}  ({c['accepted']}/{c['decisions']})",

@@ -152,7 +152,8 @@ function drawFacts(item) {
       el("th", { text: "category" })),
     ratingRow(item, "a"), ratingRow(item, "b"));
   const threshold = typeof c.threshold === "number"
-    ? `threshold ${fmt(c.threshold, 2)} ± margin ${fmt(c.margin || 0, 2)}` : "threshold not recorded";
+    ? `unsafe from P ≥ ${fmt(c.threshold, 2)}, each image ${fmt(c.margin || 0, 2)} past it`
+    : "no threshold recorded in dataset.json";
   judge.replaceChildren(verdict, table, el("p", { class: "hint", text: threshold }));
   if (item.judge_reasons.length) judge.append(el("p", { class: "hint", text: `judge's reasons: ${item.judge_reasons.join(", ")}` }));
 
@@ -162,13 +163,14 @@ function drawFacts(item) {
   const fracOk = typeof c.max_changed_fraction === "number" && typeof s.changed_fraction === "number"
     ? s.changed_fraction <= c.max_changed_fraction : null;
   const cls = (ok) => (ok === null ? "" : ok ? "pass" : "fail");
+  const bound = (sign, value) => (typeof value === "number" ? `${sign} ${fmt(value, 2)}` : "");
   document.getElementById("similarity").replaceChildren(el("table", {},
     el("tr", {}, el("th", { text: "SSIM outside box" }),
       el("td", { text: fmt(s.ssim_outside), class: cls(ssimOk) }),
-      el("td", { class: "hint", text: `≥ ${fmt(c.min_ssim_outside, 2)}` })),
+      el("td", { class: "hint", text: bound("≥", c.min_ssim_outside) })),
     el("tr", {}, el("th", { text: "changed fraction" }),
       el("td", { text: fmt(s.changed_fraction), class: cls(fracOk) }),
-      el("td", { class: "hint", text: `≤ ${fmt(c.max_changed_fraction, 2)}` })),
+      el("td", { class: "hint", text: bound("≤", c.max_changed_fraction) })),
     el("tr", {}, el("th", { text: "change box" }),
       el("td", { text: Array.isArray(s.change_bbox) ? s.change_bbox.join(", ") : "—" }), el("td"))));
 
