@@ -306,6 +306,11 @@ def test_assign_gives_each_pair_to_k_reviewers(dataset: Path, server_factory) ->
     assert bob.decide(pairs[1], "reject", "artifacts") == 200
     assert [i["id"] for i in ana.queue()["items"]] == [pairs[0], *pairs[2:]]
     assert "must be at least 1" in run_cli("review", str(dataset), "--assign", "0").stderr
+    port = ana.base.rsplit(":", 1)[1]
+    assert (
+        "cannot listen on 127.0.0.1:" + port
+        in run_cli("review", str(dataset), "--port", port).stderr
+    )
 
 
 def test_bad_decisions_are_refused(dataset: Path, server_factory) -> None:

@@ -156,4 +156,7 @@ def make_server(
     PairDataset.read(root)  # a clear error now for a folder that is not a dataset
     if assign is not None and assign < 1:
         raise InvalidInput(f"--assign must be at least 1, not {assign}")
-    return ReviewServer(root, Queue(root, reviewer, assign), host, port)
+    try:
+        return ReviewServer(root, Queue(root, reviewer, assign), host, port)
+    except OSError as exc:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
