@@ -237,6 +237,7 @@ def test_page_keyboard_review_survives_a_killed_server(
     assert state["progress"] == "pair 3 of 5 · 2 decided"
     state = keys(browser, "a", "a", "a")
     assert "All 5 pairs" in browser.evaluate("document.getElementById('done').textContent")
+    assert browser.evaluate("document.getElementById('main').offsetParent") is None
     shot(browser, "6-done")
     decisions = standing(read_reviews(dataset))
     assert {p: d["ana"].decision for p, d in decisions.items()} == {

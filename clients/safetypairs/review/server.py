@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+from dataclasses import asdict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -146,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         except OSError as exc:
             message = f"could not write the review log: {exc.strerror}"
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, message)
-        self._json(HTTPStatus.OK, {"recorded": record.__dict__})
+        self._json(HTTPStatus.OK, {"recorded": asdict(record)})
 
 
 def make_server(
