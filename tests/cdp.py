@@ -110,9 +110,24 @@ class Chromium:
 
     def open(self, path: Path) -> None:
         """Navigate to a local file and wait for its load event (images included)."""
+        self.navigate(path.resolve().as_uri())
+
+    def navigate(self, url: str) -> None:
+        """Navigate to a URL (a page a test server serves) and wait for its load event."""
         self.events.clear()
-        self.send("Page.navigate", url=path.resolve().as_uri())
+        self.send("Page.navigate", url=url)
         self.wait_event("Page.loadEventFired")
+
+    def press(self, key: str, text: str | None = None) -> None:
+        """One key press (down and up), as a person's keyboard sends it: `key` is the DOM key
+        name ("a", "Enter", "ArrowLeft"); printable keys type their text."""
+        codes = {"Enter": 13, "Escape": 27, "ArrowLeft": 37, "ArrowRight": 39, " ": 32}
+        if text is None:
+            text = {"Enter": "\r", " ": " "}.get(key, key if len(key) == 1 else "")
+        code = codes.get(key, ord(key.upper()) if len(key) == 1 else 0)
+        down = {"key": key, "windowsVirtualKeyCode": code, "nativeVirtualKeyCode": code}
+        self.send("Input.dispatchKeyEvent", type="keyDown", text=text, **down)
+        self.send("Input.dispatchKeyEvent", type="keyUp", **down)
 
     def evaluate(self, expression: str) -> Any:
         """The expression's value (awaited when it is a promise)."""

@@ -2,7 +2,8 @@
 services/ must point down or sideways within its room (DESIGN.md decision 12).
 
     contract     safetypairs (the package root), safetypairs.v1, safetypairs.contract
-    sdk          safetypairs.client, safetypairs.pairs, safetypairs.screening
+    sdk          safetypairs.client, safetypairs.pairs, safetypairs.screening,
+                 safetypairs.review (the human review page and its figures)
     services     safetypairs.serving, .guard, .judge, .edit, .vision
     training     safetypairs.training   (builds guard models with the guard's own export and
                                          preprocessing, so it sits on the services)
@@ -30,7 +31,12 @@ SOURCE_ROOTS = (ROOT / "clients", ROOT / "services")
 
 ROOMS: dict[str, tuple[str, ...]] = {
     "contract": ("safetypairs.v1", "safetypairs.contract"),
-    "sdk": ("safetypairs.client", "safetypairs.pairs", "safetypairs.screening"),
+    "sdk": (
+        "safetypairs.client",
+        "safetypairs.pairs",
+        "safetypairs.screening",
+        "safetypairs.review",
+    ),
     "services": (
         "safetypairs.serving",
         "safetypairs.guard",

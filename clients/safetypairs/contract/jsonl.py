@@ -15,8 +15,11 @@ class BadData(InvalidInput):
     """A data file, or one record in it, is unusable; the message names the file and line."""
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, object) for every non-blank line; `where` names the file and line for messages."""
+def read_jsonl(
+    path: str | Path, committed_only: bool = False
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, object) for every non-blank line; `where` names the file and line for messages.
+    `committed_only` skips a last line without its newline: a writer may be appending it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -24,6 +27,8 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise BadData(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadData(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    if committed_only:
+        text = text[: text.rfind("\n") + 1]
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

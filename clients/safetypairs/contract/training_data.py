@@ -30,6 +30,7 @@ from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.contract.jsonl import BadData, read_jsonl
 from safetypairs.contract.pair_record import Member, PairRecord, from_json
 from safetypairs.contract.policy import Policy
+from safetypairs.contract.review_record import REVIEW_LOG, human_accepted
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
@@ -116,8 +117,18 @@ def read_labelled(path: Path, policy: Policy) -> list[Example]:
     ]
 
 
-def read_pairs(path: Path, policy: Policy) -> list[Pair]:
+def read_pairs(path: Path, policy: Policy, human_accepted_only: bool = False) -> list[Pair]:
+    """The pairs of a pairs file. `human_accepted_only`: only those people accepted in the
+    review log beside it (reviews.jsonl in the dataset; see contract.review_record)."""
     path = Path(path)
+    keep = None
+    if human_accepted_only:
+        if not (path.parent / REVIEW_LOG).is_file():
+            raise TrainingDataError(
+                f"{path}: only human-accepted pairs were asked for, but {path.parent} has no "
+                f"{REVIEW_LOG} (review it with `safetypairs review`)"
+            )
+        keep = human_accepted(path.parent)
     pairs, seen = [], set()
     for where, data in read_jsonl(path):
         record = from_json(data, where)
@@ -128,6 +139,8 @@ def read_pairs(path: Path, policy: Policy) -> list[Pair]:
         if record.id in seen:
             raise TrainingDataError(f"{where}: pair id {record.id!r} appears twice")
         seen.add(record.id)
+        if keep is not None and record.id not in keep:
+            continue
         where = f"{where} (pair {record.id})"
         a, b = (
             _member(record.member(m), path.parent, policy, f"{where} image {m}", record.id)

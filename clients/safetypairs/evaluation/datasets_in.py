@@ -58,7 +58,7 @@ def _load_one(path: Path, policy: Policy, options: ReadOptions) -> EvalSet:
         if path.suffix == ".jsonl":
             first = next((d for _, d in read_jsonl(path)), {})
             if is_pair_row(first):
-                return _from_pairs(path, policy)
+                return _from_pairs(path, policy, options.human_accepted_only)
             return from_table(path, read_jsonl(path), policy, options)
         if path.suffix == ".csv":
             return from_table(path, csv_rows(path), policy, options)
@@ -68,7 +68,7 @@ def _load_one(path: Path, policy: Policy, options: ReadOptions) -> EvalSet:
     if not path.is_dir():
         raise TrainingDataError(f"{path}: no such file or folder")
     if (path / "pairs.jsonl").is_file():
-        return _from_pairs(path / "pairs.jsonl", policy)
+        return _from_pairs(path / "pairs.jsonl", policy, options.human_accepted_only)
     if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
         return from_hf(path, policy, options)
     tables = [path / n for n in TABLE_NAMES if (path / n).is_file()]
@@ -94,9 +94,9 @@ def _from_examples(examples: Sequence[Any], source: str) -> EvalSet:
     return EvalSet(items, [], [source])
 
 
-def _from_pairs(path: Path, policy: Policy) -> EvalSet:
+def _from_pairs(path: Path, policy: Policy, human_accepted_only: bool = False) -> EvalSet:
     out = EvalSet(sources=[str(path)])
-    for pair in read_pairs(path, policy):
+    for pair in read_pairs(path, policy, human_accepted_only):
         for ex, member in ((pair.a, "a"), (pair.b, "b")):
             out.items.append(
                 Item(f"{pair.id}/{member}", ex.labels, ex.record, ex.digest, path=ex.path)

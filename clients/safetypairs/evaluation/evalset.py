@@ -75,3 +75,4 @@ class EvalSet:
 class ReadOptions:
     unsafe_category: str = ""  # the code binary "unsafe" labels mean; "" = refuse them
     split: str = ""  # a DatasetDict's split; "" = "test", or the only one
+    human_accepted_only: bool = False  # pair datasets: only pairs people accepted in review

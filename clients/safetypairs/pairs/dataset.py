@@ -167,20 +167,21 @@ class PairDataset:
 
     # -- reading -------------------------------------------------------------------------
 
-    def records(self, status: str | None = None) -> Iterator[Record]:
+    def records(self, status: str | None = None, committed_only: bool = False) -> Iterator[Record]:
         """Every committed record (of one status, when given), in commit order per manifest;
-        a bad line raises BadData naming the file and line."""
+        a bad line raises BadData naming the file and line. `committed_only` skips a partial
+        last line, for readers (review) that run beside a generator still appending."""
         names = [_FILE_OF[status]] if status else list(MANIFESTS)
         for name in names:
             path = self.root / name
             if path.exists():
-                for where, data in read_jsonl(path):
+                for where, data in read_jsonl(path, committed_only):
                     yield from_json(data, where)
 
-    def pairs(self, *statuses: str) -> Iterator[PairRecord]:
+    def pairs(self, *statuses: str, committed_only: bool = False) -> Iterator[PairRecord]:
         """The candidate records (accepted, rejected, or those given), in manifest order."""
         for status in statuses or (ACCEPTED, REJECTED):
-            for record in self.records(status):
+            for record in self.records(status, committed_only):
                 if isinstance(record, PairRecord):
                     yield record
 

@@ -6,7 +6,9 @@ Each row embeds the bytes of its images (source, a, b) as `datasets` Image colum
 and keeps the manifest record itself, verbatim, as JSON in `record`. Import reads `record` and
 the image bytes only, so fields this module does not know about survive a round trip, and
 export -> import -> export gives the same table. Failed work units are not exported: they hold
-no pair, and a later generation run retries them.
+no pair, and a later generation run retries them. The review columns (review_state, the
+reviewers' standing decisions and reasons) come from the dataset's review log; import does not
+bring them back (the log is the reviewers' record of this dataset, not part of a pair).
 
 The Parquet file carries the `datasets` features in its schema metadata, so
 `datasets.load_dataset("parquet", ...)` reads the image columns as images; the dataset's
@@ -34,9 +36,21 @@ from safetypairs.contract.pair_record import (
     from_line,
     to_line,
 )
+from safetypairs.contract.review_record import (
+    ACCEPT,
+    HUMAN_ACCEPTED,
+    REJECT,
+    UNREVIEWED,
+    ReviewRecord,
+    pair_state,
+    read_reviews,
+    standing,
+)
 from safetypairs.pairs.dataset import PairDataset, is_image_path
 
 FORMATS = ("parquet", "hf")
+# `reviewed`: which pairs by people's review (safetypairs.contract.review_record); None: all.
+REVIEWED = ("accepted", "any")
 HEADER_KEY = b"safetypairs"
 HF_HEADER_FILE = "safetypairs.json"
 BATCH_ROWS = 64  # rows per Parquet row group: images make rows large
@@ -87,6 +101,14 @@ FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
     "total_s": (("timings", "total_s"), "float64"),
     "reasons": (("reasons",), "list_string"),
 }
+# The review columns: the pair's human state and its reviewers' standing decisions.
+REVIEW_COLUMNS = {
+    "review_state": "string",
+    "review_accepts": "int64",
+    "review_rejects": "int64",
+    "review_reasons": "list_string",
+    "reviewers": "list_string",
+}
 # What a file's first bytes must be for the suffix its manifest path gives it.
 _MAGIC = {
     ".png": (b"\x89PNG\r\n\x1a\n",),
@@ -108,6 +130,7 @@ def features() -> Any:
         return Value(kind)
 
     columns: dict[str, Any] = {name: feature(kind) for name, (_, kind) in FIELDS.items()}
+    columns.update({name: feature(kind) for name, kind in REVIEW_COLUMNS.items()})
     columns.update({name: Image() for name in IMAGE_COLUMNS})
     columns["record"] = Value("string")
     return Features(columns)
@@ -137,8 +160,20 @@ def _coerce(value: Any, kind: str) -> Any:
     return value
 
 
-def _row(root: Path, record: PairRecord) -> dict[str, Any]:
+def _review_columns(decisions: dict[str, ReviewRecord] | None) -> dict[str, Any]:
+    on_pair = sorted((decisions or {}).values(), key=lambda r: r.reviewer)
+    return {
+        "review_state": pair_state(decisions),
+        "review_accepts": sum(r.decision == ACCEPT for r in on_pair),
+        "review_rejects": sum(r.decision == REJECT for r in on_pair),
+        "review_reasons": [r.reason for r in on_pair if r.reason],
+        "reviewers": [r.reviewer for r in on_pair],
+    }
+
+
+def _row(root: Path, record: PairRecord, review: dict[str, Any]) -> dict[str, Any]:
     row = {name: _coerce(_get(record, path), kind) for name, (path, kind) in FIELDS.items()}
+    row.update(review)
     for column, part in IMAGE_COLUMNS.items():
         rel = _get(record, (part, "image"))
         if rel is None:
@@ -158,11 +193,25 @@ def _row(root: Path, record: PairRecord) -> dict[str, Any]:
     return row
 
 
-def _records(ds: PairDataset, include_rejected: bool) -> Iterator[PairRecord]:
-    return ds.pairs(ACCEPTED, REJECTED) if include_rejected else ds.pairs(ACCEPTED)
+def _rows(
+    ds: PairDataset, include_rejected: bool, reviewed: str | None
+) -> Iterator[tuple[PairRecord, dict[str, Any]]]:
+    """The records to export and their review columns, filtered by `reviewed`."""
+    decided = standing(read_reviews(ds.root))
+    records = ds.pairs(ACCEPTED, REJECTED) if include_rejected else ds.pairs(ACCEPTED)
+    for record in records:
+        review = _review_columns(decided.get(str(record.id)))
+        state = review["review_state"]
+        if reviewed == "accepted" and state != HUMAN_ACCEPTED:
+            continue
+        if reviewed == "any" and state == UNREVIEWED:
+            continue
+        yield record, review
 
 
-def _write_parquet(ds: PairDataset, path: Path, include_rejected: bool) -> int:
+def _write_parquet(
+    ds: PairDataset, path: Path, include_rejected: bool, reviewed: str | None = None
+) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -171,8 +220,8 @@ def _write_parquet(ds: PairDataset, path: Path, include_rejected: bool) -> int:
     rows = 0
     with pq.ParquetWriter(path, schema) as writer:
         batch: list[dict[str, Any]] = []
-        for record in _records(ds, include_rejected):
-            batch.append(_row(ds.root, record))
+        for record, review in _rows(ds, include_rejected, reviewed):
+            batch.append(_row(ds.root, record, review))
             if len(batch) == BATCH_ROWS:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 rows, batch = rows + len(batch), []
@@ -182,7 +231,7 @@ def _write_parquet(ds: PairDataset, path: Path, include_rejected: bool) -> int:
     return rows
 
 
-def _write_hf(ds: PairDataset, path: Path, include_rejected: bool) -> int:
+def _write_hf(ds: PairDataset, path: Path, include_rejected: bool, reviewed: str | None) -> int:
     from datasets import Dataset
 
     # Through a Parquet file: `from_parquet` memory-maps it, so a large dataset never has to
@@ -191,7 +240,7 @@ def _write_hf(ds: PairDataset, path: Path, include_rejected: bool) -> int:
     _remove(work)
     work.mkdir()
     try:
-        rows = _write_parquet(ds, work / "rows.parquet", include_rejected)
+        rows = _write_parquet(ds, work / "rows.parquet", include_rejected, reviewed)
         hf = Dataset.from_parquet(
             str(work / "rows.parquet"), features=features(), cache_dir=str(work / "cache")
         )
@@ -203,12 +252,20 @@ def _write_hf(ds: PairDataset, path: Path, include_rejected: bool) -> int:
 
 
 def export_dataset(
-    dataset: str | Path, out: str | Path, to: str, include_rejected: bool = False
+    dataset: str | Path,
+    out: str | Path,
+    to: str,
+    include_rejected: bool = False,
+    reviewed: str | None = None,
 ) -> dict[str, Any]:
-    """Write `out` (a .parquet file, or a `save_to_disk` folder for "hf"); a summary."""
+    """Write `out` (a .parquet file, or a `save_to_disk` folder for "hf"); a summary.
+    `reviewed`: "accepted" keeps only the pairs people accepted (every reviewer on the pair),
+    "any" only the pairs someone reviewed; None keeps all."""
     root, out = Path(dataset), Path(out)
     if to not in FORMATS:
         raise InvalidInput(f"unknown export format {to!r}; one of {', '.join(FORMATS)}")
+    if reviewed not in (None, *REVIEWED):
+        raise InvalidInput(f"unknown review filter {reviewed!r}; one of {', '.join(REVIEWED)}")
     ds = PairDataset.read(root)
     if out.exists():
         raise InvalidInput(f"{out} exists: export to a new path")
@@ -217,12 +274,18 @@ def export_dataset(
     _remove(tmp)
     try:
         write = _write_parquet if to == "parquet" else _write_hf
-        rows = write(ds, tmp, include_rejected)
+        rows = write(ds, tmp, include_rejected, reviewed)
         os.replace(tmp, out)
     except BaseException:
         _remove(tmp)
         raise
-    return {"out": str(out), "format": to, "rows": rows, "include_rejected": include_rejected}
+    return {
+        "out": str(out),
+        "format": to,
+        "rows": rows,
+        "include_rejected": include_rejected,
+        "reviewed": reviewed,
+    }
 
 
 # -- import --------------------------------------------------------------------------------

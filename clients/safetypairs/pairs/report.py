@@ -1,7 +1,8 @@
 """A static HTML report of a pair dataset: `report.html` in the dataset folder.
 
 One self-contained page (inline CSS and JS, no network) that shows every accepted pair and
-rejected candidate side by side with its change region outlined, and a summary at the top:
+rejected candidate side by side with its change region outlined and people's review state
+(from the review log; a filter shows one state), and a summary at the top:
 acceptance per category, rejections per reason, time per stage, failed units. Images are
 referenced by relative path, so the folder can be copied or served as it is.
 
@@ -30,6 +31,13 @@ from safetypairs.contract.pair_record import (
     Member,
     PairRecord,
     to_json,
+)
+from safetypairs.contract.review_record import (
+    STATES,
+    ReviewRecord,
+    pair_state,
+    read_reviews,
+    standing,
 )
 from safetypairs.pairs.dataset import PairDataset, is_image_path
 from safetypairs.pairs.report_summary import UNCATEGORIZED, Summary, finite, summarize
@@ -118,7 +126,17 @@ def _pairs_text(values: dict[str, Any]) -> str:
     return ", ".join(f"{k} {'—' if v is None else v}" for k, v in values.items())
 
 
-def _card(root: Path, r: PairRecord) -> str:
+def _review_tag(decisions: dict[str, ReviewRecord] | None) -> str:
+    """People's review of the pair: its state and who decided what."""
+    state = pair_state(decisions)
+    who = ", ".join(
+        f"{d.reviewer} {d.decision}" + (f" ({d.reason})" if d.reason else "")
+        for d in sorted((decisions or {}).values(), key=lambda d: d.reviewer)
+    )
+    return f'<span class="review {_e(state)}" title="{_e(who)}">review: {_e(state)}</span>'
+
+
+def _card(root: Path, r: PairRecord, decisions: dict[str, ReviewRecord] | None = None) -> str:
     status = str(r.status)
     category = r.category or UNCATEGORIZED
     direction = r.direction or ""
@@ -142,9 +160,10 @@ def _card(root: Path, r: PairRecord) -> str:
     action = " ".join(x for x in (r.action, r.element) if x)
     return (
         f'<article class="card {_e(status)}" data-status="{_e(status)}" '
-        f'data-category="{_e(category)}" data-direction="{_e(direction)}">'
+        f'data-category="{_e(category)}" data-direction="{_e(direction)}" '
+        f'data-review="{_e(pair_state(decisions))}">'
         f'<header><span class="status">{_e(status)}</span> <span class="cat">{_e(category)}</span>'
-        f" {_e(direction)} {reason_html}<code>{_e(r.id)}</code></header>"
+        f" {_e(direction)} {reason_html}{_review_tag(decisions)}<code>{_e(r.id)}</code></header>"
         f'<p class="instruction">{_e(r.instruction)}</p>'
         f'<p class="action">{_e(action)}</p>'
         f'<div class="pair">{_figure(root, "a", r.a, bbox)}'
@@ -242,6 +261,9 @@ td{text-align:right}td:first-child{text-align:left}
 .card code{margin-left:auto;color:#666;font-size:.85em}
 .status{font-weight:bold;text-transform:uppercase}.cat{background:#eee;padding:0 .3em}
 .reason{background:#ffebee;color:#b71c1c;padding:0 .3em;border-radius:3px}
+.review{background:#eee;color:#555;padding:0 .3em;border-radius:3px}
+.review.accepted{background:#e8f5e9;color:#1b5e20}.review.rejected{background:#ffebee;color:#b71c1c}
+.review.disputed{background:#fff8e1;color:#8d6e00}
 .instruction{font-size:1.1em;margin:.4em 0 .1em;white-space:pre-wrap}
 .action{color:#555;margin:0 0 .4em}
 .pair{display:flex;gap:.6em}figure{margin:0;flex:1}
@@ -258,7 +280,7 @@ _JS = """
 (function () {
   var cards = Array.prototype.slice.call(document.querySelectorAll('.card'));
   var f = {};
-  ['category', 'status', 'direction', 'reason'].forEach(function (k) {
+  ['category', 'status', 'direction', 'reason', 'review'].forEach(function (k) {
     f[k] = document.getElementById('f-' + k);
     f[k].addEventListener('change', apply);
   });
@@ -273,7 +295,8 @@ _JS = """
       var ok = (!f.category.value || c.dataset.category === f.category.value) &&
         (!f.status.value || c.dataset.status === f.status.value) &&
         (!f.direction.value || c.dataset.direction === f.direction.value) &&
-        (!f.reason.value || hasReason(c, f.reason.value));
+        (!f.reason.value || hasReason(c, f.reason.value)) &&
+        (!f.review.value || c.dataset.review === f.review.value);
       c.hidden = !ok;
       if (ok) shown++;
     });
@@ -289,8 +312,11 @@ def render(
     header: dict[str, Any],
     records: Sequence[PairRecord],
     failed: Sequence[FailedUnit],
+    reviews: dict[str, dict[str, ReviewRecord]] | None = None,
 ) -> str:
-    """The report page for these records (accepted and rejected) and failed units."""
+    """The report page for these records (accepted and rejected) and failed units; `reviews`:
+    pair id -> reviewer -> standing decision (safetypairs.contract.review_record)."""
+    reviews = reviews or {}
     summary = summarize(records, failed)
     script_hash = base64.b64encode(hashlib.sha256(_JS.encode()).digest()).decode()
     csp = (
@@ -308,9 +334,12 @@ def render(
         "status": [s for s in (ACCEPTED, REJECTED) if any(r.status == s for r in records)],
         "direction": sorted({r.direction for r in records if r.direction}),
         "reason": sorted(summary.reasons),
+        "review": [
+            s for s in STATES if any(pair_state(reviews.get(str(r.id))) == s for r in records)
+        ],
     }
     filters = "".join(_select(k, k, v) for k, v in values.items())
-    cards = "".join(_card(root, r) for r in records)
+    cards = "".join(_card(root, r, reviews.get(str(r.id))) for r in records)
     about = json.dumps(header, indent=2, sort_keys=True, default=str)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -331,6 +360,7 @@ def write_report(root: str | Path) -> Path:
     records, failed = list(ds.pairs()), list(ds.failures())
     path = root / REPORT_NAME
     tmp = path.with_name(f".tmp-{REPORT_NAME}")
-    tmp.write_text(render(root, ds.header, records, failed), encoding="utf-8")
+    reviews = standing(read_reviews(root))
+    tmp.write_text(render(root, ds.header, records, failed, reviews), encoding="utf-8")
     tmp.replace(path)
     return path

@@ -38,6 +38,7 @@ class TrainConfig:
     out: Path
     data: list[Path] = field(default_factory=list)
     pairs: list[Path] = field(default_factory=list)
+    human_accepted_only: bool = False  # only pairs people accepted (the dataset's review log)
     categories: list[str] = field(default_factory=list)  # empty: every category with examples
     head: str = "linear"  # or "mlp"
     hidden: int = 256
@@ -160,7 +161,9 @@ def calibrate(scores: np.ndarray, truth: np.ndarray, target: str) -> tuple[float
 
 def _collect(config: TrainConfig, policy: Policy) -> tuple[list[Example], list[Pair]]:
     examples = [ex for path in config.data for ex in read_labelled(path, policy)]
-    pairs = [p for path in config.pairs for p in read_pairs(path, policy)]
+    pairs = [
+        p for path in config.pairs for p in read_pairs(path, policy, config.human_accepted_only)
+    ]
     examples += [ex for p in pairs for ex in (p.a, p.b)]
     if not examples:
         raise InvalidInput("no training data: give --data and/or --pairs")
