@@ -41,12 +41,6 @@ from safetypairs.review.stats import cohen_kappa, fleiss_kappa, write_stats
 
 SHOTS = Path("/tmp/review-shots")
 CRITERIA = {"threshold": 0.5, "margin": 0.1, "min_ssim_outside": 0.85, "max_changed_fraction": 0.35}
-MAIN = (
-    "import argparse, sys\n"
-    "from safetypairs.review.commands import register\n"
-    "p = argparse.ArgumentParser(); register(p.add_subparsers(dest='c', required=True))\n"
-    "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
-)
 WAIT_IDLE = """new Promise(done => { const t = () => document.body.dataset.busy === '0'
   ? done(true) : setTimeout(t, 20); t(); })"""
 STATE = """({pair: document.body.dataset.pair || null,
@@ -57,7 +51,10 @@ STATE = """({pair: document.body.dataset.pair || null,
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", MAIN, *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "safetypairs.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -66,12 +63,14 @@ class ReviewServer:
 
     def __init__(self, dataset: Path, reviewer: str, *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", MAIN, "review", str(dataset), "--reviewer", reviewer,
-             "--port", "0", *extra],
+            [
+                *(sys.executable, "-m", "safetypairs.cli", "review", str(dataset)),
+                *("--reviewer", reviewer, "--port", "0", *extra),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if "open http" not in line:
             self.proc.kill()

@@ -16,11 +16,14 @@
     safetypairs confound-check --pairs PATH --out DIR
     safetypairs report DATASET [--open]
     safetypairs export DATASET --to parquet|hf --out PATH [--include-rejected]
+                       [--reviewed accepted|any]
     safetypairs import SRC --out DATASET
+    safetypairs review DATASET [--reviewer NAME] [--assign K]
+    safetypairs review-stats DATASET [--json]
 
-One module per room registers its commands (guard, judge, edit, pairs, evaluation, training,
-serve); each command is a `cmd_*(args) -> int` set as its parser's `func`. The modules import
-only the contract, the SDK and each other at module level; serving, model, training and
+One module per room registers its commands (guard, judge, edit, pairs, review, evaluation,
+training, serve); each command is a `cmd_*(args) -> int` set as its parser's `func`. The modules
+import only the contract, the SDK and each other at module level; serving, model, training and
 evaluation code is imported inside the functions that run a command (and, for the `serve`
 flags, register it), so client commands need only the SDK.
 """
@@ -31,11 +34,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from safetypairs.cli import edit, evaluation, guard, judge, pairs, serve, training
+from safetypairs.cli import edit, evaluation, guard, judge, pairs, review, serve, training
 from safetypairs.cli.common import Parser
 from safetypairs.contract.errors import SafetyPairsError
 
-ROOMS = (guard, judge, edit, pairs, evaluation, training, serve)
+ROOMS = (guard, judge, edit, pairs, review, evaluation, training, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -101,6 +101,11 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
         help="the category code binary labels (unsafe/1/true) mean, e.g. O6",
     )
     p.add_argument("--split", default="", help="split of a Hugging Face DatasetDict")
+    p.add_argument(
+        "--human-accepted-only",
+        action="store_true",
+        help="read only the pairs people accepted in `review` (reviews.jsonl beside pairs.jsonl)",
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

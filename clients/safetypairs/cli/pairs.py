@@ -70,6 +70,11 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--to", choices=["parquet", "hf"], required=True, help="hf: save_to_disk")
     p.add_argument("--out", required=True, help="new .parquet file (parquet) or folder (hf)")
     p.add_argument("--include-rejected", action="store_true", help="also the rejected candidates")
+    p.add_argument(
+        "--reviewed",
+        choices=["accepted", "any"],
+        help="only pairs people accepted (see `review`), or only pairs someone reviewed",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="make a pair dataset from an export (Parquet or hf)")
@@ -166,7 +171,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from safetypairs.pairs.export import export_dataset
 
-    print(json.dumps(export_dataset(args.dataset, args.out, args.to, args.include_rejected)))
+    result = export_dataset(
+        args.dataset, args.out, args.to, args.include_rejected, reviewed=args.reviewed
+    )
+    print(json.dumps(result))
     return 0
 
 

@@ -21,6 +21,11 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--data", action="append", default=[], help="labelled JSONL or folder (repeat)")
     p.add_argument("--pairs", action="append", default=[], help="pair dataset pairs.jsonl (repeat)")
+    p.add_argument(
+        "--human-accepted-only",
+        action="store_true",
+        help="only the pairs people accepted in `review` (reviews.jsonl beside pairs.jsonl)",
+    )
     p.add_argument("--out", required=True, help="folder to write guard.onnx + guard.json into")
     p.add_argument("--categories", default="", help="codes to train; default: all with examples")
     p.add_argument("--head", choices=["linear", "mlp"], default="linear", help="classifier head")
@@ -72,6 +77,7 @@ def cmd_train_guard(args: argparse.Namespace) -> int:
         cache=Path(args.cache) if args.cache else None,
         name=args.name,
         version=args.version,
+        human_accepted_only=args.human_accepted_only,
     )
     result = train_guard(config)
     sc = result.sidecar

@@ -25,7 +25,11 @@ from safetypairs.evaluation.scorers import (
 
 
 def _read_options(args: argparse.Namespace) -> ReadOptions:
-    return ReadOptions(unsafe_category=args.unsafe_category, split=args.split)
+    return ReadOptions(
+        unsafe_category=args.unsafe_category,
+        split=args.split,
+        human_accepted_only=args.human_accepted_only,
+    )
 
 
 def _ints(text: str, what: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""`safetypairs review` and `safetypairs review-stats`: the review room of the command line.
+"""Human review of pair datasets: `review` (a local web page) and `review-stats`.
 
 safetypairs review DATASET [--reviewer NAME] [--assign K] [--host 127.0.0.1] [--port 8765]
 safetypairs review-stats DATASET [--json]
@@ -11,6 +11,7 @@ import getpass
 import json
 import sys
 
+from safetypairs.cli.common import Subcommands
 from safetypairs.contract.review_record import check_reviewer
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
@@ -41,7 +42,7 @@ def cmd_review_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     p = subparsers.add_parser(
         "review", help="review a dataset's pairs in a local web page (decisions: reviews.jsonl)"
     )
