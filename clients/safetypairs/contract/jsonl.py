@@ -24,10 +24,16 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise BadData(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadData(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    yield from parse_jsonl(text, str(path))
+
+
+def parse_jsonl(text: str, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """As `read_jsonl`, for text a caller read itself (the pair dataset reads its manifests
+    without following symbolic links); `name` is the file's name in messages."""
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        where = f"{path} line {n}"
+        where = f"{name} line {n}"
         try:
             data = json.loads(line)
         except ValueError as exc:
