@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,20 +23,21 @@ from PIL import Image
 from sample_pairs import build_sample_dataset
 
 from safetypairs.contract.errors import SafetyPairsError
-from safetypairs.contract.pair_record import Member, PairRecord
+from safetypairs.contract.pair_record import Member, PairRecord, to_line
 from safetypairs.pairs.dataset import PairDataset
 from safetypairs.pairs.export import export_dataset
 from safetypairs.pairs.merge import merge_datasets
 from safetypairs.pairs.report import write_report
 
 HEADER = {"run": {"seed": 1}}
+LEGACY = Path(__file__).parent / "data" / "pairs_v1"
 UNITS = 400
 
 # A writer as the generator writes: open, skip the done units, commit each unit's records (a
 # rejected candidate, then the accepted pair: two manifests) in one call.
 WRITER = """
 import sys
-from safetypairs.contract.pair_record import Member, PairRecord
+from safetypairs.contract.pair_record import Member, PairRecord, to_line
 from safetypairs.pairs.dataset import PairDataset
 
 ds = PairDataset.open(sys.argv[1], {"run": {"seed": 1}})
@@ -81,6 +83,19 @@ def test_a_writer_killed_anywhere_resumes_without_duplicates(tmp_path: Path) -> 
     ids = Counter(r.id for r in PairDataset.read(root).pairs())
     assert [i for i, n in ids.items() if n > 1] == []  # no duplicate ids
     assert len(ids) == 2 * UNITS and kills >= 10
+
+
+def test_a_dataset_from_before_the_journal_reads_whole_and_gets_one(tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(LEGACY, tmp_path / "legacy"))
+    before = {to_line(r) for r in PairDataset.read(copy).records()}
+    assert before and not (copy / "commits.jsonl").exists()
+    with open(copy / "rejected.jsonl", "a") as f:
+        f.write('{"status": "rejected", "id": "cut by a ki')  # an old writer killed mid-line
+    new = PairRecord(status="accepted", id="new", unit="n")
+    with PairDataset.open(copy) as ds:
+        ds.commit([new])
+    assert {to_line(r) for r in PairDataset.read(copy).records()} == before | {to_line(new)}
+    assert len((copy / "commits.jsonl").read_text().splitlines()) == 2  # the start, one unit
 
 
 def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:

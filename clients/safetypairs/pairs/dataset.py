@@ -126,16 +126,14 @@ class PairDataset:
         dataset that has none with what its manifests hold."""
         journal = self.root / JOURNAL
         self.sizes = self._committed()
-        with os_errors(journal):
-            if self.sizes is None:
-                self.sizes = {name: self._drop_partial_line(name) for name in MANIFESTS}
-                self._journal_size = journal.stat().st_size if journal.exists() else 0
-                self._append_commit([])
-                return
-            self._journal_size = self._journal_end()
-            self._truncate(journal, self._journal_size)
-            for name, size in self.sizes.items():
-                self._truncate(self.root / name, size)
+        self._journal_size = self._journal_end()
+        self._truncate(journal, self._journal_size)
+        if self.sizes is None:
+            self.sizes = {name: self._drop_partial_line(name) for name in MANIFESTS}
+            self._append_commit([])
+            return
+        for name, size in self.sizes.items():
+            self._truncate(self.root / name, size)
 
     def close(self) -> None:
         """Release the writer lock (a reader has none)."""
@@ -221,21 +219,21 @@ class PairDataset:
     @staticmethod
     def _truncate(path: Path, size: int) -> None:
         """Cut `path` to `size` bytes (a no-op when it is that long already)."""
-        actual = path.stat().st_size if path.exists() else 0
-        if actual < size:
-            raise BadData(f"{path} has {actual} bytes but {size} were committed{_EDITED}")
-        if actual > size:
-            with open(path, "r+b") as f:
-                f.truncate(size)
-                f.flush()
-                os.fsync(f.fileno())
+        with os_errors(path):
+            actual = path.stat().st_size if path.exists() else 0
+            if actual < size:
+                raise BadData(f"{path} has {actual} bytes but {size} were committed{_EDITED}")
+            if actual > size:
+                with open(path, "r+b") as f:
+                    f.truncate(size)
+                    f.flush()
+                    os.fsync(f.fileno())
 
     def _drop_partial_line(self, name: str) -> int:
         """Cut a trailing partial line (a write a process did not finish); the size left."""
         path = self.root / name
-        if not path.exists():
-            return 0
-        data = path.read_bytes()
+        with os_errors(path):
+            data = path.read_bytes() if path.exists() else b""
         size = data.rfind(b"\n") + 1
         self._truncate(path, size)
         return size

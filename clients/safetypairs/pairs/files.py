@@ -107,25 +107,26 @@ class FolderLock:
         path = root / LOCK_NAME
         with os_errors(path):
             root.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        # A file object: should its owner be dropped without release(), collecting it closes
+        # the descriptor and so frees the lock.
+        self._file = os.fdopen(fd, "r+b", buffering=0)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self._fd)
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            self.release()
             raise FolderInUse(
                 f"{root} is being written by another process (pid {holder}); one writer per "
                 "folder: wait for it to finish or write to another folder"
             ) from None
         except OSError as exc:
-            os.close(self._fd)
+            self.release()
             raise storage_error(exc, path) from None
         with os_errors(path):
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
 
     def release(self) -> None:
-        if self._fd >= 0:
-            with suppress(OSError):
-                os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = -1
+        with suppress(OSError):
+            self._file.close()  # closing the descriptor releases the flock
