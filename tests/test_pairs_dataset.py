@@ -67,22 +67,24 @@ def test_a_writer_killed_anywhere_resumes_without_duplicates(tmp_path: Path) -> 
     """SIGKILL at random moments, resume, and again: every unit ends up committed once, with
     both of its records (the old code wrote a unit's rejected record again after a kill
     between its two manifest writes)."""
-    root = tmp_path / "ds"
     rng = random.Random(16)
-    kills = 0
-    while kills < 40:
-        process = start_writer(root)
-        time.sleep(rng.uniform(0, 0.05))
-        if process.poll() is not None:
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills += 1
-    process = start_writer(root)
-    assert process.wait(60) == 0
-    ids = Counter(r.id for r in PairDataset.read(root).pairs())
-    assert [i for i, n in ids.items() if n > 1] == []  # no duplicate ids
-    assert len(ids) == 2 * UNITS and kills >= 10
+    kills = rounds = 0
+    while kills < 40 and rounds < 40:  # rounds until 40 kills, whatever the disk's speed
+        root = tmp_path / f"ds{rounds}"
+        rounds += 1
+        while kills < 40:
+            process = start_writer(root)
+            time.sleep(rng.uniform(0, 0.05))
+            if process.poll() is not None:
+                break
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+        assert start_writer(root).wait(60) == 0  # the resume that finishes the round
+        ids = Counter(r.id for r in PairDataset.read(root).pairs())
+        assert [i for i, n in ids.items() if n > 1] == []  # no duplicate ids
+        assert len(ids) == 2 * UNITS
+    assert kills >= 40, f"the writer finished {UNITS} units too fast to be killed mid-run"
 
 
 def test_a_dataset_from_before_the_journal_reads_whole_and_gets_one(tmp_path: Path) -> None:
