@@ -163,6 +163,7 @@ def build_sample_dataset(root: Path) -> list[dict[str, Any]]:
         "error": {"kind": "InvalidInput", "message": "not an image <b>bold</b>"},
     }
     ds.commit([from_json(failed, "sample failed unit")])
+    ds.close()
     return [r for r in records if r["status"] == "accepted"] + [
         r for r in records if r["status"] == "rejected"
     ]

@@ -139,7 +139,7 @@ def without_failures(root: Path) -> list[str]:
 def content(root: Path) -> list[str]:
     """A dataset's records without their timings, in a fixed order."""
     rows = []
-    for record in PairDataset.open(root).records():
+    for record in PairDataset.read(root).records():
         if isinstance(record, PairRecord):
             record = replace(record, timings=None)
         rows.append(to_line(record))
@@ -203,7 +203,7 @@ def test_generation_end_to_end(pair_stack, sources, policy_file, threshold, tmp_
     code = cli_main(generate_args(pair_stack, sources, policy_file, out, *loose(threshold)))
     summary = json.loads(capsys.readouterr().out)
     assert code == 1  # broken.png failed, and the exit code says so
-    ds = PairDataset.open(out)
+    ds = PairDataset.read(out)
     criteria = Criteria(threshold, 0.0, 0.0, 1.0)
     candidates = [r for r in ds.pairs() if r.instruction is not None]
     assert candidates
@@ -234,7 +234,7 @@ def test_an_edit_that_changes_everything_is_rejected_for_preservation(
     args = ["--threshold", repr(threshold), "--margin", "0", "--attempts", "1"]
     cli_main(generate_args(pair_stack, sources, policy_file, out, *args))
     capsys.readouterr()
-    ds = PairDataset.open(out)
+    ds = PairDataset.read(out)
     candidates = [r for r in ds.pairs("rejected") if r.instruction is not None]
     assert candidates and not list(ds.pairs("accepted"))
     for r in candidates:
@@ -273,6 +273,49 @@ def test_killed_run_resumes_to_the_same_dataset(
     for name in ("pairs.jsonl", "rejected.jsonl", "failed.jsonl"):
         for line in (resumed / name).read_text().splitlines():
             json.loads(line)  # no half-written record
+
+
+def test_a_second_generator_into_the_same_folder_is_refused(
+    pair_stack, sources, policy_file, threshold, tmp_path
+):
+    """Two writers used to both exit 0 with every record twice; the second now fails at once,
+    naming the folder and the first one's pid, and the first one finishes undisturbed."""
+    out = tmp_path / "ds"
+    args = generate_args(pair_stack, sources, policy_file, out, *loose(threshold))
+    first = run_cli(args)
+    try:
+        wait_for_a_commit(first, out)
+        second = run_cli(args)
+        assert second.wait(30) == 2
+        err = second.stderr.read().decode().strip()
+        assert err.startswith("error (FolderInUse): ") and "\n" not in err, err
+        assert str(out) in err and f"pid {first.pid}" in err
+        assert first.wait(300) == 1  # broken.png only
+    finally:
+        first.kill()
+    ids = [json.loads(r)["id"] for r in without_failures(out)]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_full_disk_stops_generation_with_one_line(
+    pair_stack, sources, policy_file, threshold, tmp_path
+):
+    """A 64 KiB tmpfs (root mounts it; CI runs as root) fills up after a few images."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        out = disk / "ds"
+        process = run_cli(generate_args(pair_stack, sources, policy_file, out, *loose(threshold)))
+        assert process.wait(300) == 2
+        err = process.stderr.read().decode().strip()
+        assert err.startswith("error (DiskFull): cannot write ") and "\n" not in err, err
+        assert str(out) in err
+        assert list(out.rglob(".tmp-*")) == []
+        records = [json.loads(r) for r in content(out)]  # what was committed reads whole
+        assert len({r.get("id") or r["unit"] for r in records}) == len(records)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def editor_env(home: Path, port: int) -> dict[str, str]:
@@ -355,7 +398,7 @@ def test_an_editor_that_dies_for_good_fails_the_rest_with_a_reason(
     finally:
         editor.stop()
     assert process.wait(300) == 1
-    failed = list(PairDataset.open(out).failures())
+    failed = list(PairDataset.read(out).failures())
     assert len(failed) >= 2  # broken.png and at least one unit the editor did not serve
     assert {f.error.kind for f in failed} >= {"InvalidInput", "Unavailable"}
     assert all(f.error.message for f in failed)

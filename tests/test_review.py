@@ -258,16 +258,17 @@ def test_tampered_image_is_refused_and_named(
     server = server_factory(dataset, "ana")
     status, body = server.get("/" + rel)
     assert status == 409
-    assert json.loads(body)["error"] == (
-        f"{rel}: its content does not match its name (tampered or damaged)"
-    )
+    error = json.loads(body)["error"]
+    assert error.startswith(f"{dataset / rel}: its bytes do not match the SHA-256 in its name")
     browser.navigate(server.url)
     browser.evaluate(WAIT_IDLE)
     browser.evaluate(
         "new Promise(d => { const t = () => document.querySelector('.refused') ? d(1)"
         " : setTimeout(t, 20); t(); })"
     )
-    assert f"refused: {rel}: its content" in browser.evaluate("document.body.innerText")
+    assert f"refused: {dataset / rel}: its bytes do not match" in browser.evaluate(
+        "document.body.innerText"
+    )
     state = keys(browser, "a")
     assert state["pair"] == record["id"] and state["message"].startswith("cannot accept")
     shot(browser, "7-tampered-image")

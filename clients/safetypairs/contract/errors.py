@@ -83,6 +83,29 @@ class ModelError(SafetyPairsError):
     """A model artifact is missing, invalid or failed to run (a server-side problem)."""
 
 
+class StorageError(SafetyPairsError):
+    """A file could not be read or written (permissions, I/O error); the message names it."""
+
+
+class DiskFull(StorageError):
+    """No space left (or a file-size or quota limit) while writing the file the message names."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http_status = HTTPStatus.INSUFFICIENT_STORAGE
+
+
+class FolderInUse(SafetyPairsError):
+    """Another process holds the folder's writer lock; the message names it and its pid."""
+
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    http_status = HTTPStatus.CONFLICT
+
+
+class TamperedFile(InvalidInput):
+    """A dataset file is not what its place says: a symbolic link, not a regular file, or
+    content that does not match its content-addressed name."""
+
+
 _BY_KIND: dict[str, type[SafetyPairsError]] = {
     cls.__name__: cls
     for cls in (
@@ -95,6 +118,10 @@ _BY_KIND: dict[str, type[SafetyPairsError]] = {
         DeadlineExceeded,
         Unauthenticated,
         ModelError,
+        StorageError,
+        DiskFull,
+        FolderInUse,
+        TamperedFile,
     )
 }
 # For answers without the kind metadata (other servers, gRPC's own errors).

@@ -29,10 +29,16 @@ def read_jsonl(
         raise BadData(f"{path}: cannot be read as UTF-8 text ({exc})") from None
     if committed_only:
         text = text[: text.rfind("\n") + 1]
+    yield from parse_jsonl(text, str(path))
+
+
+def parse_jsonl(text: str, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """As `read_jsonl`, for text a caller read itself (the pair dataset reads its manifests
+    without following symbolic links); `name` is the file's name in messages."""
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        where = f"{path} line {n}"
+        where = f"{name} line {n}"
         try:
             data = json.loads(line)
         except ValueError as exc:

@@ -15,6 +15,12 @@ The Parquet file carries the `datasets` features in its schema metadata, so
 dataset.json rides along in the schema metadata (key "safetypairs"), and beside a
 `save_to_disk` folder as `safetypairs.json`.
 
+Export refuses a dataset folder that was tampered with rather than skipping the bad row: an
+image that is a symbolic link (it would put another file's bytes into the output), not a
+regular file, whose bytes do not match the SHA-256 in its name, or that does not decode as an
+image stops the export with TamperedFile naming the record and the file. A skipped row would
+make a training set silently differ from the dataset it claims to be; the user should look.
+
 pyarrow and `datasets` are imported inside the functions: the SDK imports without them.
 """
 
@@ -28,7 +34,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput, SafetyPairsError, TamperedFile
+from safetypairs.contract.images import ImageLimits, decode_image
 from safetypairs.contract.pair_record import (
     ACCEPTED,
     REJECTED,
@@ -47,6 +54,7 @@ from safetypairs.contract.review_record import (
     standing,
 )
 from safetypairs.pairs.dataset import PairDataset, is_image_path
+from safetypairs.pairs.files import os_errors
 
 FORMATS = ("parquet", "hf")
 # `reviewed`: which pairs by people's review (safetypairs.contract.review_record); None: all.
@@ -57,6 +65,9 @@ BATCH_ROWS = 64  # rows per Parquet row group: images make rows large
 
 # Image columns and the record's part (source, a member) whose "image" each one carries.
 IMAGE_COLUMNS = {"source_image": "source", "a_image": "a", "b_image": "b"}
+# What a stored image may be to count as an image: far above anything the services accept, so
+# only a file that is no image (or a bomb) fails the check.
+_STORED_IMAGE_LIMITS = ImageLimits(max_bytes=1 << 30, max_pixels=1 << 28)
 # Flattened columns: name -> (attribute path in the record, type). Views for analysis; import
 # ignores them.
 FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -171,7 +182,27 @@ def _review_columns(decisions: dict[str, ReviewRecord] | None) -> dict[str, Any]
     }
 
 
-def _row(root: Path, record: PairRecord, review: dict[str, Any]) -> dict[str, Any]:
+def _image(ds: PairDataset, record: PairRecord, rel: str) -> bytes:
+    """The checked bytes of one of the record's images (see the module docstring)."""
+    try:
+        data = ds.read_image(rel)
+        decode_image(data, _STORED_IMAGE_LIMITS)
+    except FileNotFoundError as exc:
+        raise InvalidInput(
+            f"record {record.id!r}: cannot read {ds.root / rel} ({exc.strerror})"
+        ) from None
+    except TamperedFile as exc:
+        raise TamperedFile(f"record {record.id!r}: {exc.message}") from None
+    except InvalidInput as exc:  # the decoder's verdict
+        raise TamperedFile(
+            f"record {record.id!r}: {ds.root / rel} is not an image ({exc.message})"
+        ) from None
+    except SafetyPairsError as exc:
+        raise type(exc)(f"record {record.id!r}: {exc.message}") from None
+    return data
+
+
+def _row(ds: PairDataset, record: PairRecord, review: dict[str, Any]) -> dict[str, Any]:
     row = {name: _coerce(_get(record, path), kind) for name, (path, kind) in FIELDS.items()}
     row.update(review)
     for column, part in IMAGE_COLUMNS.items():
@@ -183,12 +214,7 @@ def _row(root: Path, record: PairRecord, review: dict[str, Any]) -> dict[str, An
             raise InvalidInput(
                 f"record {record.id!r}: {part}.image {rel!r} is not an images/<sha256>.<ext> path"
             )
-        try:
-            row[column] = {"bytes": (root / rel).read_bytes(), "path": rel}
-        except OSError as exc:
-            raise InvalidInput(
-                f"record {record.id!r}: cannot read {root / rel} ({exc.strerror})"
-            ) from None
+        row[column] = {"bytes": _image(ds, record, rel), "path": rel}
     row["record"] = to_line(record)
     return row
 
@@ -221,7 +247,7 @@ def _write_parquet(
     with pq.ParquetWriter(path, schema) as writer:
         batch: list[dict[str, Any]] = []
         for record, review in _rows(ds, include_rejected, reviewed):
-            batch.append(_row(ds.root, record, review))
+            batch.append(_row(ds, record, review))
             if len(batch) == BATCH_ROWS:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 rows, batch = rows + len(batch), []
@@ -274,8 +300,9 @@ def export_dataset(
     _remove(tmp)
     try:
         write = _write_parquet if to == "parquet" else _write_hf
-        rows = write(ds, tmp, include_rejected, reviewed)
-        os.replace(tmp, out)
+        with os_errors(tmp):
+            rows = write(ds, tmp, include_rejected, reviewed)
+            os.replace(tmp, out)
     except BaseException:
         _remove(tmp)
         raise
@@ -379,17 +406,18 @@ def import_dataset(src: str | Path, out: str | Path) -> dict[str, Any]:
     _remove(tmp)
     counts = {ACCEPTED: 0, REJECTED: 0}
     try:
-        ds = PairDataset.open(tmp, header=header)
-        n = 0
-        for rows in batches:
-            records = [_restore(ds, src, n + i, row) for i, row in enumerate(rows)]
-            ds.commit(records)
-            n += len(rows)
-            for r in records:
-                counts[str(r.status)] += 1
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        with PairDataset.open(tmp, header=header) as ds:
+            n = 0
+            for rows in batches:
+                records = [_restore(ds, src, n + i, row) for i, row in enumerate(rows)]
+                ds.commit(records)
+                n += len(rows)
+                for r in records:
+                    counts[str(r.status)] += 1
+        with os_errors(out):
+            if out.exists():
+                out.rmdir()
+            os.replace(tmp, out)
     except BaseException:
         _remove(tmp)
         raise

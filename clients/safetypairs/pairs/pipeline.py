@@ -22,7 +22,7 @@ from typing import Any
 from safetypairs.client.backoff import TRANSIENT, Backoff
 from safetypairs.client.edit import AsyncEditClient
 from safetypairs.client.judge import AsyncJudgeClient
-from safetypairs.contract.errors import SafetyPairsError
+from safetypairs.contract.errors import SafetyPairsError, StorageError
 from safetypairs.contract.pair_record import (
     ACCEPTED,
     REJECTED,
@@ -41,6 +41,7 @@ from safetypairs.contract.pair_record import (
 from safetypairs.pairs.config import GenerationConfig, Progress, derive_seed
 from safetypairs.pairs.criteria import TO_SAFE, TO_UNSAFE, rejection_reasons
 from safetypairs.pairs.dataset import PairDataset, sha256
+from safetypairs.pairs.files import FolderLock
 from safetypairs.pairs.similarity import compare
 
 # The kept image is within the margin of the threshold, or unsafe in a category not asked for.
@@ -315,33 +316,49 @@ class PairGenerator:
                 for direction, category, unit in todo:
                     try:
                         await self._unit(src, source_image, kept, direction, category, unit)
+                    except StorageError:
+                        raise
                     except SafetyPairsError as exc:
                         self._fail(unit, path, exc)
+            except StorageError:  # the dataset's disk, not the unit: the run cannot go on
+                raise
             except SafetyPairsError as exc:  # the source itself: unreadable, or rating failed
                 self._fail(f"source:{src.sha[:16]}", path, exc)
         self.progress.sources_done += 1
         self._on_progress(self.progress)
 
     async def run(self, paths: Sequence[str | Path]) -> Progress:
-        """Generate into the dataset folder, continuing a run with the same arguments."""
-        judge_info = await self.judge.model_info()
-        edit_info = await self.editor.model_info()
-        self._models = Models(
-            judge=judge_info.reference or judge_info.name,
-            edit=f"{edit_info.name}:{edit_info.version}",
-            judge_untrained=judge_info.untrained,
-            edit_untrained=edit_info.untrained,
-        )
-        header = {
-            "run": self.config.run_header(self._models.judge, self._models.edit),
-            "policy": self.config.policy.to_dict(),
-        }
-        self.dataset = PairDataset.open(self.out, header)
-        done = self.dataset.done_units()
-        self.progress.sources_total = len(paths)
-        self._on_progress(self.progress)
-        gate = asyncio.Semaphore(self.config.units_in_flight)
-        await asyncio.gather(*(self._source(str(p), done, gate) for p in paths))
+        """Generate into the dataset folder, continuing a run with the same arguments. The
+        folder's writer lock is taken first, so a second writer fails before any work."""
+        lock = FolderLock(self.out)
+        try:
+            judge_info = await self.judge.model_info()
+            edit_info = await self.editor.model_info()
+            self._models = Models(
+                judge=judge_info.reference or judge_info.name,
+                edit=f"{edit_info.name}:{edit_info.version}",
+                judge_untrained=judge_info.untrained,
+                edit_untrained=edit_info.untrained,
+            )
+            header = {
+                "run": self.config.run_header(self._models.judge, self._models.edit),
+                "policy": self.config.policy.to_dict(),
+            }
+            self.dataset = PairDataset.open(self.out, header, lock)
+            done = self.dataset.done_units()
+            self.progress.sources_total = len(paths)
+            self._on_progress(self.progress)
+            gate = asyncio.Semaphore(self.config.units_in_flight)
+            tasks = [asyncio.ensure_future(self._source(str(p), done, gate)) for p in paths]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:  # a full disk: stop every unit before the lock goes
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+        finally:
+            lock.release()
         return self.progress
 
 

@@ -10,6 +10,11 @@ Every string from the manifest is escaped: instructions come from a model and ar
 hostile. As a second line of defence the page's Content-Security-Policy allows only its own
 script (by hash), so markup that slipped through escaping still could not run.
 
+Images are read as every dataset reader reads them (no symbolic links, checked against the
+SHA-256 in their name): one that fails is not linked from the page (the browser would follow
+the link) but shown as a named warning in its place, so the rest of the dataset can still be
+looked at and the bad file is seen where it is used.
+
 Standard library only: the SDK stays light.
 """
 
@@ -19,11 +24,13 @@ import base64
 import hashlib
 import html
 import json
+import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from safetypairs.contract.errors import SafetyPairsError
 from safetypairs.contract.pair_record import (
     ACCEPTED,
     REJECTED,
@@ -40,6 +47,7 @@ from safetypairs.contract.review_record import (
     standing,
 )
 from safetypairs.pairs.dataset import PairDataset, is_image_path
+from safetypairs.pairs.files import os_errors
 from safetypairs.pairs.report_summary import UNCATEGORIZED, Summary, finite, summarize
 
 REPORT_NAME = "report.html"
@@ -65,13 +73,9 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
-def _png_size(path: Path) -> tuple[int, int] | None:
+def _png_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from a PNG's IHDR chunk, without decoding (standard library only)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(24)
-    except OSError:
-        return None
+    head = data[:24]
     if len(head) < 24 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
     return struct.unpack(">II", head[16:24])
@@ -104,9 +108,15 @@ def _figure(root: Path, side: str, member: Member | None, bbox: tuple[int, ...] 
     )
     if not is_image_path(path):
         return f'<figure><div class="missing">no image ({_e(path)})</div>{caption}</figure>'
-    if not (root / str(path)).is_file():
+    try:
+        size = _png_size(PairDataset(root).read_image(str(path)))
+    except FileNotFoundError:
         return f'<figure><div class="missing">missing file {_e(path)}</div>{caption}</figure>'
-    size = _png_size(root / str(path))
+    except SafetyPairsError as exc:
+        return (
+            f'<figure><div class="missing refused">refused image {_e(path)}: '
+            f"{_e(exc.message)}</div>{caption}</figure>"
+        )
     style = _box_style(bbox, size)
     box = f'<div class="box" style="{style}"></div>' if style else ""
     # The size up front: the frame has its final shape (and the box its place) before a lazy
@@ -359,8 +369,13 @@ def write_report(root: str | Path) -> Path:
     ds = PairDataset.read(root)
     records, failed = list(ds.pairs()), list(ds.failures())
     path = root / REPORT_NAME
+    page = render(root, ds.header, records, failed, standing(read_reviews(root))).encode()
     tmp = path.with_name(f".tmp-{REPORT_NAME}")
-    reviews = standing(read_reviews(root))
-    tmp.write_text(render(root, ds.header, records, failed, reviews), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        with os_errors(tmp):
+            tmp.write_bytes(page)
+        with os_errors(path):
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -9,25 +9,19 @@ they decided, so back and undo reach them.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.pair_record import ACCEPTED, REJECTED, Member, PairRecord, to_json
 from safetypairs.contract.review_record import REASONS, ReviewRecord, read_reviews, standing
 from safetypairs.pairs.dataset import PairDataset, is_image_path
 
 
-class TamperedImage(InvalidInput):
-    """An image's bytes do not hash to its content-addressed name."""
-
-
 def reviewable(ds: PairDataset) -> list[PairRecord]:
     """Candidates with an id and both images, judge-accepted first, committed lines only."""
     out, seen = [], set()
-    for r in ds.pairs(ACCEPTED, REJECTED, committed_only=True):
+    for r in ds.pairs(ACCEPTED, REJECTED):
         if r.id and r.id not in seen and all(is_image_path(_image(m)) for m in (r.a, r.b)):
             seen.add(r.id)
             out.append(r)
@@ -36,20 +30,6 @@ def reviewable(ds: PairDataset) -> list[PairRecord]:
 
 def _image(member: Member | None) -> str | None:
     return member.image if member is not None else None
-
-
-def read_image(root: Path, rel: str) -> bytes:
-    """An image's bytes, refused when they do not hash to the name (a tampered or damaged
-    file must not be judged as if it were the generated one)."""
-    if not is_image_path(rel):
-        raise InvalidInput(f"{rel!r} is not an images/<sha256>.<ext> path")
-    try:
-        data = (root / rel).read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {rel} ({exc.strerror})") from None
-    if hashlib.sha256(data).hexdigest() != rel[len("images/") : len("images/") + 64]:
-        raise TamperedImage(f"{rel}: its content does not match its name (tampered or damaged)")
-    return data
 
 
 @dataclass

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput, TamperedFile
 from safetypairs.contract.review_record import append_review, review
 from safetypairs.pairs.dataset import PairDataset
-from safetypairs.review.queue import Queue, TamperedImage, read_image, reviewable
+from safetypairs.review.queue import Queue, reviewable
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 STATIC = {
@@ -103,10 +103,11 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(HTTPStatus.OK, self.server.queue.build())
             if path.startswith("/images/"):
                 rel = path[1:]
-                data = read_image(self.server.dataset, rel)
+                # Read without following links, checked against the hash in its name.
+                data = PairDataset.read(self.server.dataset).read_image(rel)
                 kind = IMAGE_TYPES.get(Path(rel).suffix, "application/octet-stream")
                 return self._send(HTTPStatus.OK, data, kind)
-        except TamperedImage as exc:
+        except TamperedFile as exc:
             return self._error(HTTPStatus.CONFLICT, exc.message)
         except InvalidInput as exc:
             return self._error(HTTPStatus.NOT_FOUND, exc.message)
