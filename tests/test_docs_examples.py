@@ -17,6 +17,9 @@ docs show it) and stopped at the end; their default ports must be free.
 Also checked, without running anything: every `safetypairs COMMAND --flag` in any shell example
 (run or not) and in bin/demo names a real command and flag, and docs/settings.md lists every
 service setting with its flag and default.
+
+(Over 400 lines on purpose: the marker parser, the example runner, the services they need and
+the checks that run nothing belong together, and each is shown failing on a planted error.)
 """
 
 from __future__ import annotations

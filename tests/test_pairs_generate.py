@@ -1,6 +1,10 @@
 """Pair generation end to end: the real judge and edit services on loopback (embedded
 defaults: untrained), the generator as a user runs it (CLI, its own process), and the dataset
-it leaves on disk."""
+it leaves on disk.
+
+(Over 400 lines on purpose: every test here shares one pair stack of real services, started
+once per module; splitting the file would start it again per file.)
+"""
 
 from __future__ import annotations
 

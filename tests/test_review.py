@@ -1,7 +1,11 @@
 """Human review: the page driven in headless Chromium with key presses against a real review
 server (killed mid-review and restarted), two reviewers at once, the review log's rules, the
 agreement figures against values worked out by hand, and the review state flowing into the
-report, export, training and evaluation readers."""
+report, export, training and evaluation readers.
+
+(Over 400 lines on purpose: the page, the log and the figures share one Chromium, one review
+server helper and one fixture dataset.)
+"""
 
 from __future__ import annotations
 

@@ -22,6 +22,9 @@ image stops the export with TamperedFile naming the record and the file. A skipp
 make a training set silently differ from the dataset it claims to be; the user should look.
 
 pyarrow and `datasets` are imported inside the functions: the SDK imports without them.
+
+(Over 400 lines on purpose: export and import are one format, its columns, coercions, header
+and review columns, kept in one file so that the two directions cannot drift apart.)
 """
 
 from __future__ import annotations
