@@ -303,3 +303,26 @@ def test_d_error_messages_are_capped_and_keep_their_kind():
     err = InvalidInput("x" * 100_000 + "\udc80")
     assert len(err.message) < MAX_MESSAGE_CHARS + 50 and err.kind == "InvalidInput"
     json.dumps(err.message).encode()  # sendable
+
+
+def test_b_memory_freed_after_a_burst_goes_back_to_the_system():
+    """glibc keeps freed heap pages below a live allocation: RSS stayed at each burst's peak
+    (1,374 MiB settled against 398 idle after 10 bursts of cancelled calls) until trimmed."""
+    from safetypairs.serving.memory import MemoryTrimmer
+
+    me = [os.getpid()]
+    blobs = [bytearray(64 << 10) for _ in range(4096)]  # 256 MiB below the mmap threshold
+    pin = bytearray(64 << 10)  # a live allocation above them keeps the heap from shrinking
+    del blobs
+    before = rss(me)
+
+    async def trim_once() -> None:
+        trimmer = MemoryTrimmer(0.05)
+        trimmer.start()
+        await asyncio.sleep(0.5)
+        await trimmer.stop()
+
+    asyncio.run(trim_once())
+    after = rss(me)
+    assert before - after > 128 * 1024 * 1024, (before >> 20, after >> 20)
+    del pin

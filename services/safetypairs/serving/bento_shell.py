@@ -72,7 +72,12 @@ class ServiceShell(Generic[RuntimeT]):
             )  # a default policy the model cannot read, say
             registrations = [register(self.runtime) for register in self.grpc_services]
             self.grpc = GrpcServer.from_settings(registrations, self.metrics, self.settings)
-        self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
+        self.lifecycle = WorkerLifecycle(
+            self.runtime,
+            self.grpc,
+            self.settings.shutdown_grace_s,
+            self.settings.memory_trim_interval_s,
+        )
         if engine.card.notice:
             log.warning(engine.card.notice)
 

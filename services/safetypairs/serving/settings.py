@@ -73,6 +73,11 @@ class ServingSettings:
         "with RESOURCE_EXHAUSTED",
     )
     decode_threads: int = _setting(0, "threads decoding images; 0 = number of CPUs")
+    memory_trim_interval_s: float = _setting(
+        10.0,
+        "every so many seconds, give memory freed after a burst of requests back to the system "
+        "(glibc malloc_trim); 0 = never",
+    )
     shutdown_grace_s: float = _setting(10.0, "seconds in-flight requests get to finish on shutdown")
     workers: int = _setting(1, "BentoML worker processes; each runs a gRPC server on the same port")
     home: str = _setting("", "where built models are cached; empty = ~/.cache/safetypairs")
