@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -91,8 +92,7 @@ class Policy:
                 f"unknown category {_listed(unknown)}; policy {self.name!r} has: {self._named()}"
             )
         if len(set(codes)) != len(codes):
-            seen: set[str] = set()
-            twice = [c for c in codes if c in seen or seen.add(c)]  # type: ignore[func-returns-value]
+            twice = [c for c, n in Counter(codes).items() if n > 1]
             raise InvalidInput(f"category listed twice: {_listed(twice)}")
         return codes
 
