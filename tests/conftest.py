@@ -71,6 +71,7 @@ def start_guard_service(
     extra_env: dict[str, str] | None = None,
     model: str = "",
     grpc_credentials=None,
+    http_tls=None,
 ) -> ServiceProcess:
     """The guard on `model`, by default none configured (so: the embedded default in `home`)."""
     env = {
@@ -79,7 +80,9 @@ def start_guard_service(
         "BENTOML_HOME": str(home / "bentoml"),
         **(extra_env or {}),
     }
-    return ServiceProcess.start(GUARD_SERVICE, log_path, env, grpc_credentials=grpc_credentials)
+    return ServiceProcess.start(
+        GUARD_SERVICE, log_path, env, grpc_credentials=grpc_credentials, http_tls=http_tls
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 import datetime
 import ipaddress
+import ssl
 import time
 
 import grpc
@@ -90,9 +91,19 @@ def secured(sp_home, pki, tmp_path_factory):
         "SAFETYPAIRS_TLS_CLIENT_CA_FILE": pki["ca"],
     }
     creds = tls_credentials(pki["ca"], pki["client"], pki["client_key"])
-    service = start_guard_service(sp_home, d / "guard.log", env, grpc_credentials=creds)
+    service = start_guard_service(
+        sp_home, d / "guard.log", env, grpc_credentials=creds, http_tls=http_tls(pki)
+    )
     yield service
     assert service.stop() == 0
+
+
+def http_tls(pki, cert="client"):
+    """A client TLS context trusting the test CA, presenting `cert` (None: no certificate)."""
+    context = ssl.create_default_context(cafile=pki["ca"])
+    if cert:
+        context.load_cert_chain(pki[cert], pki[f"{cert}_key"])
+    return context
 
 
 def client(service, pki, token=None, cert="client"):
@@ -144,9 +155,9 @@ def test_mutual_tls_refuses_other_clients(secured, pki):
         plain.screen(png_bytes())
 
 
-def test_tokens_over_http(secured):
+def test_tokens_over_http(secured, pki):
     files = {"image": ("x.png", png_bytes())}
-    with httpx.Client(base_url=secured.http_url, timeout=30) as http:
+    with httpx.Client(base_url=secured.http_url, timeout=30, verify=http_tls(pki)) as http:
         missing = http.post("/v1/screen", files=files)
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
         assert missing.json()["error"]["kind"] == "Unauthenticated"
@@ -159,3 +170,22 @@ def test_tokens_over_http(secured):
             assert http.get(probe).status_code == 200, probe
         metrics = http.get("/metrics").text
         assert 'code="UNAUTHENTICATED"' in metrics
+
+
+def test_http_is_served_with_mutual_tls_too(secured, pki):
+    """Issue 16 G: with TLS and a client CA configured, the HTTP port answered /v1/screen and
+    /v1/model_info in plaintext, with no certificate or token."""
+    plain = secured.http_url.replace("https://", "http://")
+    with httpx.Client(timeout=10) as http, pytest.raises(httpx.HTTPError):
+        http.post(f"{plain}/v1/model_info")
+    for cert in (None, "rogue_client"):  # no client certificate, or one the CA did not sign
+        with (
+            httpx.Client(timeout=10, verify=http_tls(pki, cert)) as http,
+            pytest.raises(httpx.HTTPError),
+        ):
+            http.post(f"{secured.http_url}/v1/model_info")
+    with httpx.Client(timeout=10, verify=http_tls(pki)) as http:
+        info = http.post(
+            f"{secured.http_url}/v1/model_info", headers={"authorization": f"Bearer {TOKENS[0]}"}
+        )
+        assert info.status_code == 200 and info.json()["name"]

@@ -15,6 +15,9 @@ from safetypairs.v1 import common_pb2
 # Trailing-metadata key carrying the error class name, so that a client can tell apart
 # errors that share a status code (payload too large vs overloaded are both RESOURCE_EXHAUSTED).
 ERROR_KIND_METADATA_KEY = "safetypairs-error-kind"
+# Longest message an error carries: a message built from request data could otherwise grow
+# past what a gRPC status (trailing metadata) carries, and the client lost the error's kind.
+MAX_MESSAGE_CHARS = 2000
 
 
 class SafetyPairsError(Exception):
@@ -26,6 +29,11 @@ class SafetyPairsError(Exception):
     request_id: str | None = None
 
     def __init__(self, message: str) -> None:
+        # A lone surrogate (from a request's text) cannot be sent as UTF-8: escape it.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        if len(message) > MAX_MESSAGE_CHARS:
+            cut = len(message) - MAX_MESSAGE_CHARS
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({cut} more characters)"
         super().__init__(message)
         self.message = message
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import bentoml
 
 from safetypairs.contract.errors import InvalidInput
-from safetypairs.contract.policy import parse_policy
+from safetypairs.contract.policy import parse_policy, policy_from_dict
 from safetypairs.judge.engine import JudgeEngine
 from safetypairs.judge.runtime import JudgeRuntime, load_configured_judge
 from safetypairs.judge.servicer import judge_registration
@@ -32,11 +32,18 @@ _DIRECTIONS = {
 }
 
 
-def _policy_choice(policy: str, policy_name: str) -> judge_pb2.PolicyChoice:
+# BentoML reads every form field that parses as JSON as JSON: a JSON policy arrives as a dict.
+PolicyField = str | dict[str, Any]
+
+
+def _policy_choice(policy: PolicyField, policy_name: str) -> judge_pb2.PolicyChoice:
     """HTTP form fields -> policy: `policy` is a policy document (YAML or JSON), `policy_name`
-    a policy the server knows; neither = the server's default."""
+    a policy the server knows; neither = the server's default. Parsing a large policy takes
+    a while: call it off the event loop."""
     if policy and policy_name:
         raise InvalidInput("send either policy (a document) or policy_name, not both")
+    if isinstance(policy, dict):
+        return judge_pb2.PolicyChoice(custom=policy_from_dict(policy, "request policy").to_proto())
     if policy:
         return judge_pb2.PolicyChoice(custom=parse_policy(policy, "request policy").to_proto())
     if policy_name:
@@ -57,13 +64,16 @@ class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
     def load_model(self) -> tuple[JudgeEngine, str]:
         return load_configured_judge(self.settings)
 
+    async def _policy_choice(self, policy: PolicyField, policy_name: str) -> judge_pb2.PolicyChoice:
+        return await self.runtime.on_cpu_pool(_policy_choice, policy, policy_name)
+
     @bentoml.api(route="/v1/rate")
     async def rate(
         self,
         ctx: bentoml.Context,
         image: File,
         image_id: str = "",
-        policy: str = "",
+        policy: PolicyField = "",
         policy_name: str = "",
         categories: str = "",
         rationale: bool = False,
@@ -76,7 +86,7 @@ class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
                 image=common_pb2.Image(
                     data=read_upload(image, self.settings.max_image_bytes), id=image_id
                 ),
-                policy=_policy_choice(policy, policy_name),
+                policy=await self._policy_choice(policy, policy_name),
                 options=_rate_options(categories, rationale, threshold),
             )
             return await self.runtime.rate(request)
@@ -89,7 +99,7 @@ class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
         ctx: bentoml.Context,
         images: list[File],
         image_ids: list[str] | None = None,
-        policy: str = "",
+        policy: PolicyField = "",
         policy_name: str = "",
         categories: str = "",
         rationale: bool = False,
@@ -100,7 +110,7 @@ class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
         async def produce() -> judge_pb2.RateBatchResponse:
             request = judge_pb2.RateBatchRequest(
                 images=uploaded_images(images, image_ids, self.settings.max_image_bytes),
-                policy=_policy_choice(policy, policy_name),
+                policy=await self._policy_choice(policy, policy_name),
                 options=_rate_options(categories, rationale, threshold),
             )
             return await self.runtime.rate_batch(request)
@@ -117,7 +127,7 @@ class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
         category: str = "",
         count: int = 4,
         seed: int = 0,
-        policy: str = "",
+        policy: PolicyField = "",
         policy_name: str = "",
     ) -> dict[str, Any]:
         """Propose `count` edit instructions moving the image to_safe or to_unsafe."""
@@ -131,7 +141,7 @@ class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
                 image=common_pb2.Image(
                     data=read_upload(image, self.settings.max_image_bytes), id=image_id
                 ),
-                policy=_policy_choice(policy, policy_name),
+                policy=await self._policy_choice(policy, policy_name),
                 direction=_DIRECTIONS[direction],
                 category=category,
                 count=count,

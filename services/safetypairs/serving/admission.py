@@ -81,3 +81,22 @@ def check_image_count(images: int, limit: int) -> None:
         raise InvalidInput("the request holds no images")
     if images > limit:
         raise PayloadTooLarge(f"{images} images in one request, over the limit of {limit}")
+
+
+class ByteBudget:
+    """At most `limit` request bytes held at once. `take` answers at once (no waiting): a
+    caller over the budget is refused, not queued, so what an attacker's large messages cost
+    is bounded. Used from the event-loop thread only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    def take(self, size: int) -> bool:
+        if self.in_use + size > self.limit:
+            return False
+        self.in_use += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.in_use -= size

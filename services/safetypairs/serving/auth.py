@@ -8,7 +8,9 @@ constant time. Health, reflection and the HTTP probes and metrics are exempt unl
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from safetypairs.serving.http import error_body
 from safetypairs.serving.logs import log_request
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import ServingSettings, SettingsError
+
+log = logging.getLogger(__name__)
 
 GRPC_PROBE_PREFIXES = (
     "/grpc.health.v1.Health/",
@@ -120,46 +124,71 @@ class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):
 def _handler_like(
     handler: grpc.RpcMethodHandler, abort: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 ) -> grpc.RpcMethodHandler:
-    """`abort` served with the shape (unary or streaming) and the codecs of `handler`."""
+    """`abort` served as a request-streaming handler with `handler`'s response codec.
 
-    async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await abort(request, context)
+    grpc.aio receives a unary request's whole message (up to the message limit) before it
+    calls the handler, however the call is to end; a request-streaming handler reads messages
+    only when it asks for them, so this one answers from the metadata alone and the message is
+    never buffered (the transport drops what the client still sends once the stream is closed).
+    On the wire a unary and a streaming call look the same; the client sees UNAUTHENTICATED."""
+
+    async def refuse(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        await abort(None, context)
+
+    async def refuse_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        await abort(None, context)
         yield  # pragma: no cover - never reached; makes this an async generator
 
-    kw = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(abort, **kw)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(abort_stream, **kw)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(abort, **kw)
-    return grpc.stream_stream_rpc_method_handler(abort_stream, **kw)
+    kw = {"request_deserializer": None, "response_serializer": handler.response_serializer}
+    if handler.unary_unary or handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(refuse, **kw)
+    return grpc.stream_stream_rpc_method_handler(refuse_stream, **kw)
+
+
+def _authorization(scope: Scope) -> str | None:
+    """The Authorization header's value. Header bytes are latin-1 on the wire (RFC 9110 leaves
+    anything else opaque): decoding them as UTF-8 failed on any other byte and hung the
+    request, so they are read as latin-1, and a token with such bytes simply does not match."""
+    for name, value in scope["headers"]:
+        if name.lower() == b"authorization":
+            return value.decode("latin-1")
+    return None
 
 
 class HttpAuthMiddleware:
-    """ASGI middleware: 401 with the mapped error body unless the bearer token is valid."""
+    """ASGI middleware: 401 with the mapped error body unless the bearer token is valid; each
+    refusal is counted in the metrics like gRPC's (`metrics` gives the worker's, and
+    `api_names` maps a route to the method label the handlers use; others count as `other`)."""
 
-    def __init__(self, app: ASGIApp, auth: TokenAuth, exempt_probes: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: TokenAuth,
+        exempt_probes: bool = True,
+        metrics: Callable[[], ServiceMetrics] | None = None,
+        api_names: Mapping[str, str] | None = None,
+    ) -> None:
         self.app = app
         self.auth = auth
         self.exempt = HTTP_PROBE_PATHS if exempt_probes else ()
+        self.metrics = metrics
+        self.api_names = dict(api_names or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         try:
-            self.auth.check(headers.get("authorization"))
+            self.auth.check(_authorization(scope))
         except Unauthenticated as exc:
             response = JSONResponse(
                 error_body(exc),
                 status_code=exc.http_status.value,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+            if self.metrics is not None:
+                method = self.api_names.get(scope["path"], "other")
+                self.metrics().record("http", method, str(exc.http_status.value), 0.0)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -183,10 +212,43 @@ def server_credentials(settings: ServingSettings) -> grpc.ServerCredentials | No
     )
 
 
-def protect_http(service: Any, settings: ServingSettings) -> None:
-    """Put a BentoML service class's HTTP side behind the bearer tokens, when they are set."""
+def protect_http(
+    service: Any,
+    settings: ServingSettings,
+    metrics: Callable[[], ServiceMetrics],
+    api_names: Mapping[str, str],
+) -> None:
+    """Put a BentoML service class's HTTP side behind the bearer tokens, when they are set;
+    refusals are counted in the worker's `metrics()`."""
     auth = token_auth(settings)
     if auth is not None:
         service.add_asgi_middleware(
-            HttpAuthMiddleware, auth=auth, exempt_probes=settings.auth_exempt_probes
+            HttpAuthMiddleware,
+            auth=auth,
+            exempt_probes=settings.auth_exempt_probes,
+            metrics=metrics,
+            api_names=api_names,
         )
+
+
+def http_tls_config(settings: ServingSettings) -> dict[str, Any]:
+    """BentoML service config that serves the HTTP port with the gRPC port's TLS, requiring
+    client certificates signed by the client CA when one is set (mutual TLS), so configuring
+    TLS never leaves HTTP open in plaintext by accident. Empty when TLS is off, or when
+    `http_plaintext` says a proxy in front terminates TLS for HTTP."""
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        return {}  # TLS off (or half set: server_credentials refuses that at start-up)
+    if settings.http_plaintext:
+        log.warning(
+            "TLS is configured but %s is set: the HTTP port serves plaintext",
+            "SAFETYPAIRS_HTTP_PLAINTEXT",
+        )
+        return {}
+    tls: dict[str, Any] = {
+        "enabled": True,
+        "certfile": settings.tls_cert_file,
+        "keyfile": settings.tls_key_file,
+    }
+    if settings.tls_client_ca_file:
+        tls |= {"ca_certs": settings.tls_client_ca_file, "cert_reqs": int(ssl.CERT_REQUIRED)}
+    return {"ssl": tls}

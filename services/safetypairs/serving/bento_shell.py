@@ -24,10 +24,12 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import bentoml
 
-from safetypairs.serving.auth import protect_http
+from safetypairs.serving.auth import http_tls_config, protect_http
+from safetypairs.serving.form_limits import FormLimitsMiddleware
 from safetypairs.serving.grpc_server import GrpcServer, ServiceRegistration
 from safetypairs.serving.http import answer
 from safetypairs.serving.http_access import observe_http
+from safetypairs.serving.http_paths import bound_metric_labels
 from safetypairs.serving.lifecycle import WorkerLifecycle
 from safetypairs.serving.logs import configure_logging
 from safetypairs.serving.metrics import ServiceMetrics
@@ -61,7 +63,7 @@ class ServiceShell(Generic[RuntimeT]):
 
     def __init__(self) -> None:
         configure_logging(self.settings.log_format)
-        self.metrics = ServiceMetrics(self.kind, bentoml.metrics)
+        self.metrics = ServiceMetrics.of_worker(self.kind, bentoml.metrics)
         with stop_serving_on_failure(f"the {self.kind} service could not load its model"):
             engine, reference = self.load_model()
         with stop_serving_on_failure(f"the {self.kind} service could not start"):
@@ -70,7 +72,12 @@ class ServiceShell(Generic[RuntimeT]):
             )  # a default policy the model cannot read, say
             registrations = [register(self.runtime) for register in self.grpc_services]
             self.grpc = GrpcServer.from_settings(registrations, self.metrics, self.settings)
-        self.lifecycle = WorkerLifecycle(self.runtime, self.grpc, self.settings.shutdown_grace_s)
+        self.lifecycle = WorkerLifecycle(
+            self.runtime,
+            self.grpc,
+            self.settings.shutdown_grace_s,
+            self.settings.memory_trim_interval_s,
+        )
         if engine.card.notice:
             log.warning(engine.card.notice)
 
@@ -116,17 +123,28 @@ class CategoriesApi:
 def bento_service(
     *, name: str, kind: str, settings: ServingSettings, timeout_s: int
 ) -> Callable[[type[ServiceShell[Any]]], bentoml.Service[Any]]:
-    """Make a ServiceShell subclass a BentoML service: its settings and label, its workers and
-    request timeout, then request ids with the access log (outermost, so refused calls are
-    logged too) and the bearer-token check when tokens are set."""
+    """Make a ServiceShell subclass a BentoML service: its settings and label, its workers,
+    request timeout and TLS, then request ids with the access log (outermost, so refused calls
+    are logged too), the bearer-token check when tokens are set, and the form limits; BentoML's
+    own HTTP metrics get bounded labels."""
 
     def decorate(cls: type[ServiceShell[Any]]) -> bentoml.Service[Any]:
         cls.settings, cls.kind = settings, kind
         service = bentoml.service(
-            name=name, workers=settings.workers, traffic={"timeout": timeout_s}
+            name=name,
+            workers=settings.workers,
+            traffic={"timeout": timeout_s},
+            **http_tls_config(settings),
         )(cls)
+
+        def metrics() -> ServiceMetrics:
+            return ServiceMetrics.of_worker(kind, bentoml.metrics)
+
+        api_names = {api.route: api_name for api_name, api in service.apis.items()}
         observe_http(service, kind)
-        protect_http(service, settings)
+        protect_http(service, settings, metrics, api_names)
+        service.add_asgi_middleware(FormLimitsMiddleware, metrics=metrics, api_names=api_names)
+        bound_metric_labels(service)
         return service
 
     return decorate

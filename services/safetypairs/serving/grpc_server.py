@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,14 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from safetypairs.contract.errors import ERROR_KIND_METADATA_KEY, InvalidInput, SafetyPairsError
+from safetypairs.contract.errors import (
+    ERROR_KIND_METADATA_KEY,
+    InvalidInput,
+    Overloaded,
+    SafetyPairsError,
+)
 from safetypairs.contract.request_id import REQUEST_ID_METADATA_KEY, incoming_request_id
+from safetypairs.serving.admission import ByteBudget
 from safetypairs.serving.auth import (
     GrpcAuthInterceptor,
     TokenAuth,
@@ -51,24 +58,62 @@ class _Malformed:
     reason: str
 
 
-def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """grpc answers a request that fails to parse with UNKNOWN ("Unexpected DecodeError");
-    this hands the handler a _Malformed instead, which it refuses as INVALID_ARGUMENT."""
+@dataclass(frozen=True)
+class _OverBudget:
+    """A request refused before parsing: its bytes would pass the in-flight byte budget."""
+
+    size: int
+    in_use: int
+    limit: int
+
+
+class _Held:
+    """A parsed request and the budget bytes it holds, given back once: when the call's
+    handler ends, or when grpc drops the request unhandled (a call cancelled meanwhile)."""
+
+    def __init__(self, message: Any, size: int, budget: ByteBudget) -> None:
+        self.message = message
+        self.release = weakref.finalize(self, budget.give, size)
+
+
+def _tolerant(
+    deserialize: Callable[[bytes], Any] | None, budget: ByteBudget
+) -> Callable[[bytes], Any] | None:
+    """Wraps a request parser: a message over the byte budget is not parsed (_OverBudget);
+    grpc answers a request that fails to parse with UNKNOWN ("Unexpected DecodeError"), so
+    that becomes a _Malformed; the handler refuses either with the mapped error."""
     if deserialize is None:
         return None
 
     def parse(data: bytes) -> Any:
+        size = len(data)
+        if not budget.take(size):
+            return _OverBudget(size, budget.in_use, budget.limit)
         try:
-            return deserialize(data)
+            return _Held(deserialize(data), size, budget)
         except DecodeError as exc:
+            budget.give(size)
             return _Malformed(str(exc))
 
     return parse
 
 
-def _check_parsed(name: str, request: Any) -> None:
+def _parsed(name: str, request: Any) -> Any:
+    """The request message, or the error its parsing found."""
     if isinstance(request, _Malformed):
         raise InvalidInput(f"the {name} request is not a valid protobuf message: {request.reason}")
+    if isinstance(request, _OverBudget):
+        raise Overloaded(
+            f"server busy: the {name} request's {request.size} bytes would pass the "
+            f"{request.limit} bytes of requests it handles at once ({request.in_use} in use); "
+            "retry later or on another replica"
+        )
+    return request.message if isinstance(request, _Held) else request
+
+
+def _release(request: Any) -> None:
+    if isinstance(request, _Held):
+        request.release()
 
 
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -77,8 +122,11 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
     INTERNAL, and records every unary and server-streaming call in the metrics and the access
     log (a stream when it ends) under its request id, which goes back in trailing metadata."""
 
-    def __init__(self, metrics: ServiceMetrics, prefixes: Sequence[str]) -> None:
+    def __init__(
+        self, metrics: ServiceMetrics, prefixes: Sequence[str], budget: ByteBudget
+    ) -> None:
         self._metrics = metrics
+        self._budget = budget
         self._prefixes = tuple(f"/{p}/" for p in prefixes)
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -96,7 +144,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
             return handler  # health, reflection, unknown methods: untouched
         name = method.rsplit("/", 1)[-1]
         kw = {
-            "request_deserializer": _tolerant(handler.request_deserializer),
+            "request_deserializer": _tolerant(handler.request_deserializer, self._budget),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary is not None:
@@ -149,9 +197,11 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(self, name: str, inner: Handler) -> Handler:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            async with self._mapped(name, context):
-                _check_parsed(name, request)
-                return await inner(request, context)
+            try:
+                async with self._mapped(name, context):
+                    return await inner(_parsed(name, request), context)
+            finally:
+                _release(request)
 
         return call
 
@@ -159,10 +209,12 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
         self, name: str, inner: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
     ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with self._mapped(name, context):
-                _check_parsed(name, request)
-                async for response in inner(request, context):
-                    yield response
+            try:
+                async with self._mapped(name, context):
+                    async for response in inner(_parsed(name, request), context):
+                        yield response
+            finally:
+                _release(request)
 
         return stream
 
@@ -178,6 +230,7 @@ class GrpcServer:
         host: str,
         port: int,
         max_message_bytes: int,
+        max_request_bytes_in_flight: int | None = None,
         max_concurrent_rpcs: int | None = None,
         auth: TokenAuth | None = None,
         exempt_probes: bool = True,
@@ -187,7 +240,11 @@ class GrpcServer:
         self._address = f"{host}:{port}"
         self._credentials = credentials
         interceptors: list[grpc.aio.ServerInterceptor] = [
-            ErrorAndMetricsInterceptor(metrics, [s.name for s in services])
+            ErrorAndMetricsInterceptor(
+                metrics,
+                [s.name for s in services],
+                ByteBudget(max_request_bytes_in_flight or 2 * max_message_bytes),
+            )
         ]
         if auth is not None:  # outermost: it must see every call (the next one caches)
             interceptors.insert(0, GrpcAuthInterceptor(auth, exempt_probes, metrics))
@@ -221,6 +278,8 @@ class GrpcServer:
             host=settings.grpc_host,
             port=settings.grpc_port,
             max_message_bytes=settings.max_message_bytes,
+            max_request_bytes_in_flight=settings.max_request_bytes_in_flight,
+            max_concurrent_rpcs=settings.max_concurrent_rpcs,
             auth=token_auth(settings),
             exempt_probes=settings.auth_exempt_probes,
             credentials=server_credentials(settings),

@@ -49,6 +49,14 @@ def uploaded_images(
     ]
 
 
+def _not_unicode(exc: UnicodeEncodeError) -> InvalidInput:
+    """A text field with a lone surrogate (JSON "\\udc80" in a form field, say)."""
+    bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else ""
+    return InvalidInput(
+        f"a text field holds {bad!r} at position {exc.start}, not valid Unicode text ({exc.reason})"
+    )
+
+
 class ResponseStatus(Protocol):
     status_code: int
 
@@ -63,7 +71,10 @@ async def answer(
     `response.status_code` set from the error."""
     try:
         with metrics.track_http(method):
-            return message_to_json(await produce())
+            try:
+                return message_to_json(await produce())
+            except UnicodeEncodeError as exc:  # a form field protobuf cannot carry as UTF-8
+                raise _not_unicode(exc) from None
     except SafetyPairsError as exc:
         response.status_code = exc.http_status.value
         return error_body(exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -36,6 +37,7 @@ class ServiceProcess:
     http_url: str
     grpc_target: str
     log_path: Path
+    http_tls: ssl.SSLContext | None = None
 
     @classmethod
     def start(
@@ -46,10 +48,12 @@ class ServiceProcess:
         *,
         ready_timeout_s: float = 180.0,
         grpc_credentials: grpc.ChannelCredentials | None = None,
+        http_tls: ssl.SSLContext | None = None,
     ) -> ServiceProcess:
         """Run `service` with `env` added to this process's environment (SAFETYPAIRS_GRPC_* are
         set to a free loopback port unless `env` sets the port) and return once gRPC health
-        says SERVING and /readyz answers 200. Raises RuntimeError with the log tail otherwise."""
+        says SERVING and /readyz answers 200 (over HTTPS with `http_tls`, for a service with
+        TLS configured). Raises RuntimeError with the log tail otherwise."""
         # A caller that needs a fixed gRPC address (to restart a service on it) sets it in env.
         http_port = free_port()
         grpc_port = int(env.get("SAFETYPAIRS_GRPC_PORT") or free_port())
@@ -67,7 +71,11 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        handle = cls(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log_path)
+        scheme = "https" if http_tls is not None else "http"
+        handle = cls(
+            process, f"{scheme}://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log_path
+        )
+        handle.http_tls = http_tls
         try:
             handle._wait_ready(ready_timeout_s, grpc_credentials)
         except BaseException:
@@ -107,7 +115,8 @@ class ServiceProcess:
 
     def _http_ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.http_url}/readyz", timeout=2) as r:
+            url = f"{self.http_url}/readyz"
+            with urllib.request.urlopen(url, timeout=2, context=self.http_tls) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Protocol
 
 from safetypairs.serving.grpc_server import GrpcServer
+from safetypairs.serving.memory import MemoryTrimmer
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +32,25 @@ class Runtime(Protocol):
 class WorkerLifecycle:
     """`start` from the service's on_startup hook, `stop` from its on_shutdown hook."""
 
-    def __init__(self, runtime: Runtime, grpc: GrpcServer, grace_s: float) -> None:
+    def __init__(
+        self, runtime: Runtime, grpc: GrpcServer, grace_s: float, trim_interval_s: float = 0.0
+    ) -> None:
         self.runtime = runtime
         self.grpc = grpc
         self.grace_s = grace_s
+        self.trimmer = MemoryTrimmer(trim_interval_s)
         self.ready = False
 
     async def start(self) -> None:
         self.runtime.start()
         await self.grpc.start()
         self._hook_sigterm(asyncio.get_running_loop())
+        self.trimmer.start()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        await self.trimmer.stop()
         await self.grpc.stop(self.grace_s)
         await self.runtime.stop()
 

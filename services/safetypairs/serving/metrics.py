@@ -103,6 +103,14 @@ class ServiceMetrics:
         self.requests.labels(self.service, protocol, method, code).inc()
         self.latency.labels(self.service, protocol, method).observe(seconds)
 
+    @classmethod
+    def of_worker(cls, service: str, factory: ModuleType | Any) -> ServiceMetrics:
+        """The process's one ServiceMetrics for `service`: a registry takes each metric name
+        once, and the HTTP middlewares count into the same series as the handlers."""
+        if service not in _WORKER:
+            _WORKER[service] = cls(service, factory)
+        return _WORKER[service]
+
     @contextlib.contextmanager
     def track_http(self, method: str) -> Iterator[None]:
         """Time an HTTP handler; the code is 200, or the status its SafetyPairsError maps to."""
@@ -118,3 +126,6 @@ class ServiceMetrics:
             raise
         finally:
             self.record("http", method, code, time.perf_counter() - started)
+
+
+_WORKER: dict[str, ServiceMetrics] = {}

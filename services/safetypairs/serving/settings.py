@@ -62,7 +62,22 @@ class ServingSettings:
     )
     max_images_per_request: int = _setting(64, "most images in one batch request")
     max_message_bytes: int = _setting(128 * 1024 * 1024, "largest gRPC message received")
+    max_request_bytes_in_flight: int = _setting(
+        512 * 1024 * 1024,
+        "gRPC request bytes being handled at once (all calls together); a message that would "
+        "pass it is refused at once with RESOURCE_EXHAUSTED before it is parsed",
+    )
+    max_concurrent_rpcs: int = _setting(
+        256,
+        "gRPC calls in progress at once (health checks included); more are refused at once "
+        "with RESOURCE_EXHAUSTED",
+    )
     decode_threads: int = _setting(0, "threads decoding images; 0 = number of CPUs")
+    memory_trim_interval_s: float = _setting(
+        10.0,
+        "every so many seconds, give memory freed after a burst of requests back to the system "
+        "(glibc malloc_trim); 0 = never",
+    )
     shutdown_grace_s: float = _setting(10.0, "seconds in-flight requests get to finish on shutdown")
     workers: int = _setting(1, "BentoML worker processes; each runs a gRPC server on the same port")
     home: str = _setting("", "where built models are cached; empty = ~/.cache/safetypairs")
@@ -72,11 +87,16 @@ class ServingSettings:
     auth_exempt_probes: bool = _setting(
         True, "health, reflection, /livez, /readyz and /metrics need no token"
     )
-    tls_cert_file: str = _setting("", "PEM certificate for TLS on the gRPC port")
-    tls_key_file: str = _setting("", "PEM private key for TLS on the gRPC port")
+    tls_cert_file: str = _setting("", "PEM certificate for TLS on the gRPC and HTTP ports")
+    tls_key_file: str = _setting("", "PEM private key for TLS on the gRPC and HTTP ports")
     tls_client_ca_file: str = _setting(
         "",
         "PEM CA that client certificates must be signed by (mutual TLS); empty = no client certs",
+    )
+    http_plaintext: bool = _setting(
+        False,
+        "with TLS configured, serve the HTTP port without TLS anyway (a proxy in front "
+        "terminates it); off = HTTP uses the same certificate, key and client CA as gRPC",
     )
     log_format: str = _setting(
         "text",
@@ -111,6 +131,8 @@ class ServingSettings:
             "max_image_bytes",
             "max_image_pixels",
             "max_images_per_request",
+            "max_request_bytes_in_flight",
+            "max_concurrent_rpcs",
             "workers",
         ):
             if getattr(self, name) < 1:
@@ -119,6 +141,12 @@ class ServingSettings:
             raise SettingsError(
                 f"{env_name('log_format')} must be one of {', '.join(LOG_FORMATS)} "
                 f"(got {self.log_format!r})"
+            )
+        if self.max_request_bytes_in_flight < self.max_message_bytes:
+            raise SettingsError(
+                f"{env_name('max_request_bytes_in_flight')} ({self.max_request_bytes_in_flight}) "
+                f"must be at least {env_name('max_message_bytes')} ({self.max_message_bytes}): "
+                "a message of the largest size could never be handled"
             )
         if self.max_images_per_request > self.max_queue:
             raise SettingsError(

@@ -1,22 +1,34 @@
-"""Policy and Category types, loading and validation of policy YAML."""
+"""Policy and Category types, loading and validation of policy YAML (or JSON).
+
+A policy is hostile input when a request carries it: its size, its categories and its nesting
+are bounded, and every check on it is cheap (a request listing thousands of codes once stalled
+the judge for seconds).
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from safetypairs.contract.errors import InvalidInput
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
 from safetypairs.v1 import common_pb2
 
 _CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-_MAX_POLICY_BYTES = 256 * 1024
+MAX_POLICY_BYTES = 256 * 1024
+MAX_CATEGORIES = 256
+# A policy document is four levels deep (policy, categories, category, should_not); deeper
+# nesting is an attack on the parser (a RecursionError, thousands of lines long).
+MAX_NESTING = 8
+_NAMED = 10  # codes an error message names before "and N more"
 _POLICY_KEYS = {"name", "version", "categories"}
 _CATEGORY_KEYS = {"code", "name", "should_not", "can"}
 
@@ -52,30 +64,40 @@ class Policy:
     version: str
     categories: tuple[Category, ...]
 
-    @property
+    @cached_property
     def codes(self) -> tuple[str, ...]:
         return tuple(c.code for c in self.categories)
 
+    @cached_property
+    def _by_code(self) -> dict[str, Category]:
+        return {c.code: c for c in self.categories}
+
     def category(self, code: str) -> Category:
-        for c in self.categories:
-            if c.code == code:
-                return c
-        raise InvalidInput(
-            f"unknown category {code!r}; policy {self.name!r} has: {', '.join(self.codes)}"
-        )
+        if code in self._by_code:
+            return self._by_code[code]
+        raise InvalidInput(f"unknown category {code!r}; policy {self.name!r} has: {self._named()}")
 
     def check_codes(self, codes: Iterable[str]) -> tuple[str, ...]:
-        """Return `codes` as a tuple, raising InvalidInput naming any unknown or repeated one."""
+        """Return `codes` as a tuple, raising InvalidInput naming any unknown or repeated one.
+        A list longer than the policy cannot be valid and is refused before it is read."""
         codes = tuple(codes)
-        unknown = [c for c in codes if c not in self.codes]
+        if len(codes) > len(self.categories):
+            raise InvalidInput(
+                f"{len(codes)} categories listed; policy {self.name!r} has "
+                f"{len(self.categories)}, each may be listed once"
+            )
+        unknown = [c for c in codes if c not in self._by_code]
         if unknown:
             raise InvalidInput(
-                f"unknown category {', '.join(map(repr, unknown))}; "
-                f"policy {self.name!r} has: {', '.join(self.codes)}"
+                f"unknown category {_listed(unknown)}; policy {self.name!r} has: {self._named()}"
             )
         if len(set(codes)) != len(codes):
-            raise InvalidInput(f"category listed twice in {list(codes)}")
+            twice = [c for c, n in Counter(codes).items() if n > 1]
+            raise InvalidInput(f"category listed twice: {_listed(twice)}")
         return codes
+
+    def _named(self) -> str:
+        return _listed(self.codes, quote=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as its YAML document's data (policy_from_dict reads it back)."""
@@ -93,9 +115,21 @@ class Policy:
         )
 
 
+def _listed(items: Iterable[str], quote: bool = True) -> str:
+    """At most _NAMED items for a message, then how many more."""
+    items = list(items)
+    shown = ", ".join(repr(i) if quote else i for i in items[:_NAMED])
+    return shown + (f" and {len(items) - _NAMED} more" if len(items) > _NAMED else "")
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors/aliases: policies never need them, and refusing them
-    closes the billion-laughs expansion attack on custom policy files."""
+    """SafeLoader that refuses anchors/aliases (policies never need them; refusing them closes
+    the billion-laughs expansion attack) and nesting deeper than MAX_NESTING (the composer
+    recurses per level)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
 
     def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
         if self.check_event(yaml.AliasEvent):
@@ -104,7 +138,14 @@ class _NoAliasLoader(yaml.SafeLoader):
                 f"policy YAML uses an alias (*{event.anchor}) at line "
                 f"{event.start_mark.line + 1}; aliases are not allowed in policies"
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_NESTING:
+            line = self.peek_event().start_mark.line + 1
+            raise InvalidInput(f"policy nests deeper than {MAX_NESTING} levels (line {line})")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -149,16 +190,62 @@ def _category(data: Any, index: int) -> Category:
 
 
 def parse_policy(text: str | bytes, source: str = "<policy>") -> Policy:
-    """Parse and validate a policy document; every problem raises InvalidInput naming it."""
-    if len(text) > _MAX_POLICY_BYTES:
-        raise InvalidInput(f"{source}: policy is {len(text)} bytes, over {_MAX_POLICY_BYTES}")
+    """Parse and validate a policy document, YAML or JSON (a document starting with `{`);
+    every problem raises InvalidInput naming it."""
+    if len(text) > MAX_POLICY_BYTES:
+        raise PayloadTooLarge(
+            f"{source}: policy is {len(text)} bytes, over the limit of {MAX_POLICY_BYTES}"
+        )
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)
+        if text.lstrip().startswith("{"):
+            data = _json_document(text)
+        else:
+            data = yaml.load(text, Loader=_NoAliasLoader)
     except InvalidInput as exc:
         raise InvalidInput(f"{source}: {exc.message}") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{source}: not valid YAML: {exc}") from None
     return policy_from_dict(data, source)
+
+
+def _json_document(text: str) -> Any:
+    """JSON parsed as JSON: YAML 1.1 reads most JSON but not all of it (a tab, an escaped
+    slash), and the docs promise JSON policies."""
+    if _json_depth(text) > MAX_NESTING:
+        raise InvalidInput(f"policy nests deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"not valid JSON: {exc}") from None
+
+
+def _json_depth(text: str) -> int:
+    """The deepest bracket nesting outside strings, found without recursing."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def policy_from_dict(data: Any, source: str = "<policy>") -> Policy:
@@ -181,6 +268,10 @@ def _policy(data: Any) -> Policy:
     raw = data.get("categories")
     if not isinstance(raw, list) or not raw:
         raise InvalidInput("policy.categories must be a non-empty list")
+    if len(raw) > MAX_CATEGORIES:
+        raise PayloadTooLarge(
+            f"policy has {len(raw)} categories, over the limit of {MAX_CATEGORIES}"
+        )
     categories = tuple(_category(c, i) for i, c in enumerate(raw))
     seen: set[str] = set()
     for c in categories:
