@@ -60,16 +60,16 @@ def byte_level_bpe(specials: list[str]) -> tuple[dict[str, int], list[tuple[str,
 
 
 def sentencepiece_bpe(
-    specials: list[str], prepend: bool
+    specials: list[str], prepend: bool, split: bool = True
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Llama 2 / Mistral (a "▁" before the text) and Gemma (none) style vocabularies. Learnt,
-    like SentencePiece's, within words and within runs of punctuation, never across both."""
-    pre = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Metaspace("▁", prepend_scheme="first" if prepend else "never"),
-            pre_tokenizers.Punctuation("contiguous"),
-        ]
-    )
+    like SentencePiece's, within words and within runs of punctuation, never across both;
+    `split=False` learns merges across them (a vocabulary the judge must refuse)."""
+    scheme = "first" if prepend else "never"
+    if not split:
+        return _train(pre_tokenizers.Metaspace("▁", scheme, split=False), specials, 1200, False)
+    metaspace = pre_tokenizers.Metaspace("▁", prepend_scheme=scheme)
+    pre = pre_tokenizers.Sequence([metaspace, pre_tokenizers.Punctuation("contiguous")])
     return _train(pre, specials, 1200, False)
 
 
