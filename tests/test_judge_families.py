@@ -10,6 +10,7 @@ import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -26,10 +27,11 @@ from transformers.utils import is_torchvision_available
 from safetypairs.client import JudgeClient
 from safetypairs.contract.errors import ModelError
 from safetypairs.contract.policy import default_policy
-from safetypairs.judge.answer_layout import AnswerLayout
+from safetypairs.judge.answer_layout import AnswerLayout, continuation_ids
 from safetypairs.judge.engine import JudgeEngine
 from safetypairs.judge.families import ImagesOnlyVideoProcessor
 from safetypairs.judge.prompts import load_template
+from safetypairs.judge.structured import check_reachable, regex_parser
 from safetypairs.serving.launcher import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -221,3 +223,32 @@ def test_a_missing_package_is_a_model_error_naming_the_fix(judge_families) -> No
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
     ).stdout
     assert "MODELERROR" in out and "num2words" in out and "safetypairs[models]" in out
+
+
+def test_a_policy_whose_categories_read_alike_is_refused_at_load(
+    default_judge_dir_built: Path, tmp_path: Path
+) -> None:
+    """An answer format that labels every category the same way cannot tell the built-in
+    policy's categories apart: the judge refuses to load, naming why."""
+    prompts = resources.files("safetypairs.judge") / "prompts"
+    rate = (prompts / "rate.yaml").read_text()
+    label = 'category_label: "{{ code }}: {{ name }}"'
+    assert label in rate
+    (tmp_path / "rate.yaml").write_text(rate.replace(label, 'category_label: "Violation"'))
+    (tmp_path / "propose.yaml").write_text((prompts / "propose.yaml").read_text())
+    with pytest.raises(ModelError, match=r"prefix of another|same token"):
+        JudgeEngine(default_judge_dir_built, prompts_dir=str(tmp_path))
+
+
+def test_the_generate_constraint_is_checked_against_the_tokens_an_answer_takes(
+    engines,
+) -> None:
+    """The check at load walks an answer's tokens through the constraint: a token the
+    constraint does not allow is named."""
+    engine = engines["llava_next"]
+    tok, eos = engine.tokenizer, engine.stop_ids[0]
+    constraint = r'\{"rating": "Safe"\}'
+    check_reachable(tok, regex_parser(constraint), continuation_ids(tok, '{"rating": "Safe"}'), eos)
+    wrong = continuation_ids(tok, '{"rating": "Unsafe"}')
+    with pytest.raises(ValueError, match="does not allow token"):
+        check_reachable(tok, regex_parser(constraint), wrong, eos)

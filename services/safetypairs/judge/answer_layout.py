@@ -33,8 +33,7 @@ class CategoryReader:
 
 
 class _NotABoundary(Exception):
-    def __init__(self, at: int) -> None:
-        self.at = at
+    """A piece of the answer begins inside a token."""
 
 
 def tokenize(
@@ -47,11 +46,10 @@ def tokenize(
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     where = []
     for start in starts:
-        # A SentencePiece word-start token covers the space marker before the word, so a
-        # token "begins" a piece when its text starts there or its span reaches just past it.
+        # The first token starting at or after `start`; no token before it may run past it.
         index = next((i for i, (a, b) in enumerate(offsets) if a >= start and b > a), None)
         if index is None or (index > 0 and offsets[index - 1][1] > start):
-            raise _NotABoundary(start)
+            raise _NotABoundary
         where.append(index)
     return ids, offsets, where
 

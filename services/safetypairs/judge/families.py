@@ -120,11 +120,14 @@ def load_processor(path: str | Path, trust_remote_code: bool) -> Any:
     images-only video processor. ModelError naming the package when one is missing."""
     try:
         return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except ImportError as exc:
+    except (ImportError, ValueError, OSError) as exc:
+        # transformers says so with an ImportError or, with no video config saved, a ValueError
         if "torchvision" not in str(exc).lower():
-            raise _missing(exc, path) from None
-        model_type = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-        name = PROCESSOR_MAPPING_NAMES.get(model_type.model_type)
+            if isinstance(exc, ImportError):
+                raise _missing(exc, path) from None
+            raise
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        name = PROCESSOR_MAPPING_NAMES.get(config.model_type)
         if not name:
             raise _missing(exc, path) from None
         log.info("torchvision is not usable here: loading %s for images only", name)
