@@ -13,6 +13,7 @@ Plain class: no BentoML, no gRPC. Not thread-safe: one thread (the batcher's) dr
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Sequence
@@ -85,6 +86,7 @@ class JudgeEngine:
         )
         self.tokenizer = self.processor.tokenizer
         self.stop_ids = self.family.stop_ids(self.tokenizer, self.model.generation_config)
+        self._limits_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         config = self.model.config
         untrained = bool(getattr(config, UNTRAINED_MARK, False))
         self.card = JudgeCard(
@@ -209,10 +211,19 @@ class JudgeEngine:
         enc = self._encode(
             [self.chat(self.rate_prompt(j.policy)) for j in jobs], [j.image for j in jobs], suffixes
         )
-        logits = self.model(**enc.inputs).logits.float()
+        # Every read position lies in the answer, at the end of every (left-padded) row: the
+        # output layer runs on those alone, not on the whole prompt (real vocabularies are
+        # ~150k-250k: logits of a 5,000-token prompt would take gigabytes).
+        keep = max(len(s) for s in suffixes) + 1
+        width = enc.inputs["input_ids"].shape[1]
+        if self._limits_logits:
+            logits = self.model(**enc.inputs, logits_to_keep=keep).logits.float()
+            first = width - keep
+        else:
+            logits, first = self.model(**enc.inputs).logits.float(), 0
         results = []
         for i, (job, reader) in enumerate(zip(jobs, readers, strict=True)):
-            base = enc.starts[i] + enc.prompt_lengths[i]
+            base = enc.starts[i] + enc.prompt_lengths[i] - first
             rating = logits[
                 i, base + len(layout.open) - 1, [layout.safe_token, layout.unsafe_token]
             ]
