@@ -12,8 +12,8 @@ The tokenizer is the embedded default judge's (byte-level BPE like Qwen2's, trai
 judge's prompts), so the prompt's token count is close to, not exactly, a real Qwen2
 tokenizer's; the language model's vocabulary (and so its embedding and output layer) has the
 real size. Random weights write a different answer than LlavaGuard would, but the constraint
-fixes the generated answer's shape (about 30 tokens without a rationale), so generate mode's
-cost is the one a real checkpoint pays. Times drift with the machine's load (shared cores):
+fixes the generated answer's shape (15-20 tokens without a rationale), so generate mode's
+cost is close to a real checkpoint's. Times drift with the machine's load (shared cores):
 read the load average printed with them.
 """
 
