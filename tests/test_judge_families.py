@@ -31,7 +31,7 @@ from safetypairs.judge.answer_layout import AnswerLayout, continuation_ids
 from safetypairs.judge.engine import JudgeEngine
 from safetypairs.judge.families import ImagesOnlyVideoProcessor
 from safetypairs.judge.prompts import load_template
-from safetypairs.judge.structured import check_reachable, regex_parser
+from safetypairs.judge.structured import check_reachable, json_parser, regex_parser, tokenizer_data
 from safetypairs.serving.launcher import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -184,6 +184,15 @@ def test_one_list_of_images_per_prompt(engines, name: str) -> None:
     assert enc["input_ids"].shape[0] == 3
 
 
+def test_a_turn_ends_at_the_family_end_of_turn_token_too(engines) -> None:
+    """Gemma 3's tokenizer names <eos> as its end, but the model ends its turn with
+    <end_of_turn>: generation stopping at eos alone would run past the answer."""
+    engine = engines["gemma3"]
+    end_of_turn = engine.tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    assert engine.tokenizer.eos_token_id != end_of_turn
+    assert engine.tokenizer.eos_token_id in engine.stop_ids and end_of_turn in engine.stop_ids
+
+
 def test_a_family_published_without_a_chat_template_gets_its_default(
     engines, judge_families
 ) -> None:
@@ -252,3 +261,16 @@ def test_the_generate_constraint_is_checked_against_the_tokens_an_answer_takes(
     wrong = continuation_ids(tok, '{"rating": "Unsafe"}')
     with pytest.raises(ValueError, match="does not allow token"):
         check_reachable(tok, regex_parser(constraint), wrong, eos)
+
+
+def test_the_json_constraint_offers_no_token_that_would_end_a_string_early(engines) -> None:
+    """lm-format-enforcer's JSON parser takes a "|" inside a string for a complete answer: a
+    proposal that wrote one stopped there and was dropped as incomplete JSON."""
+    parser = json_parser({"type": "object", "properties": {"a": {"type": "string"}}})
+    for character in '{"a": "x|':
+        parser = parser.add_character(character)
+    assert parser.can_end()  # inside an open string
+    engine = engines["gemma3"]
+    offered = tokenizer_data(engine.tokenizer, engine.stop_ids[0]).regular_tokens
+    assert offered and not any("|" in text for _, text, _ in offered)
+    assert any("|" in engine.tokenizer.decode([t]) for t in range(len(engine.tokenizer)))

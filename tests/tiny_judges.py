@@ -260,7 +260,6 @@ def build_gemma3(out: Path) -> Path:
         "image_token": "<image_soft_token>",
     }
     tok = _gemma_tokenizer(["<start_of_turn>", "<end_of_turn>", *named.values()], **named)
-    tok.eos_token = "<end_of_turn>"
     processor = Gemma3Processor(
         image_processor=Gemma3ImageProcessorPil(size={"height": 32, "width": 32}),
         tokenizer=tok,

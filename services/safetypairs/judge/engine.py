@@ -166,6 +166,7 @@ class JudgeEngine:
             return_tensors="pt",
             padding=True,
         )
+        enc.pop("labels", None)  # PaliGemma's processor adds training labels: no loss here
         ids, mask = enc["input_ids"], enc["attention_mask"].bool()
         per_token = [k for k, v in enc.items() if torch.is_tensor(v) and v.shape == ids.shape]
         rows = {k: [enc[k][i][mask[i]].tolist() for i in range(len(prompts))] for k in per_token}

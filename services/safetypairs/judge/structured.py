@@ -53,9 +53,16 @@ def tokenizer_data(tokenizer: Any, eos: int) -> TokenEnforcerTokenizerData:
 
 def _printable(text: str) -> bool:
     """Tokens the enforcer may offer: no partial UTF-8 sequence (a byte token decodes to
-    U+FFFD and leads the enforcer into dead ends) and no control character (the enforcer would
-    let one into a JSON string, where JSON forbids it). Answers are therefore one line."""
-    return bool(text) and "\ufffd" not in text and all(" " <= ch != "\x7f" for ch in text)
+    U+FFFD and leads the enforcer into dead ends), no control character (the enforcer would
+    let one into a JSON string, where JSON forbids it; answers are therefore one line) and no
+    "|": lm-format-enforcer 0.11's JSON parser takes a "|" inside a string for the end of the
+    answer, so a proposal writing one was cut off there and dropped."""
+    return (
+        bool(text)
+        and "\ufffd" not in text
+        and "|" not in text
+        and all(" " <= ch != "\x7f" for ch in text)
+    )
 
 
 def json_parser(schema: dict[str, Any]) -> CharacterLevelParser:
