@@ -8,6 +8,9 @@ the same from_pretrained path as a published checkpoint.
 A video processor needs torchvision, which the CPU install lacks; the Qwen2-VL, OneVision and
 SmolVLM processors are therefore saved with an images-only stand-in for it, and their
 processor_config.json says which video processor class the family has (as published ones do).
+
+Over 400 lines on purpose: one short builder per family, kept in one file so that what differs
+between the families (tokenizer type, special tokens, chat format, processor) reads side by side.
 """
 
 from __future__ import annotations

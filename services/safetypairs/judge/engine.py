@@ -45,7 +45,6 @@ from safetypairs.serving.model_refs import UNTRAINED_MARK
 from safetypairs.serving.torch_env import resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
-__all__ = ["TO_SAFE", "TO_UNSAFE", "JudgeEngine", "Proposal", "ProposeJob", "RateJob", "RateOutput"]
 
 NOTICE_MARK = "safetypairs_notice"
 UNTRAINED_NOTICE = (
@@ -212,9 +211,8 @@ class JudgeEngine:
         enc = self._encode(
             [self.chat(self.rate_prompt(j.policy)) for j in jobs], [j.image for j in jobs], suffixes
         )
-        # Every read position lies in the answer, at the end of every (left-padded) row: the
-        # output layer runs on those alone, not on the whole prompt (real vocabularies are
-        # ~150k-250k: logits of a 5,000-token prompt would take gigabytes).
+        # Every read position is in the answer, at the end of the (left-padded) rows: logits of a
+        # whole 5,000-token prompt over a 150k-250k vocabulary would take gigabytes.
         keep = max(len(s) for s in suffixes) + 1
         width = enc.inputs["input_ids"].shape[1]
         if self._limits_logits:
