@@ -129,6 +129,15 @@ def default_judge_dir_built(sp_home: Path) -> Path:
     return build_default_judge(default_judge_dir(str(sp_home)))
 
 
+@pytest.fixture(scope="session")
+def judge_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny checkpoint of every judge model family (tests/tiny_judges.py), built once."""
+    from tiny_judges import FAMILIES, build_family
+
+    root = tmp_path_factory.mktemp("judge-families")
+    return {name: build_family(name, root / name) for name in FAMILIES}
+
+
 def start_judge_service(
     home: Path, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> ServiceProcess:

@@ -13,29 +13,34 @@ Plain class: no BentoML, no gRPC. Not thread-safe: one thread (the batcher's) dr
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
-from transformers import (
-    AutoModelForImageTextToText,
-    AutoProcessor,
-    LogitsProcessorList,
-    StoppingCriteria,
-    StoppingCriteriaList,
-)
+from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from safetypairs.contract.errors import InvalidInput, ModelError
-from safetypairs.contract.policy import Category, Policy
+from safetypairs.contract.policy import Category, Policy, default_policy
+from safetypairs.judge import families
+from safetypairs.judge.answer_layout import AnswerLayout, CategoryReader, continuation_ids
+from safetypairs.judge.jobs import JudgeCard, Proposal, ProposeJob, RateJob, RateOutput
 from safetypairs.judge.parsing import parse_verdict
 from safetypairs.judge.prompts import RateAnswer, load_template
-from safetypairs.judge.structured import EnforcedLogits, json_parser, regex_parser
+from safetypairs.judge.structured import (
+    Cancelled,
+    EnforcedLogits,
+    StopAtQuote,
+    check_reachable,
+    json_parser,
+    regex_parser,
+    verdict_pattern,
+)
 from safetypairs.serving.model_refs import UNTRAINED_MARK
 from safetypairs.serving.torch_env import resolve_device, resolve_dtype
 
@@ -48,76 +53,10 @@ UNTRAINED_NOTICE = (
 )
 TO_SAFE, TO_UNSAFE = "to_safe", "to_unsafe"
 ACTIONS = {TO_SAFE: ("remove", "change"), TO_UNSAFE: ("add", "change")}
-_REGEX_SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
-
-
-def _regex_literal(text: str) -> str:
-    return _REGEX_SPECIAL.sub(r"\\\1", text)
 
 
 def _clean(text: str) -> str:
     return " ".join(text.split())
-
-
-@dataclass(frozen=True)
-class RateJob:
-    image: Image.Image
-    policy: Policy
-    threshold: float
-    rationale: bool
-    cancelled: Callable[[], bool] = lambda: False
-
-
-@dataclass(frozen=True)
-class RateOutput:
-    unsafe: bool
-    p_unsafe: float
-    # P(category | unsafe) for each code of the policy (the "none applies" answer takes the rest).
-    category_probs: dict[str, float]
-    category: str  # the deciding code when unsafe, else ""
-    rationale: str = ""
-    source: str = "forward"  # how the verdict was read: forward, json, partial-json, text, logits
-
-
-@dataclass(frozen=True)
-class ProposeJob:
-    image: Image.Image
-    policy: Policy
-    category: Category
-    direction: str  # TO_SAFE or TO_UNSAFE
-    count: int
-    seed: int
-    cancelled: Callable[[], bool] = lambda: False
-
-
-@dataclass(frozen=True)
-class Proposal:
-    action: str
-    element: str
-    instruction: str
-    category: str
-
-
-@dataclass(frozen=True)
-class JudgeCard:
-    name: str
-    architecture: str
-    dtype: str
-    device: str
-    untrained: bool
-    notice: str
-
-
-@dataclass(frozen=True)
-class _CategoryReader:
-    """Where each category's probability is read in the teacher-forced answer.
-
-    `path` is the token prefix the category codes share (forced into the input); each
-    candidate is told apart by one token at some depth along it: (code, depth, token). The
-    candidate "" is the answer that no category applies."""
-
-    path: tuple[int, ...]
-    keys: tuple[tuple[str, int, int], ...]
 
 
 @dataclass
@@ -125,29 +64,6 @@ class _Encoded:
     inputs: dict[str, Any]
     starts: list[int]  # index where each row's prompt begins (after left padding)
     prompt_lengths: list[int] = field(default_factory=list)
-
-
-class _Cancelled(StoppingCriteria):
-    """Stops generation once every caller in the batch has gone away (deadline, disconnect)."""
-
-    def __init__(self, checks: Sequence[Callable[[], bool]]) -> None:
-        self._checks = checks
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kw: Any) -> torch.BoolTensor:
-        done = all(check() for check in self._checks)
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-
-class _StopAtQuote(StoppingCriteria):
-    """Ends a row once its generated text holds a double quote (the rationale string ends)."""
-
-    def __init__(self, tokenizer: Any, start: int) -> None:
-        self._tokenizer = tokenizer
-        self._start = start
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kw: Any) -> torch.BoolTensor:
-        texts = self._tokenizer.batch_decode(input_ids[:, self._start :], skip_special_tokens=True)
-        return torch.tensor(['"' in t for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
 class JudgeEngine:
@@ -164,24 +80,12 @@ class JudgeEngine:
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        try:
-            self.processor = AutoProcessor.from_pretrained(
-                path, trust_remote_code=trust_remote_code
-            )
-            self.model = AutoModelForImageTextToText.from_pretrained(
-                path, dtype=self.dtype, trust_remote_code=trust_remote_code
-            ).to(self.device)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(f"cannot load a judge model from {path}: {exc}") from None
-        self.model.eval()
+        self.processor, self.model, self.family = families.load(
+            path, self.dtype, self.device, trust_remote_code
+        )
         self.tokenizer = self.processor.tokenizer
-        self.tokenizer.padding_side = "left"  # generation continues every row at the right
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        if getattr(self.tokenizer, "chat_template", None) is None and not getattr(
-            self.processor, "chat_template", None
-        ):
-            raise ModelError(f"the processor in {path} has no chat template")
+        self.stop_ids = self.family.stop_ids(self.tokenizer, self.model.generation_config)
+        self._limits_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         config = self.model.config
         untrained = bool(getattr(config, UNTRAINED_MARK, False))
         self.card = JudgeCard(
@@ -198,17 +102,19 @@ class JudgeEngine:
             raise ModelError(f"prompt template {self.rate_template.source} has no answer section")
         self.answer: RateAnswer = self.rate_template.answer
         self.rationale_chars = rationale_chars
-        a = self.answer
-        self._open = self._ids(a.open)
-        self._words = {False: self._ids(a.safe), True: self._ids(a.unsafe)}
-        if self._words[False][0] == self._words[True][0]:
-            raise ModelError(
-                f"the rating words {a.safe!r} and {a.unsafe!r} begin with the same token for this "
-                "tokenizer, so one forward pass cannot tell them apart; change them in the "
-                "rate template"
-            )
-        self._category_piece = self._ids(a.category)
-        self._readers: dict[Policy, _CategoryReader] = {}
+        self.layout = AnswerLayout(self.tokenizer, self.answer, self.label)
+        try:  # the built-in policy must be readable, and a verdict writable, by this model
+            policy = default_policy()
+            self.layout.category_reader(policy)
+            for unsafe in (False, True):  # both rating words where generate mode reads them
+                check_reachable(
+                    self.tokenizer,
+                    regex_parser(self._answer_pattern(policy)),
+                    continuation_ids(self.tokenizer, self._verdict_text(policy, unsafe, None)),
+                    self.stop_ids[0],
+                )
+        except (InvalidInput, ValueError) as exc:
+            raise ModelError(f"this judge cannot write the verdict format: {exc}") from None
 
     # -- prompts -------------------------------------------------------------------------
 
@@ -241,42 +147,10 @@ class JudgeEngine:
             return self.answer.none_category
         return self.answer.label(category.code, category.name)
 
-    def category_reader(self, policy: Policy) -> _CategoryReader:
+    def category_reader(self, policy: Policy) -> CategoryReader:
         """How this policy's categories are read from one forward pass; InvalidInput when two
-        of its categories cannot be told apart by one token (see _CategoryReader)."""
-        cached = self._readers.get(policy)
-        if cached is not None:
-            return cached
-        labels = {c.code: self._ids(self.label(c)) for c in policy.categories}
-        shortest = min(len(ids) for ids in labels.values())
-        path: list[int] = []
-        for position in range(shortest - 1):  # stop before the last token of the shortest
-            tokens = {ids[position] for ids in labels.values()}
-            if len(tokens) > 1:
-                break
-            path.append(tokens.pop())
-        keys: list[tuple[str, int, int]] = []
-        for code, ids in [*labels.items(), ("", self._ids(self.label(None)))]:
-            depth = next(
-                (d for d in range(len(path)) if d >= len(ids) or ids[d] != path[d]), len(path)
-            )
-            if depth >= len(ids):
-                raise InvalidInput(f"category {code or 'none'}'s label is a prefix of another's")
-            keys.append((code, depth, ids[depth]))
-        seen: dict[tuple[int, int], str] = {}
-        for code, depth, token in keys:
-            other = seen.setdefault((depth, token), code)
-            if other != code:
-                raise InvalidInput(
-                    f"categories {other or 'none'!r} and {code or 'none'!r} begin with the same "
-                    "token for this judge's tokenizer, so one forward pass cannot tell them "
-                    "apart; give them distinct codes (e.g. not one code a prefix of another)"
-                )
-        reader = _CategoryReader(tuple(path), tuple(keys))
-        if len(self._readers) > 256:  # custom policies come and go; bound the cache
-            self._readers.clear()
-        self._readers[policy] = reader
-        return reader
+        of its categories cannot be told apart (see answer_layout.py)."""
+        return self.layout.category_reader(policy)
 
     # -- batching ------------------------------------------------------------------------
 
@@ -286,8 +160,12 @@ class JudgeEngine:
         """Process prompts and images as one batch, append each row's answer tokens and pad on
         the left again (rows' answers differ in length)."""
         enc = self.processor(
-            text=list(prompts), images=list(images), return_tensors="pt", padding=True
+            text=list(prompts),
+            images=self.family.images(list(images)),
+            return_tensors="pt",
+            padding=True,
         )
+        enc.pop("labels", None)  # PaliGemma's processor adds training labels: no loss here
         ids, mask = enc["input_ids"], enc["attention_mask"].bool()
         per_token = [k for k, v in enc.items() if torch.is_tensor(v) and v.shape == ids.shape]
         rows = {k: [enc[k][i][mask[i]].tolist() for i in range(len(prompts))] for k in per_token}
@@ -295,9 +173,7 @@ class JudgeEngine:
         for i, suffix in enumerate(suffixes):
             for k in per_token:
                 rows[k][i] += (
-                    suffix
-                    if k == "input_ids"
-                    else [1 if k == "attention_mask" else 0] * len(suffix)
+                    suffix if k == "input_ids" else [self.family.answer_fill(k)] * len(suffix)
                 )
         width = max(len(r) for r in rows["input_ids"])
         pad = {"input_ids": self.tokenizer.pad_token_id}
@@ -330,20 +206,28 @@ class JudgeEngine:
 
     def _rate_forward(self, jobs: Sequence[RateJob]) -> list[RateOutput]:
         readers = [self.category_reader(j.policy) for j in jobs]
-        suffixes = [
-            self._open + self._words[True] + self._category_piece + list(r.path) for r in readers
-        ]
+        layout = self.layout
+        suffixes = [layout.open + list(r.prefix) + list(r.path) for r in readers]
         enc = self._encode(
             [self.chat(self.rate_prompt(j.policy)) for j in jobs], [j.image for j in jobs], suffixes
         )
-        logits = self.model(**enc.inputs).logits.float()
-        safe_tok, unsafe_tok = self._words[False][0], self._words[True][0]
+        # Every read position is in the answer, at the end of the (left-padded) rows: logits of a
+        # whole 5,000-token prompt over a 150k-250k vocabulary would take gigabytes.
+        keep = max(len(s) for s in suffixes) + 1
+        width = enc.inputs["input_ids"].shape[1]
+        if self._limits_logits:
+            logits = self.model(**enc.inputs, logits_to_keep=keep).logits.float()
+            first = width - keep
+        else:
+            logits, first = self.model(**enc.inputs).logits.float(), 0
         results = []
         for i, (job, reader) in enumerate(zip(jobs, readers, strict=True)):
-            base = enc.starts[i] + enc.prompt_lengths[i]
-            rating = logits[i, base + len(self._open) - 1, [safe_tok, unsafe_tok]]
+            base = enc.starts[i] + enc.prompt_lengths[i] - first
+            rating = logits[
+                i, base + len(layout.open) - 1, [layout.safe_token, layout.unsafe_token]
+            ]
             p_unsafe = float(torch.softmax(rating, dim=0)[1])
-            at = base + len(self._open) + len(self._words[True]) + len(self._category_piece) - 1
+            at = base + len(layout.open) + len(reader.prefix) - 1
             logp = torch.log_softmax(logits[i, at : at + len(reader.path) + 1], dim=-1)
             along = torch.cumsum(
                 torch.tensor([0.0] + [float(logp[d, t]) for d, t in enumerate(reader.path)]), 0
@@ -358,16 +242,16 @@ class JudgeEngine:
             results.append(RateOutput(unsafe, p_unsafe, category_probs, category))
         return results
 
-    def _verdict_text(self, job: RateJob, out: RateOutput) -> str:
-        category = job.policy.category(out.category) if out.category else None
+    def _verdict_text(self, policy: Policy, unsafe: bool, code: str | None) -> str:
+        category = policy.category(code) if code else None
         a = self.answer
-        return a.open + (a.unsafe if out.unsafe else a.safe) + a.category + self.label(category)
+        return a.open + (a.unsafe if unsafe else a.safe) + a.category + self.label(category)
 
     def _rationales(self, jobs: Sequence[RateJob], outputs: Sequence[RateOutput]) -> list[str]:
         """Free text continuing each decided verdict's `"rationale": "`, up to the closing
         quote or rationale_chars."""
         suffixes = [
-            self._ids(self._verdict_text(j, o) + self.answer.rationale)
+            self._ids(self._verdict_text(j.policy, o.unsafe, o.category) + self.answer.rationale)
             for j, o in zip(jobs, outputs, strict=True)
         ]
         enc = self._encode(
@@ -379,27 +263,17 @@ class JudgeEngine:
             max_new_tokens=self.rationale_chars,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.stop_ids,
             stopping_criteria=StoppingCriteriaList(
-                [_StopAtQuote(self.tokenizer, width), _Cancelled([j.cancelled for j in jobs])]
+                [StopAtQuote(self.tokenizer, width), Cancelled([j.cancelled for j in jobs])]
             ),
         )
         texts = self.tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
         return [_clean(t.split('"', 1)[0])[: self.rationale_chars] for t in texts]
 
-    def _answer_pattern(self, policy: Policy, rationale: bool) -> str:
-        a = self.answer
+    def _answer_pattern(self, policy: Policy, rationale: bool = False) -> str:
         labels = [self.label(c) for c in policy.categories] + [self.label(None)]
-        pattern = (
-            _regex_literal(a.open)
-            + f"({_regex_literal(a.safe)}|{_regex_literal(a.unsafe)})"
-            + _regex_literal(a.category)
-            + "("
-            + "|".join(_regex_literal(x) for x in labels)
-            + ")"
-        )
-        if rationale:
-            pattern += _regex_literal(a.rationale) + '[^"\\\\]{1,' + str(self.rationale_chars) + "}"
-        return pattern + _regex_literal('"}')
+        return verdict_pattern(self.answer, labels, self.rationale_chars if rationale else None)
 
     def _rate_by_generation(self, jobs: Sequence[RateJob]) -> list[RateOutput]:
         """Generate the whole answer under a regular-expression constraint, then parse it. The
@@ -417,12 +291,15 @@ class JudgeEngine:
             max_new_tokens=budget + (self.rationale_chars if any(j.rationale for j in jobs) else 0),
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
-            logits_processor=LogitsProcessorList([EnforcedLogits(self.tokenizer, parsers, width)]),
-            stopping_criteria=StoppingCriteriaList([_Cancelled([j.cancelled for j in jobs])]),
+            eos_token_id=self.stop_ids,
+            logits_processor=LogitsProcessorList(
+                [EnforcedLogits(self.tokenizer, parsers, width, self.stop_ids)]
+            ),
+            stopping_criteria=StoppingCriteriaList([Cancelled([j.cancelled for j in jobs])]),
             return_dict_in_generate=True,
             output_logits=True,
         )
-        safe_tok, unsafe_tok = self._words[False][0], self._words[True][0]
+        safe_tok, unsafe_tok = self.layout.safe_token, self.layout.unsafe_token
         results = []
         for i, job in enumerate(jobs):
             tokens = out.sequences[i, width:].tolist()
@@ -489,17 +366,19 @@ class JudgeEngine:
             num_return_sequences=job.count,
             max_new_tokens=400,  # the schema's bounds fit well inside
             pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.stop_ids,
             logits_processor=LogitsProcessorList(
                 [
                     EnforcedLogits(
                         self.tokenizer,
                         [json_parser(self.proposal_schema(job.direction))],
                         width,
+                        self.stop_ids,
                         rows_per_parser=job.count,
                     )
                 ]
             ),
-            stopping_criteria=StoppingCriteriaList([_Cancelled([job.cancelled])]),
+            stopping_criteria=StoppingCriteriaList([Cancelled([job.cancelled])]),
         )
         proposals = []
         for text in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True):
