@@ -285,10 +285,13 @@ def test_a_second_generator_into_the_same_folder_is_refused(
     """Two writers used to both exit 0 with every record twice; the second now fails at once,
     naming the folder and the first one's pid, and the first one finishes undisturbed."""
     out = tmp_path / "ds"
-    args = generate_args(pair_stack, sources, policy_file, out, *loose(threshold))
+    # More edit steps than the other tests: the first run must still hold the folder when the
+    # second starts, however fast the machine (it came second once on an idle machine).
+    slow = ("--edit-steps", "8")
+    args = generate_args(pair_stack, sources, policy_file, out, *loose(threshold), *slow)
     first = run_cli(args)
     try:
-        wait_for_a_commit(first, out)
+        wait_for_the_lock(first, out)
         second = run_cli(args)
         assert second.wait(30) == 2
         err = second.stderr.read().decode().strip()
@@ -333,6 +336,16 @@ def editor_env(home: Path, port: int) -> dict[str, str]:
         "SAFETYPAIRS_TORCH_THREADS": "1",
         "SAFETYPAIRS_GRPC_PORT": str(port),
     }
+
+
+def wait_for_the_lock(process: subprocess.Popen, dataset: Path) -> None:
+    """Until `process` holds the dataset's writer lock (its pid is in DATASET/.lock)."""
+    deadline = time.monotonic() + 120
+    lock = dataset / ".lock"
+    while not (lock.exists() and lock.read_text().strip() == str(process.pid)):
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the writer lock was not taken in 120 s"
+        time.sleep(0.05)
 
 
 def wait_for_a_commit(process: subprocess.Popen, dataset: Path) -> None:
@@ -404,7 +417,10 @@ def test_an_editor_that_dies_for_good_fails_the_rest_with_a_reason(
     assert process.wait(300) == 1
     failed = list(PairDataset.read(out).failures())
     assert len(failed) >= 2  # broken.png and at least one unit the editor did not serve
-    assert {f.error.kind for f in failed} >= {"InvalidInput", "Unavailable"}
+    # broken.png fails as InvalidInput when the judge reached it before the editor went away,
+    # else, unreached, with the others (its place in the queue varies with the machine's speed).
+    kinds = {f.error.kind for f in failed}
+    assert "Unavailable" in kinds and kinds <= {"InvalidInput", "Unavailable"}, kinds
     assert all(f.error.message for f in failed)
     assert content(out)  # what was committed before is still there
 
