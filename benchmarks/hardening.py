@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import os
 import pathlib
@@ -33,44 +32,29 @@ import numpy as np
 from PIL import Image
 
 from safetypairs.guard.default_model import ensure_default_guard
-from safetypairs.serving.launcher import GUARD_SERVICE, ServiceProcess
+from safetypairs.serving.launcher import (
+    GUARD_SERVICE,
+    ServiceProcess,
+    process_tree,
+    resident_bytes,
+)
 from safetypairs.v1 import common_pb2, guard_pb2, guard_pb2_grpc
 
 TOKEN = "benchmark-token-0123456789"
 MIB = 1024 * 1024
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def service_pids(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError):
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    found = [root]
-    for pid in found:
-        found.extend(child for child, parent in parents.items() if parent == pid)
-    return found
-
-
-def rss(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            total += int(pathlib.Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-    return total
 
 
 class Peak:
     """Samples RSS every 5 ms in a thread while in use."""
 
     def __init__(self, pids: list[int]) -> None:
-        self.pids, self.value = pids, rss(pids)
+        self.pids, self.value = pids, resident_bytes(pids)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.value = max(self.value, rss(self.pids))
+            self.value = max(self.value, resident_bytes(self.pids))
             time.sleep(0.005)
 
     def __enter__(self) -> Peak:
@@ -153,9 +137,9 @@ def main() -> None:
     print(f"guard: default settings, auth {'off' if args.no_auth else 'on'}, extra env {args.env}")
     service = ServiceProcess.start(GUARD_SERVICE, home / "guard.log", env)
     try:
-        pids = service_pids(service.process.pid)
+        pids = process_tree(service.process.pid)
         time.sleep(2)
-        idle = rss(pids)
+        idle = resident_bytes(pids)
         print(f"idle RSS {idle / MIB:.0f} MiB")
 
         with Peak(pids) as peak:
@@ -163,21 +147,21 @@ def main() -> None:
         time.sleep(3)
         print(
             f"8 x {args.large_mb} MB without a token: {sorted(set(codes))}; peak "
-            f"{peak.value / MIB:.0f} MiB, after {rss(pids) / MIB:.0f} MiB"
+            f"{peak.value / MIB:.0f} MiB, after {resident_bytes(pids) / MIB:.0f} MiB"
         )
 
         asyncio.run(full_batches(service.grpc_target, 48, metadata))
         time.sleep(12)
-        warm = rss(pids)
+        warm = resident_bytes(pids)
         print(f"warm RSS {warm / MIB:.0f} MiB (after 48 answered calls: full batches of 16)")
 
         with Peak(pids) as peak:
             for burst in range(10):
                 asyncio.run(cancelled_burst(service.grpc_target, 500, metadata))
                 time.sleep(0.5)
-                print(f"  burst {burst + 1}: RSS {rss(pids) / MIB:.0f} MiB")
+                print(f"  burst {burst + 1}: RSS {resident_bytes(pids) / MIB:.0f} MiB")
         time.sleep(12)
-        settled = rss(pids)
+        settled = resident_bytes(pids)
         print(
             f"10 bursts of 500 cancelled calls: peak {peak.value / MIB:.0f} MiB, settled "
             f"{settled / MIB:.0f} MiB ({settled / idle - 1:+.0%} of idle, "
