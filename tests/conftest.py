@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,19 @@ from safetypairs.serving.launcher import (
 )
 
 __all__ = ["free_port"]
+
+
+def run_cli(
+    *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`safetypairs ARGS` in a process of its own, as a user runs it (env: added variables)."""
+    return subprocess.run(
+        [sys.executable, "-m", "safetypairs.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def group_rss_bytes(pgid: int) -> int:

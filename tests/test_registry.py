@@ -1,24 +1,16 @@
 """Guards in the BentoML model store: register under a version tag, serve by tag."""
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
-from conftest import start_guard_service
+from conftest import run_cli, start_guard_service
 
 from safetypairs.client import GuardClient
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "safetypairs.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **env},
-    )
+    return run_cli(*args, timeout=180, env=env)
 
 
 def test_register_then_serve_by_tag(sp_home, default_guard_manifest, tmp_path, sample_photos):

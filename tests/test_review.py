@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from cdp import Chromium
+from conftest import run_cli
 from sample_pairs import build_sample_dataset
 
 from safetypairs.contract.errors import InvalidInput
@@ -53,13 +54,8 @@ STATE = """({pair: document.body.dataset.pair || null,
   message: document.getElementById('message').textContent})"""
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "safetypairs.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def review_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, timeout=120)
 
 
 class ReviewServer:
@@ -310,11 +306,11 @@ def test_assign_gives_each_pair_to_k_reviewers(dataset: Path, server_factory) ->
     assert [i["id"] for i in ana.queue()["items"]] == pairs  # ana keeps what she decided
     assert bob.decide(pairs[1], "reject", "artifacts") == 200
     assert [i["id"] for i in ana.queue()["items"]] == [pairs[0], *pairs[2:]]
-    assert "must be at least 1" in run_cli("review", str(dataset), "--assign", "0").stderr
+    assert "must be at least 1" in review_cli("review", str(dataset), "--assign", "0").stderr
     port = ana.base.rsplit(":", 1)[1]
     assert (
         "cannot listen on 127.0.0.1:" + port
-        in run_cli("review", str(dataset), "--port", port).stderr
+        in review_cli("review", str(dataset), "--port", port).stderr
     )
 
 
@@ -399,7 +395,7 @@ def _write_hand_reviews(dataset: Path, reviewers: dict[str, str]) -> list[str]:
 
 def test_review_stats_against_hand_figures(dataset: Path) -> None:
     _write_hand_reviews(dataset, {"ana": HAND["ana"], "bob": HAND["bob"]})
-    result = run_cli("review-stats", str(dataset))
+    result = review_cli("review-stats", str(dataset))
     assert result.returncode == 0, result.stderr
     assert "cohen kappa 0.500" in result.stdout
     stats = json.loads((dataset / "review-stats.json").read_text())

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import run_cli
 from hostile import NOT_IMAGES
 
 BLOCK_HEAVY = textwrap.dedent(
@@ -56,12 +57,7 @@ def test_the_block_really_blocks():
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "safetypairs.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, timeout=120)
 
 
 def test_cli_screen_prints_a_table(guard_service, sample_photos):

@@ -3,13 +3,11 @@ a trained and calibrated head, ONNX export with parity, and the result served.""
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import start_guard_service
+from conftest import run_cli, start_guard_service
 from tiny_models import save_tiny_siglip
 
 from safetypairs.client import GuardClient
@@ -35,12 +33,7 @@ def dataset(tmp_path_factory):
 
 
 def cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "safetypairs.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, timeout=300)
 
 
 def test_train_export_serve(dataset, tmp_path, sp_home):
