@@ -53,6 +53,18 @@ def test_unavailable_is_retried_until_it_succeeds(flaky_server):
     assert servicer.calls == 3
 
 
+def test_a_call_the_server_cancels_is_unavailable(flaky_server):
+    """A grpc server that is stopping answers calls caught in its shutdown CANCELLED (seen in
+    CI: an editor stopped mid-run); the SDK reports that as Unavailable, which callers retry."""
+    target, servicer = flaky_server(1, grpc.StatusCode.CANCELLED)
+    with (
+        GuardClient(target, timeout=10, options=ChannelOptions(retry=NO_RETRY)) as client,
+        pytest.raises(Unavailable),
+    ):
+        client.screen(png_bytes())
+    assert servicer.calls == 1
+
+
 def test_retries_stop_at_max_attempts(flaky_server):
     target, servicer = flaky_server(10, grpc.StatusCode.UNAVAILABLE)
     with GuardClient(target, timeout=10, options=FAST) as client, pytest.raises(Unavailable):

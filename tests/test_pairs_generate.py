@@ -420,7 +420,8 @@ def test_an_editor_that_dies_for_good_fails_the_rest_with_a_reason(
     # broken.png fails as InvalidInput when the judge reached it before the editor went away,
     # else, unreached, with the others (its place in the queue varies with the machine's speed).
     kinds = {f.error.kind for f in failed}
-    assert "Unavailable" in kinds and kinds <= {"InvalidInput", "Unavailable"}, kinds
+    reasons = [(f.error.kind, f.error.message) for f in failed]
+    assert "Unavailable" in kinds and kinds <= {"InvalidInput", "Unavailable"}, reasons
     assert all(f.error.message for f in failed)
     assert content(out)  # what was committed before is still there
 

@@ -137,6 +137,10 @@ _BY_CODE: dict[grpc.StatusCode, type[SafetyPairsError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
     grpc.StatusCode.RESOURCE_EXHAUSTED: PayloadTooLarge,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
+    # A client that cancels its own call never reads a status (the SDK's call raises
+    # CancelledError), so a CANCELLED it receives was sent by a server dropping calls that
+    # arrived as it began to stop: retry elsewhere, as for UNAVAILABLE.
+    grpc.StatusCode.CANCELLED: Unavailable,
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
