@@ -167,13 +167,24 @@ def category_confusion(data: EvalSet, scores: Scores) -> dict[str, Any]:
     }
 
 
-def notes(data: EvalSet, scores: Scores) -> list[str]:
+def untrained_reasons(data: EvalSet, scores: Scores) -> list[str]:
+    """Why these figures measure nothing about safety: the model under evaluation is
+    untrained (random weights, or trained on what untrained models made), or the labels it
+    is scored against came from an untrained judge. Empty when neither."""
     out = []
     if scores.untrained:
-        out.append(
-            f"UNTRAINED model ({scores.model}): random weights, these figures measure nothing "
-            "about safety; they exercise the evaluation path"
-        )
+        out.append(f"model {scores.model} is UNTRAINED ({scores.notice or 'random weights'})")
+    made_by = data.untrained_sources()
+    if made_by:
+        out.append("labels and pairs made by UNTRAINED models: " + ", ".join(made_by))
+    return out
+
+
+def notes(data: EvalSet, scores: Scores) -> list[str]:
+    out = [
+        f"{reason}: these figures measure nothing about safety; they exercise the evaluation path"
+        for reason in untrained_reasons(data, scores)
+    ]
     if scores.not_covered:
         out.append(
             f"not covered by this model, left out of every metric (not counted as wrong): "
@@ -203,7 +214,10 @@ def evaluate(data: EvalSet, scores: Scores, settings: Settings | None = None) ->
     overall = per_task.pop("any")
     categories: dict[str, Any] = dict(per_task)
     categories |= {c: {"status": "not_covered"} for c in scores.not_covered}
+    untrained = untrained_reasons(data, scores)
     return {
+        "untrained": bool(untrained),
+        "untrained_reasons": untrained,
         "model": scores.describe(),
         "dataset": {
             "sources": data.sources,
@@ -214,6 +228,7 @@ def evaluate(data: EvalSet, scores: Scores, settings: Settings | None = None) ->
                 for c in sorted({c for item in data.items for c in item.labels})
             },
             "safe_images": sum(not item.labels for item in data.items),
+            "made_by_untrained": data.untrained_sources(),
         },
         "settings": {
             "bootstrap_resamples": settings.resamples,

@@ -18,7 +18,7 @@ DPI = 110
 
 
 def _title(text: str, untrained: bool) -> str:
-    return f"{text}\nUNTRAINED model: figures mean nothing about safety" if untrained else text
+    return f"{text}\nUNTRAINED inputs: figures mean nothing about safety" if untrained else text
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -67,7 +67,7 @@ def per_category(results: dict[str, Any], path: Path) -> Path:
 
 
 def _untrained(results: dict[str, Any]) -> bool:
-    return bool(results["model"]["untrained"])
+    return bool(results["untrained"])
 
 
 def curves(
