@@ -57,7 +57,7 @@ def test_screen_real_photos_over_grpc(guard, sample_photos):
         assert v.unsafe == any(s.flagged for s in covered)
         for s in v.scores:
             if s.not_covered:
-                assert (s.probability, s.threshold, s.flagged) == (0.0, 0.0, False)
+                assert (s.probability, s.threshold, s.flagged) == (None, None, False)
 
 
 def test_baseline_head_gives_a_real_signal(guard, sample_photos):
@@ -286,7 +286,7 @@ def test_screen_batch_over_http(http, sample_photos):
     assert results[1]["error"]["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     # Without image_ids, each answer is named by the file name it was uploaded under.
     assert [x["image_id"] for x in results] == ["a.png", "b.txt"]
-    named = http.post("/v1/screen_batch", files=files[:1], data={"image_ids": ["given"]})
+    named = http.post("/v1/screen_batch", files=files[:1], data={"image_ids": '["given"]'})
     assert named.json()["results"][0]["image_id"] == "given"
 
 
@@ -330,13 +330,17 @@ def test_metrics_count_both_protocols_by_code(http, guard):
     with pytest.raises(InvalidInput):
         guard.screen(b"")
     http.post("/v1/screen", files={"image": ("x", b"")})
-    requests = metric_samples(http, "safetypairs_requests_total")
-    bad = 'code="400",grpc_code="INVALID_ARGUMENT"'
-    assert any('protocol="grpc",method="Screen",' + bad in k for k in requests), requests
-    assert any('protocol="http",method="screen",' + bad in k for k in requests), requests
-    assert any('protocol="grpc"' in k and 'code="200",grpc_code="OK"' in k for k in requests)
-    codes = {re.search(r'[{,]code="([^"]*)"', k).group(1) for k in requests}
-    assert all(c.isdigit() for c in codes), codes
+    series = [
+        dict(re.findall(r'(\w+)="([^"]*)"', k))
+        for k in metric_samples(http, "safetypairs_requests_total")
+    ]
+    bad = {"code": "400", "grpc_code": "INVALID_ARGUMENT"}
+    assert any(s.items() >= {"protocol": "grpc", "method": "Screen", **bad}.items() for s in series)
+    assert any(s.items() >= {"protocol": "http", "method": "screen", **bad}.items() for s in series)
+    assert any(
+        s.items() >= {"protocol": "grpc", "code": "200", "grpc_code": "OK"}.items() for s in series
+    )
+    assert all(s["code"].isdigit() and s["grpc_code"].isupper() for s in series), series
     assert metric_samples(http, "safetypairs_request_duration_seconds_count")
     assert '{service="guard"}' in metric_samples(http, "safetypairs_queue_depth")
     text = http.get("/metrics").text

@@ -17,7 +17,8 @@ from safetypairs.evaluation import metrics
 DPI = 110
 
 
-def _title(text: str, untrained: bool) -> str:
+def titled(text: str, untrained: bool) -> str:
+    """A figure's title, with the UNTRAINED line when its figures mean nothing."""
     return f"{text}\nUNTRAINED inputs: figures mean nothing about safety" if untrained else text
 
 
@@ -62,7 +63,7 @@ def per_category(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel(f"score (fraction, 0-1; bars: {level}% bootstrap CI)")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    ax.set_title(_title(f"{results['model']['name']}: per-category results", _untrained(results)))
+    ax.settitled(titled(f"{results['model']['name']}: per-category results", _untrained(results)))
     return _save(fig, path)
 
 
@@ -91,10 +92,10 @@ def curves(
         ax_pr.plot(recall, precision, drawstyle="steps-post", label=f"{label} (AP {ap:.2f})")
     ax_roc.set_xlabel("false positive rate (fraction of safe images flagged)")
     ax_roc.set_ylabel("true positive rate (recall)")
-    ax_roc.set_title(_title(f"{name}: ROC", untrained))
+    ax_roc.settitled(titled(f"{name}: ROC", untrained))
     ax_pr.set_xlabel("recall (fraction of unsafe images flagged)")
     ax_pr.set_ylabel("precision (fraction of flags that are right)")
-    ax_pr.set_title(_title(f"{name}: precision-recall", untrained))
+    ax_pr.settitled(titled(f"{name}: precision-recall", untrained))
     for ax in (ax_roc, ax_pr):
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
@@ -118,7 +119,7 @@ def confusion(results: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("predicted (verdict category)")
     ax.set_ylabel("true class (label)")
     title = f"{results['model']['name']}: confusion ({conf['images']} images)"
-    ax.set_title(_title(title, _untrained(results)))
+    ax.settitled(titled(title, _untrained(results)))
     return _save(fig, path)
 
 
@@ -142,7 +143,7 @@ def learning_curves(summary: dict[str, Any], path: Path, metric_label: str, titl
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
-    ax.set_title(title)
+    ax.settitled(title)
     return _save(fig, path)
 
 
@@ -160,7 +161,7 @@ def confound(groups: dict[str, Any], path: Path, encoder: str) -> Path:
     ax.set_ylabel("probe accuracy, held out (fraction; bar: CI)")
     ax.set_ylim(0, 1.1)
     ax.legend(loc="lower right", fontsize="small")
-    ax.set_title(
+    ax.settitled(
         f"Confound check: a linear probe on {encoder} features\n"
         "tells the edited image of a pair from the kept one?"
     )
