@@ -5,7 +5,8 @@ flag for c, score = its P(c); pair metrics over the pairs whose members differ i
 Overall ("any category"): truth = any covered label, decision = the verdict; images carrying
 a label the model does not cover are left out (they are unsafe for a reason it cannot see),
 and pair metrics run over the pairs with one safe and one unsafe member.
-Intervals resample images for image metrics and pairs (as units) for pair metrics.
+Intervals: Wilson score for proportions (accuracy, precision, recall; pair accuracy and flip
+rate over pairs as units), BCa bootstrap over images for F1, ROC AUC and average precision.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from safetypairs.evaluation.datasets_in import EvalSet
 from safetypairs.evaluation.scorers import Scores
 
 SAFE = "safe"
+INTERVALS = (
+    "Wilson score intervals for proportions (accuracy, precision, recall over images; pair "
+    "accuracy, flip rate over pairs); BCa bootstrap intervals for F1 (the Wilson interval of "
+    "TP out of TP + (FP + FN) / 2 where every resample agrees), ROC AUC and average precision"
+)
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,23 @@ def image_metrics(task: Task, settings: Settings) -> dict[str, Any]:
     boot = {"resamples": settings.resamples, "level": settings.level, "seed": settings.seed}
     point = metrics.classification(t, p)
     out: dict[str, Any] = {"images": n, "positives": int(t.sum())}
+    c = {k: int(v) for k, v in metrics.counts(t, p).items()}
+    # Proportions get the Wilson interval (it does not collapse at 0 or 1); F1 is no
+    # proportion of units, so it gets the BCa bootstrap.
+    proportions = {
+        "accuracy": (c["tp"] + c["tn"], n),
+        "precision": (c["tp"], c["tp"] + c["fp"]),
+        "recall": (c["tp"], c["tp"] + c["fn"]),
+    }
     for name, value in point.items():
-        ci = metrics.bootstrap_ci(
-            lambda r, name=name: metrics.classification(t[r], p[r])[name], n, **boot
-        )
+        if name in proportions:
+            ci = metrics.wilson_ci(*proportions[name], settings.level)
+        else:
+            ci = metrics.bootstrap_ci(
+                lambda r, name=name: metrics.classification(t[r], p[r])[name], n, **boot
+            )
+            if ci[0] == ci[1]:  # every resample agreed (a perfect F1, say): no interval from it
+                ci = _f1_fallback(c, settings.level)
         out[name] = with_ci(float(value), ci)
     for name, fn in (
         ("roc_auc", metrics.roc_auc),
@@ -79,24 +98,29 @@ def image_metrics(task: Task, settings: Settings) -> dict[str, Any]:
     return out
 
 
+def _f1_fallback(c: dict[str, int], level: float) -> tuple[float, float]:
+    """F1 = TP / (TP + (FP + FN) / 2): its Wilson interval as a proportion of that many
+    trials, for when the bootstrap has no spread to give one (its n rounded down)."""
+    trials = c["tp"] + (c["fp"] + c["fn"]) // 2
+    return metrics.wilson_ci(min(c["tp"], trials), trials, level)
+
+
 def pair_metrics(task: Task, settings: Settings) -> dict[str, Any]:
     u, s = task.pairs[:, 0], task.pairs[:, 1]
     right_u = task.pred[u] == task.truth[u]
     right_s = task.pred[s] == task.truth[s]
     score_u, score_s = task.score[u], task.score[s]
     m = len(task.pairs)
-    boot = {"resamples": settings.resamples, "level": settings.level, "seed": settings.seed}
+    both_right, flipped = int((right_u & right_s).sum()), int((score_u > score_s).sum())
+    # Both are proportions of pairs (independent units): Wilson intervals.
     return {
         "pairs": m,
         "pair_accuracy": with_ci(
-            float(metrics.pair_accuracy(right_u, right_s)) if m else float("nan"),
-            metrics.bootstrap_ci(
-                lambda r: metrics.pair_accuracy(right_u[r], right_s[r]), m, **boot
-            ),
+            both_right / m if m else float("nan"),
+            metrics.wilson_ci(both_right, m, settings.level),
         ),
         "flip_rate": with_ci(
-            float(metrics.flip_rate(score_u, score_s)) if m else float("nan"),
-            metrics.bootstrap_ci(lambda r: metrics.flip_rate(score_u[r], score_s[r]), m, **boot),
+            flipped / m if m else float("nan"), metrics.wilson_ci(flipped, m, settings.level)
         ),
     }
 
@@ -234,6 +258,7 @@ def evaluate(data: EvalSet, scores: Scores, settings: Settings | None = None) ->
             "bootstrap_resamples": settings.resamples,
             "confidence_level": settings.level,
             "seed": settings.seed,
+            "intervals": INTERVALS,
         },
         "notes": notes(data, scores),
         "overall": overall,
