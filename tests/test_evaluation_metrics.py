@@ -72,6 +72,26 @@ def test_category_confusion_by_hand() -> None:
     assert metrics.category_confusion(truth, pred, classes) == [[1, 0, 1], [0, 1, 0], [0, 1, 1]]
 
 
+def o6_scores(
+    model: str, p: np.ndarray, flagged: np.ndarray, not_covered: tuple[str, ...]
+) -> Scores:
+    """A guard's scores that cover O6 only: P(O6) per image and its decisions."""
+    return Scores(
+        model=model,
+        kind="onnx-guard",
+        untrained=False,
+        notice="",
+        categories=("O6",),
+        not_covered=not_covered,
+        probabilities=p[:, None],
+        flagged=flagged[:, None],
+        unsafe_probability=p,
+        unsafe=flagged,
+        predicted=["O6" if f else "" for f in flagged],
+        thresholds={"O6": 0.5},
+    )
+
+
 def _item(i: int, labels: set[str]) -> Item:
     return Item(f"img{i}", frozenset(labels), f"row {i}", f"{i:064x}")
 
@@ -93,21 +113,7 @@ def test_evaluate_counts_pairs_and_leaves_uncovered_categories_out() -> None:
     )
     p = np.array([0.1, 0.9, 0.2, 0.4, 0.8, 0.7, 0.3])
     flagged = p >= 0.5
-    scores = Scores(
-        model="hand:1",
-        kind="onnx-guard",
-        untrained=False,
-        notice="",
-        categories=("O6",),
-        not_covered=("O1",),
-        probabilities=p[:, None],
-        flagged=flagged[:, None],
-        unsafe_probability=p,
-        unsafe=flagged,
-        predicted=["O6" if f else "" for f in flagged],
-        thresholds={"O6": 0.5},
-    )
-    r = evaluate(data, scores, Settings(resamples=200))
+    r = evaluate(data, o6_scores("hand:1", p, flagged, ("O1",)), Settings(resamples=200))
     o6 = r["categories"]["O6"]
     # O6 over all 7 images: TP 2 (1, 4), FN 1 (3), FP 1 (5), TN 3 (0, 2, 6).
     assert o6["images"]["confusion"]["matrix"] == [[3, 1], [1, 2]]
@@ -213,21 +219,7 @@ def test_perfect_scores_get_intervals_that_are_not_a_point() -> None:
         sources=["perfect"],
     )
     p = np.where(truth, 0.9, 0.1)
-    scores = Scores(
-        model="perfect:1",
-        kind="onnx-guard",
-        untrained=False,
-        notice="",
-        categories=("O6",),
-        not_covered=(),
-        probabilities=p[:, None],
-        flagged=truth[:, None],
-        unsafe_probability=p,
-        unsafe=truth,
-        predicted=["O6" if t else "" for t in truth],
-        thresholds={"O6": 0.5},
-    )
-    r = evaluate(data, scores, Settings(resamples=200))
+    r = evaluate(data, o6_scores("perfect:1", p, truth, ()), Settings(resamples=200))
     o6 = r["categories"]["O6"]
     for group, name in (
         ("images", "accuracy"),
