@@ -120,8 +120,8 @@ def test_evaluate_flags_an_untrained_model_behind_the_service(
     )
     assert results["untrained"] is True and results["model"]["untrained"] is True
     [reason] = results["untrained_reasons"]
-    assert reason.startswith("model trained-guard:1 is UNTRAINED") and JUDGE in reason
-    assert "note: model trained-guard:1 is UNTRAINED" in printed
+    assert reason.startswith("UNTRAINED model trained-guard:1: trained on pairs made by")
+    assert JUDGE in reason and "note: UNTRAINED model trained-guard:1" in printed
 
 
 def test_evaluate_flags_labels_from_an_untrained_judge(
@@ -136,8 +136,8 @@ def test_evaluate_flags_labels_from_an_untrained_judge(
         "edit: default-editor:2 (12 of 12 pairs)",
         f"judge: {JUDGE} (12 of 12 pairs)",
     ]
-    assert results["notes"][0].startswith("labels and pairs made by UNTRAINED models")
-    assert "note: labels and pairs made by UNTRAINED models" in printed
+    assert results["notes"][0].startswith("UNTRAINED labels: pairs made by untrained models")
+    assert "note: UNTRAINED labels: pairs made by untrained models" in printed
     clean, printed = _evaluate(
         ["--pairs", str(data["pairs"]), "--guard", str(guards["trained"])], tmp_path / "clean"
     )

@@ -197,10 +197,11 @@ def untrained_reasons(data: EvalSet, scores: Scores) -> list[str]:
     is scored against came from an untrained judge. Empty when neither."""
     out = []
     if scores.untrained:
-        out.append(f"model {scores.model} is UNTRAINED ({scores.notice or 'random weights'})")
+        why = scores.notice.removeprefix("UNTRAINED").lstrip(": ") or "random weights"
+        out.append(f"UNTRAINED model {scores.model}: {why}")
     made_by = data.untrained_sources()
     if made_by:
-        out.append("labels and pairs made by UNTRAINED models: " + ", ".join(made_by))
+        out.append("UNTRAINED labels: pairs made by untrained models: " + ", ".join(made_by))
     return out
 
 

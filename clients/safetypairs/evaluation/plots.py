@@ -85,7 +85,14 @@ def curves(
     fig_roc, ax_roc = plt.subplots(figsize=(6, 5))
     fig_pr, ax_pr = plt.subplots(figsize=(6, 5))
     ax_roc.plot([0, 1], [0, 1], ls="--", color="grey", label="chance")
-    marker = {"marker": "o", "markersize": 8, "markeredgecolor": "black", "zorder": 3}
+    # Not clipped: an operating point on the frame (recall 1, no false positives) stays whole.
+    marker = {
+        "marker": "o",
+        "markersize": 8,
+        "markeredgecolor": "black",
+        "zorder": 3,
+        "clip_on": False,
+    }
     for label, truth, score, pred in series:
         if truth.all() or not truth.any():
             continue  # a curve needs both classes
