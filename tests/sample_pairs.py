@@ -10,14 +10,26 @@ import io
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageEnhance
 from skimage import data as photos
 
 from safetypairs.contract.pair_record import from_json
 from safetypairs.pairs.dataset import PairDataset
 
 HOSTILE = '<script>alert(1)</script> & "<img src=x onerror=alert(2)>"'
-HEADER = {"policy": "safetypairs-default", "run": {"categories": ["O1", "O6"], "seed": 7}}
+HEADER = {
+    "policy": "safetypairs-default",
+    "run": {
+        "categories": ["O1", "O6"],
+        "seed": 7,
+        "criteria": {
+            "threshold": 0.5,
+            "margin": 0.1,
+            "min_ssim_outside": 0.85,
+            "max_changed_fraction": 0.35,
+        },
+    },
+}
 
 
 def _png(image: Image.Image) -> bytes:
@@ -36,7 +48,8 @@ def _edited(source: Image.Image, box: list[int], color: str) -> bytes:
 def _record(ds: PairDataset, name: str, source: Image.Image, **fields: Any) -> dict[str, Any]:
     box = fields.pop("box")
     src = ds.put_image(_png(source))
-    kept = ds.put_image(_png(source.rotate(0)))  # the null edit: same pixels here
+    # The null edit: the editor's output for "change nothing", a little darker than the photo.
+    kept = ds.put_image(_png(ImageEnhance.Brightness(source).enhance(0.9)))
     edit = ds.put_image(_edited(source, box, fields.pop("color", "red")))
     unsafe_b = fields["direction"] == "to_unsafe"
     record: dict[str, Any] = {

@@ -169,7 +169,7 @@ def test_tokens_over_http(secured, pki):
         for probe in ("/readyz", "/livez", "/metrics"):
             assert http.get(probe).status_code == 200, probe
         metrics = http.get("/metrics").text
-        assert 'code="UNAUTHENTICATED"' in metrics
+        assert 'code="401",grpc_code="UNAUTHENTICATED"' in metrics
 
 
 def test_http_is_served_with_mutual_tls_too(secured, pki):

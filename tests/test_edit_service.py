@@ -280,7 +280,7 @@ async def test_full_queue_is_refused_and_a_cancelled_stream_frees_its_slot(edit_
         for line in http.get("/metrics").text.splitlines()
         if line.startswith("safetypairs_requests_total{")
         and 'method="EditStream"' in line
-        and 'code="CANCELLED"' in line
+        and 'code="499",grpc_code="CANCELLED"' in line
     ]
     assert cancelled and float(cancelled[0].rsplit(" ", 1)[1]) >= 2
 

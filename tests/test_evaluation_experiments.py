@@ -23,11 +23,21 @@ pytestmark = pytest.mark.slow
 
 def test_sample_efficiency_end_to_end(tmp_path: Path, capsys) -> None:
     labelled, pairs = make_training_set(tmp_path / "data", pairs=12, singles=16, seed=0)
+    # As the embedded default judge left them: the curves must say they measure nothing.
+    marked = [json.loads(line) for line in pairs.read_text().splitlines()]
+    for record in marked:
+        record["models"] = {"judge": "default-judge:1", "judge_untrained": True}
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in marked))
     out = tmp_path / "se"
     argv = ["sample-efficiency", "--data", str(labelled), "--pairs", str(pairs)]
     argv += ["--sizes", "4,8", "--seeds", "0,1", "--epochs", "100", "--out", str(out)]
     assert cli_main(argv) == 0
     result = json.loads((out / "sample_efficiency.json").read_text())
+    assert result["untrained"] is True
+    assert any(
+        n.startswith("pairs made by UNTRAINED models") and "judge: default-judge:1 (12 of 12" in n
+        for n in result["notes"]
+    ), result["notes"]
     runs = result["runs"]
     assert len(runs) == 8 and not [r for r in runs if "error" in r]
     assert {(r["condition"], r["train_images"], r["pairs"]) for r in runs} == {

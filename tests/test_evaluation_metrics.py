@@ -72,6 +72,26 @@ def test_category_confusion_by_hand() -> None:
     assert metrics.category_confusion(truth, pred, classes) == [[1, 0, 1], [0, 1, 0], [0, 1, 1]]
 
 
+def o6_scores(
+    model: str, p: np.ndarray, flagged: np.ndarray, not_covered: tuple[str, ...]
+) -> Scores:
+    """A guard's scores that cover O6 only: P(O6) per image and its decisions."""
+    return Scores(
+        model=model,
+        kind="onnx-guard",
+        untrained=False,
+        notice="",
+        categories=("O6",),
+        not_covered=not_covered,
+        probabilities=p[:, None],
+        flagged=flagged[:, None],
+        unsafe_probability=p,
+        unsafe=flagged,
+        predicted=["O6" if f else "" for f in flagged],
+        thresholds={"O6": 0.5},
+    )
+
+
 def _item(i: int, labels: set[str]) -> Item:
     return Item(f"img{i}", frozenset(labels), f"row {i}", f"{i:064x}")
 
@@ -93,21 +113,7 @@ def test_evaluate_counts_pairs_and_leaves_uncovered_categories_out() -> None:
     )
     p = np.array([0.1, 0.9, 0.2, 0.4, 0.8, 0.7, 0.3])
     flagged = p >= 0.5
-    scores = Scores(
-        model="hand:1",
-        kind="onnx-guard",
-        untrained=False,
-        notice="",
-        categories=("O6",),
-        not_covered=("O1",),
-        probabilities=p[:, None],
-        flagged=flagged[:, None],
-        unsafe_probability=p,
-        unsafe=flagged,
-        predicted=["O6" if f else "" for f in flagged],
-        thresholds={"O6": 0.5},
-    )
-    r = evaluate(data, scores, Settings(resamples=200))
+    r = evaluate(data, o6_scores("hand:1", p, flagged, ("O1",)), Settings(resamples=200))
     o6 = r["categories"]["O6"]
     # O6 over all 7 images: TP 2 (1, 4), FN 1 (3), FP 1 (5), TN 3 (0, 2, 6).
     assert o6["images"]["confusion"]["matrix"] == [[3, 1], [1, 2]]
@@ -177,3 +183,52 @@ def test_bootstrap_is_seeded_and_handles_empty() -> None:
 
     assert metrics.bootstrap_ci(stat, 10, seed=3) == metrics.bootstrap_ci(stat, 10, seed=3)
     assert all(math.isnan(x) for x in metrics.bootstrap_ci(stat, 0))
+
+
+def test_wilson_interval_does_not_collapse_at_the_edges() -> None:
+    """10 right of 10: the percentile bootstrap said [1, 1]; Wilson says [0.722, 1]."""
+    lo, hi = metrics.wilson_ci(10, 10, 0.95)
+    assert lo == pytest.approx(0.7225, abs=1e-4) and hi == 1.0
+    lo, hi = metrics.wilson_ci(0, 10, 0.95)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = metrics.wilson_ci(7, 10, 0.95)  # the textbook case: [0.3968, 0.8922]
+    assert (lo, hi) == (pytest.approx(0.3968, abs=1e-4), pytest.approx(0.8922, abs=1e-4))
+    assert all(math.isnan(x) for x in metrics.wilson_ci(0, 0))
+
+
+def test_bca_interval_moves_towards_the_skewed_side() -> None:
+    """Near the edge a statistic's bootstrap distribution is skewed: BCa's interval holds the
+    point and is lopsided towards the open side, where the percentile one is not adjusted."""
+    right = np.array([True] * 19 + [False])
+
+    def accuracy(r: np.ndarray) -> np.ndarray:
+        return right[r].mean(-1)
+
+    lo, hi = metrics.bootstrap_ci(accuracy, 20, resamples=2000, seed=0)
+    assert lo < 0.95 <= hi <= 1.0
+    assert 0.95 - lo > hi - 0.95  # more room below 0.95 than above it
+    assert metrics.bootstrap_ci(lambda r: np.ones(len(r)), 5) == (1.0, 1.0)  # no spread
+
+
+def test_perfect_scores_get_intervals_that_are_not_a_point() -> None:
+    n = 12
+    truth = np.arange(n) % 2 == 0
+    data = EvalSet(
+        items=[_item(i, {"O6"} if truth[i] else set()) for i in range(n)],
+        pairs=[EvalPair(f"p{k}", 2 * k, 2 * k + 1) for k in range(n // 2)],
+        sources=["perfect"],
+    )
+    p = np.where(truth, 0.9, 0.1)
+    r = evaluate(data, o6_scores("perfect:1", p, truth, ()), Settings(resamples=200))
+    o6 = r["categories"]["O6"]
+    for group, name in (
+        ("images", "accuracy"),
+        ("images", "precision"),
+        ("images", "recall"),
+        ("images", "f1"),
+        ("pairs", "pair_accuracy"),
+        ("pairs", "flip_rate"),
+    ):
+        value, (lo, hi) = o6[group][name]["value"], o6[group][name]["ci"]
+        assert value == 1.0 and lo < 0.9 and hi == 1.0, (name, lo, hi)
+    assert "Wilson" in r["settings"]["intervals"] and "BCa" in r["settings"]["intervals"]

@@ -120,7 +120,7 @@ def test_evaluate_judge_service(judge_service, eval_data: dict, tmp_path: Path) 
     results, rows = _read(out)
     _check_pngs(out)
     assert results["model"]["kind"] == "judge-service" and results["model"]["untrained"]
-    assert results["notes"][0].startswith("UNTRAINED model")
+    assert results["untrained"] and results["notes"][0].startswith("UNTRAINED model default-judge")
     assert len(results["model"]["covered"]) == 9 and not results["model"]["not_covered"]
     assert results["overall"]["images"]["images"] == 14  # the judge covers O1: nothing left out
     images = _image_bytes(rows, Path(eval_data["args"][-1]).parent)

@@ -57,7 +57,7 @@ def test_screen_real_photos_over_grpc(guard, sample_photos):
         assert v.unsafe == any(s.flagged for s in covered)
         for s in v.scores:
             if s.not_covered:
-                assert (s.probability, s.threshold, s.flagged) == (0.0, 0.0, False)
+                assert (s.probability, s.threshold, s.flagged) == (None, None, False)
 
 
 def test_baseline_head_gives_a_real_signal(guard, sample_photos):
@@ -252,19 +252,26 @@ def test_screen_over_http(http, sample_photos):
     body = r.json()
     assert body["image_id"] == "cat"
     assert body["verdict"]["untrained"] is False
+    assert body["verdict"]["rating"] in ("safe", "unsafe")  # as the SDK and CLI say it
     scores = body["verdict"]["scores"]
     assert [s["category"] for s in scores] == list(CODES)
     assert [s["category"] for s in scores if s["not_covered"]] == NOT_COVERED
+    for s in scores:  # no number for a category the model does not cover, never 0.0
+        covered = not s["not_covered"]
+        assert (s["probability"] is not None, s["threshold"] is not None) == (covered, covered)
 
 
 def test_http_and_grpc_agree(http, guard, sample_photos):
     data = sample_photos[2].read_bytes()
     over_http = http.post("/v1/screen", files={"image": ("c.png", data)}).json()["verdict"]
     over_grpc = guard.screen(data)
-    assert over_http["rating"].lower() == over_grpc.rating
+    assert over_http["rating"] == over_grpc.rating
     for h, g in zip(over_http["scores"], over_grpc.scores, strict=True):
-        assert h["probability"] == pytest.approx(g.probability, abs=1e-6)
         assert h["not_covered"] == g.not_covered
+        if g.not_covered:
+            assert h["probability"] is None and g.probability is None
+        else:
+            assert h["probability"] == pytest.approx(g.probability, abs=1e-6)
 
 
 def test_screen_batch_over_http(http, sample_photos):
@@ -277,6 +284,10 @@ def test_screen_batch_over_http(http, sample_photos):
     results = r.json()["results"]
     assert results[0]["verdict"]["scores"]
     assert results[1]["error"]["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    # Without image_ids, each answer is named by the file name it was uploaded under.
+    assert [x["image_id"] for x in results] == ["a.png", "b.txt"]
+    named = http.post("/v1/screen_batch", files=files[:1], data={"image_ids": '["given"]'})
+    assert named.json()["results"][0]["image_id"] == "given"
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
@@ -314,16 +325,22 @@ def test_categories_and_model_info_over_http(http):
 
 
 def test_metrics_count_both_protocols_by_code(http, guard):
+    """Each label one vocabulary whatever the protocol: `code` the HTTP status, `grpc_code`
+    the gRPC status name."""
     with pytest.raises(InvalidInput):
         guard.screen(b"")
     http.post("/v1/screen", files={"image": ("x", b"")})
-    requests = metric_samples(http, "safetypairs_requests_total")
+    series = [
+        dict(re.findall(r'(\w+)="([^"]*)"', k))
+        for k in metric_samples(http, "safetypairs_requests_total")
+    ]
+    bad = {"code": "400", "grpc_code": "INVALID_ARGUMENT"}
+    assert any(s.items() >= {"protocol": "grpc", "method": "Screen", **bad}.items() for s in series)
+    assert any(s.items() >= {"protocol": "http", "method": "screen", **bad}.items() for s in series)
     assert any(
-        'protocol="grpc"' in k and 'code="INVALID_ARGUMENT"' in k and 'method="Screen"' in k
-        for k in requests
+        s.items() >= {"protocol": "grpc", "code": "200", "grpc_code": "OK"}.items() for s in series
     )
-    assert any('protocol="grpc"' in k and 'code="OK"' in k for k in requests)
-    assert any('protocol="http"' in k and 'code="400"' in k for k in requests)
+    assert all(s["code"].isdigit() and s["grpc_code"].isupper() for s in series), series
     assert metric_samples(http, "safetypairs_request_duration_seconds_count")
     assert '{service="guard"}' in metric_samples(http, "safetypairs_queue_depth")
     text = http.get("/metrics").text

@@ -103,7 +103,7 @@ def test_j_http_401_counted_like_grpc_refusals(http):
         line.startswith("safetypairs_requests_total{")
         and 'protocol="http"' in line
         and 'method="screen"' in line
-        and 'code="401"' in line
+        and 'code="401",grpc_code="UNAUTHENTICATED"' in line
         for line in text.splitlines()
     ), [x for x in text.splitlines() if x.startswith("safetypairs_requests_total")]
 

@@ -245,7 +245,7 @@ def test_rate_and_propose_over_http(http, judge) -> None:
     body = r.json()
     assert body["prompt_version"] == "rate@1" and body["image_id"] == "red"
     verdict = body["verdict"]
-    assert verdict["rating"] in ("SAFE", "UNSAFE") and verdict["untrained"] is True
+    assert verdict["rating"] in ("safe", "unsafe") and verdict["untrained"] is True
     assert [s["category"] for s in verdict["scores"]] == ["O1", "O6"]
     grpc_verdict = judge.rate(RED, categories=["O1", "O6"]).verdict
     assert verdict["probability"] == pytest.approx(grpc_verdict.probability, abs=1e-5)
@@ -257,7 +257,7 @@ def test_rate_and_propose_over_http(http, judge) -> None:
     )
     assert r.status_code == 200, r.text
     proposals = r.json()["proposals"]
-    assert len(proposals) == 2 and all(p["action"] in ("ADD", "CHANGE") for p in proposals)
+    assert len(proposals) == 2 and all(p["action"] in ("add", "change") for p in proposals)
     grpc_answer = judge.propose_edits(RED, "to_unsafe", category="O6", count=2, seed=5)
     assert [p["instruction"] for p in proposals] == [p.instruction for p in grpc_answer.proposals]
 

@@ -179,7 +179,7 @@ def test_export_errors(dataset, parquet: Path, tmp_path: Path) -> None:
     lines = (copy / "pairs.jsonl").read_text().replace(records[0]["a"]["image"], "../x.png")
     (copy / "pairs.jsonl").write_text(lines)
     (copy / "commits.jsonl").unlink()  # edited by hand: the manifests are taken as they are
-    with pytest.raises(InvalidInput, match=r"source.image '\.\./x\.png' is not an images/"):
+    with pytest.raises(InvalidInput, match=r"a\.image '\.\./x\.png' is not an images/"):
         export_dataset(copy, tmp_path / "z.parquet", "hf")
 
 

@@ -65,7 +65,13 @@ def test_report_renders_every_record_without_errors(page: Chromium, dataset) -> 
         "Promise.all(Array.from(document.images).map(i => { i.loading = 'eager';"
         " return i.decode().then(() => i.naturalWidth); }))"
     )
-    assert len(decoded) == 2 * len(records) and all(w > 0 for w in decoded)
+    # Both members, and the source photo where it is neither (the kept one is a null edit).
+    with_source = sum(
+        r["source"]["image"] not in (r["a"]["image"], r["b"]["image"]) for r in records
+    )
+    assert with_source == len(records)
+    assert len(decoded) == 3 * len(records) and all(w > 0 for w in decoded)
+    assert page.evaluate("document.querySelectorAll('figure.source').length") == len(records)
     assert "judge: tiny-llava" in page.evaluate("document.getElementById('untrained').innerText")
     failed = page.evaluate("document.querySelector('#summary').innerText")
     assert "not an image <b>bold</b>" in failed  # the failed unit's error, escaped
@@ -76,20 +82,42 @@ def test_report_renders_every_record_without_errors(page: Chromium, dataset) -> 
     assert page.errors() == [] and page.dialogs() == []
 
 
+def test_cards_show_the_rules_beside_the_figures_in_words(page: Chromium) -> None:
+    """The run's thresholds and margin beside each P(unsafe), limits beside SSIM and area,
+    field names a person reads (no `edit_s`), and cards sized for the window."""
+    rules = page.evaluate("document.getElementById('criteria').innerText")
+    assert "at most 0.40 for the safe image and at least 0.60" in rules
+    assert "threshold 0.50, margin 0.10" in rules
+    first = page.evaluate("document.querySelector('.card').innerText")
+    assert "0.100 safe (≤ 0.40)" in first and "0.850 unsafe (≥ 0.60)" in first
+    assert "0.970 (at least 0.85)" in first and "8.0% (at most 35%)" in first
+    assert "SOURCE" in first and "astronaut.png" in first
+    assert "editing 2.00 s" in first and "null edit" in first
+    text = page.evaluate("document.body.innerText")
+    for raw in ("edit_s", "rate_s", "null_edit", "no_flip", "p_unsafe", "to_unsafe"):
+        assert raw not in text, raw
+    # Three cards a row in a 1280 px window, none stretched across it.
+    boxes = page.evaluate(
+        "Array.from(document.querySelectorAll('.card')).slice(0, 3)"
+        ".map(c => { const r = c.getBoundingClientRect(); return [r.top, r.width]; })"
+    )
+    assert len({top for top, _ in boxes}) == 1 and all(w < 0.4 * 1280 for _, w in boxes)
+
+
 def test_change_box_is_drawn_over_the_displayed_image(page: Chromium, dataset) -> None:
     _, records = dataset
     x, y, w, h = records[0]["similarity"]["change_bbox"]
     # Measured straight after the load event, when the lazy image may not have arrived yet:
     # the box must already sit where it belongs.
     got = page.evaluate(
-        """(() => { const f = document.querySelector('.card').querySelectorAll('.frame')[1];
+        """(() => { const f = document.querySelector('.card').querySelectorAll('.member .frame')[1];
         const i = f.querySelector('img').getBoundingClientRect();
         const b = f.querySelector('.box').getBoundingClientRect();
         return {width_shown: i.width, height_shown: i.height, left: b.left - i.left,
                 top: b.top - i.top, width: b.width, height: b.height}; })()"""
     )
     got["scale"] = got["width_shown"] / 160  # the astronaut's pixel width in the sample
-    assert got["scale"] > 1.2  # shown larger than its pixels, so scaling is tested
+    assert abs(got["scale"] - 1) > 0.1  # not shown at its pixel size, so scaling is tested
     assert got["height_shown"] == pytest.approx(112 * got["scale"], abs=1.0)
     for key, value in (("left", x), ("top", y), ("width", w), ("height", h)):
         assert got[key] == pytest.approx(value * got["scale"], abs=1.0), key

@@ -22,7 +22,7 @@ from safetypairs.serving.launcher import ServiceProcess
 
 CALLS = 5
 DASHBOARD = Path(__file__).resolve().parent.parent / "deploy/grafana/safetypairs-services.json"
-SERIES = '{service="guard",protocol="grpc",method="Screen",code="OK"}'
+SERIES = '{service="guard",protocol="grpc",method="Screen",code="200",grpc_code="OK"}'
 LATENCY = '{service="guard",protocol="grpc",method="Screen"}'
 
 

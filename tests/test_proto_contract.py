@@ -178,14 +178,15 @@ def test_the_prefix_python_strips_is_the_one_buf_lint_enforces(buf, tmp_path):
             assert value.name.startswith(enum_prefix(enum.name)), (enum.name, value.name)
 
 
-def test_users_read_plain_enum_names():
+def test_users_read_one_word_for_an_enum_value_over_every_protocol_but_grpc():
+    """HTTP JSON, the SDK and the CLI agree ("unsafe", "add"); gRPC keeps RATING_UNSAFE."""
     verdict = common_pb2.Verdict(rating=common_pb2.RATING_UNSAFE, category="O6")
     batch = guard_pb2.ScreenBatchResponse(results=[guard_pb2.ScreenResult(verdict=verdict)])
     proposals = judge_pb2.ProposeEditsResponse(
         proposals=[judge_pb2.EditProposal(action=judge_pb2.EDIT_ACTION_ADD)]
     )
-    assert message_to_json(batch)["results"][0]["verdict"]["rating"] == "UNSAFE"
-    assert message_to_json(proposals)["proposals"][0]["action"] == "ADD"
+    assert message_to_json(batch)["results"][0]["verdict"]["rating"] == "unsafe"
+    assert message_to_json(proposals)["proposals"][0]["action"] == "add"
     assert plain_json(common_pb2.Verdict.DESCRIPTOR, {"rating": 7}) == {"rating": 7}
     assert Verdict.from_proto(verdict).rating == "unsafe"
     assert EditProposal.from_proto(proposals.proposals[0]).action == "add"

@@ -90,6 +90,8 @@ def cmd_train_guard(args: argparse.Namespace) -> int:
             f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
         )
         print(f"  {code}: threshold {sc.thresholds[code]:.3f}  ({shown})")
+    if sc.untrained:
+        print(f"NOTE: {sc.notice}")
     return 0
 
 

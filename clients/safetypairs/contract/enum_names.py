@@ -1,9 +1,11 @@
-"""Enum values as users read them: the value's proto name without its enum's prefix.
+"""Enum values as users read them: the value's proto name without its enum's prefix, in lower
+case.
 
 The .proto enum values carry their enum's name as a prefix (RATING_SAFE), as buf's STANDARD lint
-asks, so values of different enums never collide in languages that scope them like C++. Users of
-the HTTP API and the SDK read the plain name (SAFE, "safe"), the rule protobuf-es applies in
-TypeScript; tests/test_proto_contract.py checks that no value's plain name ever changes.
+asks, so values of different enums never collide in languages that scope them like C++. That is
+what gRPC stubs and proto-JSON tools show. Everything else a user reads (HTTP JSON, the SDK, the
+CLI, datasets) says the one word: "safe", "to_unsafe", "add" (`user_value`); the plain name
+(SAFE) is what tests/test_proto_contract.py checks never changes.
 """
 
 from __future__ import annotations
@@ -34,9 +36,14 @@ def plain_value(enum: EnumTypeWrapper, number: int) -> str:
     return plain_name(enum.DESCRIPTOR.name, enum.Name(number))
 
 
+def user_value(enum: EnumTypeWrapper, number: int) -> str:
+    """What users read for a value of a generated enum: user_value(Rating, 1) == "safe"."""
+    return plain_value(enum, number).lower()
+
+
 def plain_json(message: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
     """`data`, the JSON form (json_format.MessageToDict with proto field names) of a `message`,
-    with every enum value, at any depth, by its plain name. Changes `data` in place."""
+    with every enum value, at any depth, as users read it ("safe"). Changes `data` in place."""
     for field in message.fields:
         if field.name in data:
             data[field.name] = _plain_field(field, data[field.name])
@@ -57,7 +64,7 @@ def _plain_item(field: FieldDescriptor, value: Any) -> Any:
     # A value the reader does not know comes as its number (str only for known names); a
     # message with a special JSON form (well-known types) is not a dict: both pass unchanged.
     if field.enum_type is not None and isinstance(value, str):
-        return plain_name(field.enum_type.name, value)
+        return plain_name(field.enum_type.name, value).lower()
     if field.message_type is not None and isinstance(value, dict):
         return plain_json(field.message_type, value)
     return value

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from safetypairs.contract.enum_names import plain_value
+from safetypairs.contract.enum_names import user_value
 from safetypairs.contract.errors import SafetyPairsError, error_from_item
 from safetypairs.v1 import common_pb2, guard_pb2, judge_pb2
 
@@ -16,10 +16,16 @@ from safetypairs.v1 import common_pb2, guard_pb2, judge_pb2
 @dataclass(frozen=True)
 class CategoryScore:
     category: str
-    probability: float
-    threshold: float
+    probability: float | None  # None when not covered: no number, never a made-up 0
+    threshold: float | None
     flagged: bool
     not_covered: bool = False  # the model has no output for this category
+
+    @classmethod
+    def from_proto(cls, s: common_pb2.CategoryScore) -> CategoryScore:
+        if s.not_covered:
+            return cls(s.category, None, None, False, True)
+        return cls(s.category, s.probability, s.threshold, s.flagged)
 
 
 @dataclass(frozen=True)
@@ -49,13 +55,10 @@ class Verdict:
     @classmethod
     def from_proto(cls, msg: common_pb2.Verdict) -> Verdict:
         return cls(
-            rating=plain_value(common_pb2.Rating, msg.rating).lower(),
+            rating=user_value(common_pb2.Rating, msg.rating),
             category=msg.category,
             probability=msg.probability,
-            scores=tuple(
-                CategoryScore(s.category, s.probability, s.threshold, s.flagged, s.not_covered)
-                for s in msg.scores
-            ),
+            scores=tuple(CategoryScore.from_proto(s) for s in msg.scores),
             model=msg.model,
             untrained=msg.untrained,
             rationale=msg.rationale,
@@ -167,7 +170,7 @@ class EditProposal:
 
     @classmethod
     def from_proto(cls, msg: judge_pb2.EditProposal) -> EditProposal:
-        action = plain_value(judge_pb2.EditAction, msg.action).lower()
+        action = user_value(judge_pb2.EditAction, msg.action)
         return cls(msg.instruction, action, msg.element, msg.category)
 
 

@@ -21,6 +21,7 @@ the record (file and line, or path).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,19 @@ class Pair:
     b: Example
     edited: str | None = None  # "a" or "b"; None when the record does not say
     artifact_matched: bool | None = None  # None when the record does not say
+    # "role: model" for each model flagged untrained that made this pair (labels or edits
+    # from random weights): whatever is trained or evaluated on it must say so.
+    untrained: tuple[str, ...] = ()
+
+
+def untrained_sources(marks: Sequence[tuple[str, ...]]) -> list[str]:
+    """Each untrained model named in `marks` (one pair's `untrained` each), with how many of
+    the pairs it made: "judge: tiny-vlm (12 of 12 pairs)"."""
+    counts: dict[str, int] = {}
+    for mark in marks:
+        for model in mark:
+            counts[model] = counts.get(model, 0) + 1
+    return [f"{model} ({n} of {len(marks)} pairs)" for model, n in sorted(counts.items())]
 
 
 def _check_image(path: Path, record: str) -> str:
@@ -151,7 +165,14 @@ def read_pairs(path: Path, policy: Policy, human_accepted_only: bool = False) ->
                 f"{where}: both images have the labels {sorted(a.labels) or ['safe']}; the two "
                 "images of a pair must differ in their safety label"
             )
-        pairs.append(Pair(record.id, a, b, record.edited_member, record.is_artifact_matched))
+        # People accepted these pairs in review: their labels are the reviewers', whatever
+        # made them, so a model's untrained mark does not travel with them.
+        untrained = (
+            () if keep is not None else tuple(record.models.untrained() if record.models else ())
+        )
+        pairs.append(
+            Pair(record.id, a, b, record.edited_member, record.is_artifact_matched, untrained)
+        )
     return pairs
 
 

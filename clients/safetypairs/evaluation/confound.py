@@ -1,12 +1,13 @@
 """The confound check: does a pair dataset leak "which image was edited" rather than "which
 image is unsafe"?
 
-A linear probe (L2-regularised logistic regression on standardised encoder embeddings) learns
-to tell each pair's edited member from its kept member from one image at a time, labels
-ignored. Its accuracy on held-out pairs (k-fold cross-validation, pairs as units) with a
-bootstrap interval over pairs: 0.5 = no leak a single-image classifier such as a guard could
-exploit; well above 0.5 = edited images carry a trace (colour shift, blur, resampling) that a
-guard trained on the pairs may learn instead of the safety feature.
+A linear probe (scikit-learn's L2-regularised LogisticRegression on standardised encoder
+embeddings) learns to tell each pair's edited member from its kept member from one image at a
+time, labels ignored. Its accuracy on held-out pairs (scikit-learn's StratifiedKFold over pairs
+as units, stratified by edit direction) with a BCa bootstrap interval over pairs: 0.5 = no
+leak a single-image classifier such as a guard could exploit; well above 0.5 = edited images
+carry a trace (colour shift, blur, resampling) that a guard trained on the pairs may learn
+instead of the safety feature.
 
 When every edit goes the same way (always to unsafe, say), "edited" and "unsafe" coincide and
 the probe may learn the safety feature itself, so the report gives the accuracy per edit
@@ -23,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.policy import Policy, default_policy
@@ -49,39 +54,46 @@ class ConfoundConfig:
     read: ReadOptions = field(default_factory=ReadOptions)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))  # clipped: no overflow on sure cases
+def probe(l2: float, n_train: int) -> Pipeline:
+    """Standardise, then L2-regularised logistic regression (scikit-learn): the mean log-loss
+    plus l2/2 |w|^2, which in scikit-learn's terms (C x the summed loss + |w|^2 / 2) is
+    C = 1 / (l2 x the number of training images)."""
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=1.0 / (l2 * n_train), max_iter=5000)
+    )
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 500) -> np.ndarray:
-    """Weights (bias last) of L2-regularised logistic regression, by gradient descent with the
-    step 1/L (L bounds the loss's curvature, so it converges without tuning)."""
-    xb = np.hstack([x, np.ones((len(x), 1))])
-    lipschitz = 0.25 * np.linalg.norm(xb, 2) ** 2 / len(x) + l2
-    w = np.zeros(xb.shape[1])
-    for _ in range(steps):
-        p = _sigmoid(xb @ w)
-        grad = xb.T @ (p - y) / len(x) + l2 * np.r_[w[:-1], 0.0]
-        w -= grad / lipschitz
-    return w
+def folds_over_pairs(strata: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """Held-out pair indices per fold: StratifiedKFold over pairs (units, never images), by
+    edit direction so every fold holds both directions; plain shuffled k-fold when a direction
+    has fewer pairs than folds."""
+    m = len(strata)
+    k = min(folds, m)
+    _, counts = np.unique(strata, return_counts=True)
+    splitter = (
+        StratifiedKFold(k, shuffle=True, random_state=seed)
+        if counts.min() >= k
+        else KFold(k, shuffle=True, random_state=seed)
+    )
+    return [test for _, test in splitter.split(np.zeros((m, 1)), strata)]
 
 
 def probe_scores(
-    feats: np.ndarray, pairs: list[tuple[int, int]], folds: int, l2: float, seed: int
+    feats: np.ndarray,
+    pairs: list[tuple[int, int]],
+    strata: np.ndarray,
+    folds: int,
+    l2: float,
+    seed: int,
 ) -> np.ndarray:
     """Held-out P(edited) for (edited, kept) of every pair: (m, 2), by k-fold over pairs."""
-    m = len(pairs)
-    order = np.random.default_rng(seed).permutation(m)
-    out = np.zeros((m, 2))
-    for fold in np.array_split(order, min(folds, m)):
-        train = np.setdiff1d(order, fold)
+    out = np.zeros((len(pairs), 2))
+    for fold in folds_over_pairs(strata, folds, seed):
+        train = np.setdiff1d(np.arange(len(pairs)), fold)
         rows = np.array([pairs[i] for i in train]).ravel()  # edited, kept, edited, kept, ...
-        x, y = feats[rows], np.tile([1.0, 0.0], len(train))
-        mean, std = x.mean(0), x.std(0) + 1e-6
-        w = fit_logistic((x - mean) / std, y, l2)
-        test = np.array([pairs[i] for i in fold])
-        z = (feats[test] - mean) / std @ w[:-1] + w[-1]
-        out[fold] = _sigmoid(z)
+        model = probe(l2, len(rows)).fit(feats[rows], np.tile([1, 0], len(train)))
+        test = np.array([pairs[i] for i in fold])  # (f, 2)
+        out[fold] = model.predict_proba(feats[test.ravel()])[:, 1].reshape(-1, 2)
     return out
 
 
@@ -97,9 +109,9 @@ def _group_result(
     if len(pairs) < MIN_PAIRS:
         return {"pairs": len(pairs), "status": f"too few pairs (fewer than {MIN_PAIRS})"}
     rows = [(p.a, p.b) if p.edited == "a" else (p.b, p.a) for p in pairs]
-    p = probe_scores(feats, rows, config.folds, config.l2, config.seed)
-    right = (p[:, 0] >= 0.5).astype(int) + (p[:, 1] < 0.5).astype(int)  # 0..2 per pair
     directions = np.array([_direction(data, q) for q in pairs])
+    p = probe_scores(feats, rows, directions, config.folds, config.l2, config.seed)
+    right = (p[:, 0] >= 0.5).astype(int) + (p[:, 1] < 0.5).astype(int)  # 0..2 per pair
     boot = {"resamples": config.resamples, "level": config.level, "seed": config.seed}
 
     def accuracy(r: np.ndarray) -> np.ndarray:

@@ -83,6 +83,13 @@ def _from_exported_pairs(path: Path, name: str, loaded: Any, policy: Policy) -> 
             raise TrainingDataError(f"{where}: both images of pair {pair_id!r} have one label")
         n = len(out.items)
         out.pairs.append(
-            EvalPair(pair_id, n - 2, n - 1, record.edited_member, record.is_artifact_matched)
+            EvalPair(
+                pair_id,
+                n - 2,
+                n - 1,
+                record.edited_member,
+                record.is_artifact_matched,
+                tuple(record.models.untrained() if record.models else ()),
+            )
         )
     return out

@@ -102,5 +102,7 @@ def _from_pairs(path: Path, policy: Policy, human_accepted_only: bool = False) -
                 Item(f"{pair.id}/{member}", ex.labels, ex.record, ex.digest, path=ex.path)
             )
         n = len(out.items)
-        out.pairs.append(EvalPair(pair.id, n - 2, n - 1, pair.edited, pair.artifact_matched))
+        out.pairs.append(
+            EvalPair(pair.id, n - 2, n - 1, pair.edited, pair.artifact_matched, pair.untrained)
+        )
     return out

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
 
-from safetypairs.contract.training_data import TrainingDataError
+from safetypairs.contract.training_data import TrainingDataError, untrained_sources
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class EvalPair:
     b: int
     edited: str | None = None  # "a" | "b" | None (not recorded)
     artifact_matched: bool | None = None
+    untrained: tuple[str, ...] = ()  # "role: model" of untrained models that made the pair
 
 
 @dataclass
@@ -48,11 +49,13 @@ class EvalSet:
             raise TrainingDataError(f"pair id(s) {clash[:5]} appear in more than one source")
         offset = len(self.items)
         self.items += other.items
-        self.pairs += [
-            EvalPair(p.id, p.a + offset, p.b + offset, p.edited, p.artifact_matched)
-            for p in other.pairs
-        ]
+        self.pairs += [replace(p, a=p.a + offset, b=p.b + offset) for p in other.pairs]
         self.sources += other.sources
+
+    def untrained_sources(self) -> list[str]:
+        """Each untrained model that made some of the pairs (their labels or edits), with how
+        many pairs it made: figures measured against such labels mean nothing about safety."""
+        return untrained_sources([p.untrained for p in self.pairs])
 
     def materialise(self, folder: Path) -> list[Path]:
         """A file for every item (in-memory images written once, named by their digest):

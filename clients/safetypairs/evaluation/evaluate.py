@@ -5,7 +5,8 @@ flag for c, score = its P(c); pair metrics over the pairs whose members differ i
 Overall ("any category"): truth = any covered label, decision = the verdict; images carrying
 a label the model does not cover are left out (they are unsafe for a reason it cannot see),
 and pair metrics run over the pairs with one safe and one unsafe member.
-Intervals resample images for image metrics and pairs (as units) for pair metrics.
+Intervals: Wilson score for proportions (accuracy, precision, recall; pair accuracy and flip
+rate over pairs as units), BCa bootstrap over images for F1, ROC AUC and average precision.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from safetypairs.evaluation.datasets_in import EvalSet
 from safetypairs.evaluation.scorers import Scores
 
 SAFE = "safe"
+INTERVALS = (
+    "Wilson score intervals for proportions (accuracy, precision, recall over images; pair "
+    "accuracy, flip rate over pairs); BCa bootstrap intervals for F1 (the Wilson interval of "
+    "TP out of TP + (FP + FN) / 2 where every resample agrees), ROC AUC and average precision"
+)
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,23 @@ def image_metrics(task: Task, settings: Settings) -> dict[str, Any]:
     boot = {"resamples": settings.resamples, "level": settings.level, "seed": settings.seed}
     point = metrics.classification(t, p)
     out: dict[str, Any] = {"images": n, "positives": int(t.sum())}
+    c = {k: int(v) for k, v in metrics.counts(t, p).items()}
+    # Proportions get the Wilson interval (it does not collapse at 0 or 1); F1 is no
+    # proportion of units, so it gets the BCa bootstrap.
+    proportions = {
+        "accuracy": (c["tp"] + c["tn"], n),
+        "precision": (c["tp"], c["tp"] + c["fp"]),
+        "recall": (c["tp"], c["tp"] + c["fn"]),
+    }
     for name, value in point.items():
-        ci = metrics.bootstrap_ci(
-            lambda r, name=name: metrics.classification(t[r], p[r])[name], n, **boot
-        )
+        if name in proportions:
+            ci = metrics.wilson_ci(*proportions[name], settings.level)
+        else:
+            ci = metrics.bootstrap_ci(
+                lambda r, name=name: metrics.classification(t[r], p[r])[name], n, **boot
+            )
+            if ci[0] == ci[1]:  # every resample agreed (a perfect F1, say): no interval from it
+                ci = _f1_fallback(c, settings.level)
         out[name] = with_ci(float(value), ci)
     for name, fn in (
         ("roc_auc", metrics.roc_auc),
@@ -79,24 +98,29 @@ def image_metrics(task: Task, settings: Settings) -> dict[str, Any]:
     return out
 
 
+def _f1_fallback(c: dict[str, int], level: float) -> tuple[float, float]:
+    """F1 = TP / (TP + (FP + FN) / 2): its Wilson interval as a proportion of that many
+    trials, for when the bootstrap has no spread to give one (its n rounded down)."""
+    trials = c["tp"] + (c["fp"] + c["fn"]) // 2
+    return metrics.wilson_ci(min(c["tp"], trials), trials, level)
+
+
 def pair_metrics(task: Task, settings: Settings) -> dict[str, Any]:
     u, s = task.pairs[:, 0], task.pairs[:, 1]
     right_u = task.pred[u] == task.truth[u]
     right_s = task.pred[s] == task.truth[s]
     score_u, score_s = task.score[u], task.score[s]
     m = len(task.pairs)
-    boot = {"resamples": settings.resamples, "level": settings.level, "seed": settings.seed}
+    both_right, flipped = int((right_u & right_s).sum()), int((score_u > score_s).sum())
+    # Both are proportions of pairs (independent units): Wilson intervals.
     return {
         "pairs": m,
         "pair_accuracy": with_ci(
-            float(metrics.pair_accuracy(right_u, right_s)) if m else float("nan"),
-            metrics.bootstrap_ci(
-                lambda r: metrics.pair_accuracy(right_u[r], right_s[r]), m, **boot
-            ),
+            both_right / m if m else float("nan"),
+            metrics.wilson_ci(both_right, m, settings.level),
         ),
         "flip_rate": with_ci(
-            float(metrics.flip_rate(score_u, score_s)) if m else float("nan"),
-            metrics.bootstrap_ci(lambda r: metrics.flip_rate(score_u[r], score_s[r]), m, **boot),
+            flipped / m if m else float("nan"), metrics.wilson_ci(flipped, m, settings.level)
         ),
     }
 
@@ -167,13 +191,25 @@ def category_confusion(data: EvalSet, scores: Scores) -> dict[str, Any]:
     }
 
 
-def notes(data: EvalSet, scores: Scores) -> list[str]:
+def untrained_reasons(data: EvalSet, scores: Scores) -> list[str]:
+    """Why these figures measure nothing about safety: the model under evaluation is
+    untrained (random weights, or trained on what untrained models made), or the labels it
+    is scored against came from an untrained judge. Empty when neither."""
     out = []
     if scores.untrained:
-        out.append(
-            f"UNTRAINED model ({scores.model}): random weights, these figures measure nothing "
-            "about safety; they exercise the evaluation path"
-        )
+        why = scores.notice.removeprefix("UNTRAINED").lstrip(": ") or "random weights"
+        out.append(f"UNTRAINED model {scores.model}: {why}")
+    made_by = data.untrained_sources()
+    if made_by:
+        out.append("UNTRAINED labels: pairs made by untrained models: " + ", ".join(made_by))
+    return out
+
+
+def notes(data: EvalSet, scores: Scores) -> list[str]:
+    out = [
+        f"{reason}: these figures measure nothing about safety; they exercise the evaluation path"
+        for reason in untrained_reasons(data, scores)
+    ]
     if scores.not_covered:
         out.append(
             f"not covered by this model, left out of every metric (not counted as wrong): "
@@ -203,7 +239,10 @@ def evaluate(data: EvalSet, scores: Scores, settings: Settings | None = None) ->
     overall = per_task.pop("any")
     categories: dict[str, Any] = dict(per_task)
     categories |= {c: {"status": "not_covered"} for c in scores.not_covered}
+    untrained = untrained_reasons(data, scores)
     return {
+        "untrained": bool(untrained),
+        "untrained_reasons": untrained,
         "model": scores.describe(),
         "dataset": {
             "sources": data.sources,
@@ -214,11 +253,13 @@ def evaluate(data: EvalSet, scores: Scores, settings: Settings | None = None) ->
                 for c in sorted({c for item in data.items for c in item.labels})
             },
             "safe_images": sum(not item.labels for item in data.items),
+            "made_by_untrained": data.untrained_sources(),
         },
         "settings": {
             "bootstrap_resamples": settings.resamples,
             "confidence_level": settings.level,
             "seed": settings.seed,
+            "intervals": INTERVALS,
         },
         "notes": notes(data, scores),
         "overall": overall,

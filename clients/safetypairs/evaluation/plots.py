@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from safetypairs.evaluation import metrics
 DPI = 110
 
 
-def _title(text: str, untrained: bool) -> str:
-    return f"{text}\nUNTRAINED model: figures mean nothing about safety" if untrained else text
+def titled(text: str, untrained: bool) -> str:
+    """A figure's title, with the UNTRAINED line when its figures mean nothing."""
+    return f"{text}\nUNTRAINED inputs: figures mean nothing about safety" if untrained else text
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -59,42 +61,66 @@ def per_category(results: dict[str, Any], path: Path) -> Path:
     level = round(results["settings"]["confidence_level"] * 100)
     ax.set_xticks(x, ["any category" if n == "any" else n for n in names])
     ax.set_xlabel("category (policy code)")
-    ax.set_ylabel(f"score (fraction, 0-1; bars: {level}% bootstrap CI)")
+    ax.set_ylabel(f"score (fraction, 0-1; bars: {level}% CI, Wilson or BCa)")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    ax.set_title(_title(f"{results['model']['name']}: per-category results", _untrained(results)))
+    ax.set_title(titled(f"{results['model']['name']}: per-category results", _untrained(results)))
     return _save(fig, path)
 
 
 def _untrained(results: dict[str, Any]) -> bool:
-    return bool(results["model"]["untrained"])
+    return bool(results["untrained"])
 
 
 def curves(
     results: dict[str, Any],
-    series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    series: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
     roc_path: Path,
     pr_path: Path,
 ) -> tuple[Path, Path]:
-    """ROC and precision-recall curves, one line per (name, truth, score) with both classes."""
+    """ROC and precision-recall curves, one line per (name, truth, score, decision) with both
+    classes, each with a marker where the model's own decisions (its thresholds) put it."""
     name = results["model"]["name"]
     untrained = _untrained(results)
     fig_roc, ax_roc = plt.subplots(figsize=(6, 5))
     fig_pr, ax_pr = plt.subplots(figsize=(6, 5))
     ax_roc.plot([0, 1], [0, 1], ls="--", color="grey", label="chance")
-    for label, truth, score in series:
+    # Not clipped: an operating point on the frame (recall 1, no false positives) stays whole.
+    marker = {
+        "marker": "o",
+        "markersize": 8,
+        "markeredgecolor": "black",
+        "zorder": 3,
+        "clip_on": False,
+    }
+    for label, truth, score, pred in series:
         if truth.all() or not truth.any():
             continue  # a curve needs both classes
         fpr, tpr, auc = metrics.roc_curve(truth, score)
-        ax_roc.plot(fpr, tpr, label=f"{label} (AUC {auc:.2f})")
+        (line,) = ax_roc.plot(fpr, tpr, label=f"{label} (AUC {auc:.2f})")
         recall, precision, ap = metrics.pr_curve(truth, score)
         ax_pr.plot(recall, precision, drawstyle="steps-post", label=f"{label} (AP {ap:.2f})")
+        at = metrics.classification(truth, pred)
+        flagged_safe = float(np.mean(pred[~truth]))
+        color = line.get_color()
+        ax_roc.plot(flagged_safe, at["recall"], color=color, ls="none", **marker)
+        if not np.isnan(at["precision"]):  # nothing flagged: no precision to mark
+            ax_pr.plot(at["recall"], at["precision"], color=color, ls="none", **marker)
+    for ax in (ax_roc, ax_pr):  # one legend entry for the markers
+        ax.plot(
+            [],
+            [],
+            color="white",
+            ls="none",
+            label="operating point (the model's thresholds)",
+            **marker,
+        )
     ax_roc.set_xlabel("false positive rate (fraction of safe images flagged)")
     ax_roc.set_ylabel("true positive rate (recall)")
-    ax_roc.set_title(_title(f"{name}: ROC", untrained))
+    ax_roc.set_title(titled(f"{name}: ROC", untrained))
     ax_pr.set_xlabel("recall (fraction of unsafe images flagged)")
     ax_pr.set_ylabel("precision (fraction of flags that are right)")
-    ax_pr.set_title(_title(f"{name}: precision-recall", untrained))
+    ax_pr.set_title(titled(f"{name}: precision-recall", untrained))
     for ax in (ax_roc, ax_pr):
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
@@ -118,7 +144,7 @@ def confusion(results: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("predicted (verdict category)")
     ax.set_ylabel("true class (label)")
     title = f"{results['model']['name']}: confusion ({conf['images']} images)"
-    ax.set_title(_title(title, _untrained(results)))
+    ax.set_title(titled(title, _untrained(results)))
     return _save(fig, path)
 
 
@@ -149,7 +175,7 @@ def learning_curves(summary: dict[str, Any], path: Path, metric_label: str, titl
 def confound(groups: dict[str, Any], path: Path, encoder: str) -> Path:
     """Probe accuracy per group of pairs with its interval, against the 0.5 of no leak."""
     shown = [(name, g) for name, g in groups.items() if "accuracy" in g]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(shown) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.6 * len(shown) + 2), 4.5))
     for k, (_, g) in enumerate(shown):
         v, (lo, hi) = g["accuracy"]["value"], g["accuracy"]["ci"]
         ax.bar(k, v, 0.6, yerr=[[v - lo], [hi - v]], capsize=4, color="tab:blue")
@@ -160,8 +186,10 @@ def confound(groups: dict[str, Any], path: Path, encoder: str) -> Path:
     ax.set_ylabel("probe accuracy, held out (fraction; bar: CI)")
     ax.set_ylim(0, 1.1)
     ax.legend(loc="lower right", fontsize="small")
-    ax.set_title(
-        f"Confound check: a linear probe on {encoder} features\n"
-        "tells the edited image of a pair from the kept one?"
+    title = (
+        f"Confound check: can a linear probe on {encoder} features tell the edited image of "
+        "a pair from the kept one?"
     )
+    # Wrapped to the figure's width: a long encoder name must not push the title off it.
+    ax.set_title(textwrap.fill(title, width=int(fig.get_figwidth() * 9)), fontsize="medium")
     return _save(fig, path)

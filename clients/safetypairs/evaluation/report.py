@@ -47,7 +47,12 @@ def write_report(
             }
             f.write(json.dumps(row) + "\n")
     series = [
-        ("any category" if name == "any" else name, t.truth[t.images], t.score[t.images])
+        (
+            "any category" if name == "any" else name,
+            t.truth[t.images],
+            t.score[t.images],
+            t.pred[t.images],
+        )
         for name, t in tasks(data, scores).items()
     ]
     figures = [

@@ -171,11 +171,14 @@ def run_experiment(config: ExperimentConfig, policy: Policy | None = None) -> di
     from safetypairs.training.train import TrainConfig, train_guard
 
     policy = policy or default_policy()
-    pools = _pools(load_eval_set([*config.data, *config.pairs], policy, config.read))
+    source = load_eval_set([*config.data, *config.pairs], policy, config.read)
+    pools = _pools(source)
     if config.test:
         test = load_eval_set(config.test, policy, config.read)
     else:
         pools, test = split_test(pools, config.test_fraction)
+    # Pairs made by untrained models, in training or in the test set: every curve means nothing.
+    made_by = source.untrained_sources() + (test.untrained_sources() if config.test else [])
     held_out = {item.digest for item in test.items}
     pools = Pools(  # the same picture in the test set and in training would flatter the guard
         [s for s in pools.singles if s.digest not in held_out],
@@ -242,10 +245,12 @@ def run_experiment(config: ExperimentConfig, policy: Policy | None = None) -> di
                 }
                 runs.append(run | _figures(results))
                 log.info("%s n=%d seed %d: %s", condition, size, seed, _figures(results))
-    return _summarise(config, test, runs)
+    return _summarise(config, test, runs, made_by)
 
 
-def _summarise(config: ExperimentConfig, test: EvalSet, runs: list[dict]) -> dict[str, Any]:
+def _summarise(
+    config: ExperimentConfig, test: EvalSet, runs: list[dict], made_by: list[str]
+) -> dict[str, Any]:
     summary: dict[str, list[dict[str, Any]]] = {}
     for condition in (LABELLED, WITH_PAIRS):
         rows = []
@@ -280,6 +285,10 @@ def _summarise(config: ExperimentConfig, test: EvalSet, runs: list[dict]) -> dic
     ]
     if untrained:
         notes.append("UNTRAINED encoder: random features, the curves measure nothing")
+    if made_by:
+        notes.append(
+            "pairs made by UNTRAINED models, the curves measure nothing: " + ", ".join(made_by)
+        )
     failed = [r for r in runs if "error" in r]
     if failed:
         notes.append(f"{len(failed)} run(s) could not train; see their 'error'")
@@ -288,7 +297,10 @@ def _summarise(config: ExperimentConfig, test: EvalSet, runs: list[dict]) -> dic
         f"test set: {len(test.items)} images, {len(test.pairs)} pairs"
     )
     png = plots.learning_curves(
-        summary, config.out / "sample_efficiency.png", f"{label} on the test set", title
+        summary,
+        config.out / "sample_efficiency.png",
+        f"{label} on the test set",
+        plots.titled(title, untrained or bool(made_by)),
     )
     result = {
         "settings": json.loads(json.dumps(asdict(config), default=str)),
@@ -298,6 +310,7 @@ def _summarise(config: ExperimentConfig, test: EvalSet, runs: list[dict]) -> dic
             "pairs": len(test.pairs),
             "sha256": sorted({item.digest for item in test.items}),  # for leakage audits
         },
+        "untrained": untrained or bool(made_by),
         "notes": notes,
         "summary": summary,
         "runs": runs,

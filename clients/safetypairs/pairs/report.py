@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from safetypairs.contract.errors import SafetyPairsError
+from safetypairs.contract.errors import InvalidInput, SafetyPairsError
 from safetypairs.contract.pair_record import (
     ACCEPTED,
     REJECTED,
@@ -46,6 +46,7 @@ from safetypairs.contract.review_record import (
     read_reviews,
     standing,
 )
+from safetypairs.pairs.criteria import Criteria
 from safetypairs.pairs.dataset import PairDataset, is_image_path
 from safetypairs.pairs.files import os_errors
 from safetypairs.pairs.report_summary import UNCATEGORIZED, Summary, finite, summarize
@@ -96,44 +97,75 @@ def _box_style(bbox: tuple[int, ...] | None, size: tuple[int, int] | None) -> st
     )
 
 
-def _figure(root: Path, side: str, member: Member | None, bbox: tuple[int, ...] | None) -> str:
-    member = member or Member()
-    path = member.image
-    role = member.role or side
-    labels_text = ", ".join(member.labels or ())
-    caption = (
-        f"<figcaption><b>{_e(side.upper())}</b> · {_e(role)}<br>"
-        f"labels: {_e(labels_text or 'safe')} · p_unsafe {_fmt(member.p_unsafe)}"
-        f" · category {_e(member.category or '—')}</figcaption>"
-    )
+def _frame(root: Path, path: str | None, alt: str, bbox: tuple[int, ...] | None) -> str:
+    """An image of the dataset with the change box over it, or a named warning in its place."""
     if not is_image_path(path):
-        return f'<figure><div class="missing">no image ({_e(path)})</div>{caption}</figure>'
+        return f'<div class="missing">no image ({_e(path)})</div>'
     try:
         size = _png_size(PairDataset(root).read_image(str(path)))
     except FileNotFoundError:
-        return f'<figure><div class="missing">missing file {_e(path)}</div>{caption}</figure>'
+        return f'<div class="missing">missing file {_e(path)}</div>'
     except SafetyPairsError as exc:
-        return (
-            f'<figure><div class="missing refused">refused image {_e(path)}: '
-            f"{_e(exc.message)}</div>{caption}</figure>"
-        )
+        return f'<div class="missing refused">refused image {_e(path)}: {_e(exc.message)}</div>'
     style = _box_style(bbox, size)
     box = f'<div class="box" style="{style}"></div>' if style else ""
     # The size up front: the frame has its final shape (and the box its place) before a lazy
     # image has loaded.
     dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
     return (
-        f'<figure><div class="frame"><img src="{_e(path)}" alt="{_e(side)}: {_e(role)}"{dims} '
-        f'loading="lazy">{box}</div>{caption}</figure>'
+        f'<div class="frame"><img src="{_e(path)}" alt="{_e(alt)}"{dims} loading="lazy">{box}</div>'
     )
+
+
+def _side(p_unsafe: float | None, criteria: Criteria | None) -> str:
+    """Where the judge's P(unsafe) puts an image under the run's criteria."""
+    if criteria is None or finite(p_unsafe) is None:
+        return ""
+    assert p_unsafe is not None
+    if criteria.safe(p_unsafe):
+        return f"safe (≤ {criteria.threshold - criteria.margin:.2f})"
+    if criteria.unsafe(p_unsafe):
+        return f"unsafe (≥ {criteria.threshold + criteria.margin:.2f})"
+    return (
+        f"within the margin ({criteria.threshold - criteria.margin:.2f} to "
+        f"{criteria.threshold + criteria.margin:.2f})"
+    )
+
+
+def _figure(
+    root: Path,
+    side: str,
+    member: Member | None,
+    bbox: tuple[int, ...] | None,
+    criteria: Criteria | None,
+) -> str:
+    member = member or Member()
+    role = ROLE_NAMES.get(member.role or "", member.role or side)
+    labels_text = ", ".join(member.labels or ())
+    verdict = _side(member.p_unsafe, criteria)
+    caption = (
+        f"<figcaption><b>{_e(side.upper())}</b> · {_e(role)}<br>"
+        f"labels: {_e(labels_text or 'safe')} · category {_e(member.category or '—')}<br>"
+        f'judge P(unsafe) <b>{_fmt(member.p_unsafe)}</b> <span class="side">{_e(verdict)}'
+        "</span></figcaption>"
+    )
+    alt = f"{side}: {role}"
+    return f'<figure class="member">{_frame(root, member.image, alt, bbox)}{caption}</figure>'
+
+
+def _source_figure(root: Path, r: PairRecord) -> str:
+    """The photo the pair was made from, when neither member is it (with artifact matching the
+    kept member is the null edit's output, not the photo)."""
+    image = r.source.image if r.source else None
+    if not image or image in {m.image for m in (r.a, r.b) if m}:
+        return ""
+    name = Path(r.source.path).name if r.source and r.source.path else "source"
+    caption = f"<figcaption><b>SOURCE</b> · the photo as given<br>{_e(name)}</figcaption>"
+    return f'<figure class="source">{_frame(root, image, "source photo", None)}{caption}</figure>'
 
 
 def _facts(pairs: list[tuple[str, str]]) -> str:
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
-
-
-def _pairs_text(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {'—' if v is None else v}" for k, v in values.items())
 
 
 def _review_tag(decisions: dict[str, ReviewRecord] | None) -> str:
@@ -146,26 +178,64 @@ def _review_tag(decisions: dict[str, ReviewRecord] | None) -> str:
     return f'<span class="review {_e(state)}" title="{_e(who)}">review: {_e(state)}</span>'
 
 
-def _card(root: Path, r: PairRecord, decisions: dict[str, ReviewRecord] | None = None) -> str:
+def _models_text(r: PairRecord) -> str:
+    """ "judge tiny-llava (untrained) · editor tiny-ip2p"."""
+    m = r.models
+    if m is None:
+        return "—"
+    shown = [
+        f"{role} {name}" + (" (untrained)" if flag else "")
+        for role, name, flag in (
+            ("judge", m.judge, m.judge_untrained),
+            ("editor", m.edit, m.edit_untrained),
+        )
+        if name
+    ]
+    return " · ".join(shown) or "—"
+
+
+def _limit(value: str, rule: str | None) -> str:
+    return f'{value} <span class="rule">({_e(rule)})</span>' if rule else value
+
+
+def _card(
+    root: Path,
+    r: PairRecord,
+    decisions: dict[str, ReviewRecord] | None = None,
+    criteria: Criteria | None = None,
+) -> str:
     status = str(r.status)
     category = r.category or UNCATEGORIZED
     direction = r.direction or ""
     similarity = r.similarity
     bbox = similarity.change_bbox if similarity else None
-    models = to_json(r.models) if r.models else {}
+    seeds = to_json(r.seeds) if r.seeds else {}
     facts = [
-        ("ssim outside", _fmt(similarity.ssim_outside if similarity else None)),
-        ("changed", _percent(finite(similarity.changed_fraction if similarity else None))),
-        ("change box", _e(" ".join(map(str, bbox)) if bbox else "—")),
-        ("seeds", _e(_pairs_text(to_json(r.seeds)) if r.seeds else "")),
-        ("artifact match", _e(r.artifact_matched if r.artifact_matched is not None else "—")),
-        ("source", _e(r.source.path if r.source else None)),
+        (
+            "SSIM outside the change",
+            _limit(
+                _fmt(similarity.ssim_outside if similarity else None),
+                f"at least {criteria.min_ssim_outside:.2f}" if criteria else None,
+            ),
+        ),
+        (
+            "area changed",
+            _limit(
+                _percent(finite(similarity.changed_fraction if similarity else None)),
+                f"at most {100 * criteria.max_changed_fraction:.0f}%" if criteria else None,
+            ),
+        ),
+        ("change box (x y w h)", _e(" ".join(map(str, bbox)) if bbox else "—")),
+        ("seeds", _e(", ".join(f"{human(k)} {'—' if v is None else v}" for k, v in seeds.items()))),
+        ("artifact matching", _e(r.artifact_matched if r.artifact_matched is not None else "—")),
+        ("source photo", _e(r.source.path if r.source else None)),
         ("unit", f"{_e(r.unit)} · attempt {_e(r.attempt)} · candidate {_e(r.candidate)}"),
-        ("models", _e(_pairs_text({k: v for k, v in models.items() if "_untrained" not in k}))),
-        ("time", _e(", ".join(f"{k} {_fmt(v, 2)}" for k, v in _stages(r).items()))),
+        ("models", _e(_models_text(r))),
+        ("time", _e(", ".join(f"{human(k)} {_fmt(v, 2)} s" for k, v in _stages(r).items()))),
     ]
     reason_html = "".join(
-        f'<span class="reason" data-reason="{_e(x)}">{_e(x)}</span>' for x in r.reasons or ()
+        f'<span class="reason" data-reason="{_e(x)}" title="{_e(x)}">{_e(human(x))}</span>'
+        for x in r.reasons or ()
     )
     action = " ".join(x for x in (r.action, r.element) if x)
     return (
@@ -173,12 +243,59 @@ def _card(root: Path, r: PairRecord, decisions: dict[str, ReviewRecord] | None =
         f'data-category="{_e(category)}" data-direction="{_e(direction)}" '
         f'data-review="{_e(pair_state(decisions))}">'
         f'<header><span class="status">{_e(status)}</span> <span class="cat">{_e(category)}</span>'
-        f" {_e(direction)} {reason_html}{_review_tag(decisions)}<code>{_e(r.id)}</code></header>"
+        f" {_e(human(direction))} {reason_html}{_review_tag(decisions)}<code>{_e(r.id)}</code>"
+        "</header>"
         f'<p class="instruction">{_e(r.instruction)}</p>'
         f'<p class="action">{_e(action)}</p>'
-        f'<div class="pair">{_figure(root, "a", r.a, bbox)}'
-        f"{_figure(root, 'b', r.b, bbox)}</div>"
+        f'<div class="pair">{_source_figure(root, r)}{_figure(root, "a", r.a, bbox, criteria)}'
+        f"{_figure(root, 'b', r.b, bbox, criteria)}</div>"
         f"{_facts(facts)}</article>"
+    )
+
+
+# How the report names the record's raw keys (timings, seeds, reasons, roles, directions).
+HUMAN_NAMES = {
+    "rate_s": "rating",
+    "propose_s": "proposing",
+    "edit_s": "editing",
+    "total_s": "total",
+    "propose": "proposal",
+    "null_edit": "null edit",
+    "to_safe": "to safe",
+    "to_unsafe": "to unsafe",
+    "no_flip": "label did not flip",
+    "wrong_category": "wrong category",
+    "not_preserved": "rest of the image not preserved",
+    "changed_too_much": "changed too much",
+}
+ROLE_NAMES = {"kept": "kept (null edit)", "source": "the source photo", "edit": "edited"}
+
+
+def human(key: str) -> str:
+    return HUMAN_NAMES.get(key, key.replace("_", " "))
+
+
+def criteria_of(header: dict[str, Any]) -> Criteria | None:
+    """The run's acceptance criteria from the dataset header (None when it has none)."""
+    given = (header.get("run") or {}).get("criteria")
+    if not isinstance(given, dict):
+        return None
+    try:
+        return Criteria(**given)
+    except (TypeError, InvalidInput):  # a header from another version: show no rules
+        return None
+
+
+def _criteria_html(criteria: Criteria | None) -> str:
+    if criteria is None:
+        return '<p id="criteria" class="empty">the run recorded no acceptance criteria</p>'
+    t, m = criteria.threshold, criteria.margin
+    return (
+        '<p id="criteria"><b>Kept when</b> the judge\'s P(unsafe) is at most '
+        f"<b>{t - m:.2f}</b> for the safe image and at least <b>{t + m:.2f}</b> for the unsafe "
+        f"one (threshold {t:.2f}, margin {m:.2f}), the SSIM outside the change is at least "
+        f"<b>{criteria.min_ssim_outside:.2f}</b> and at most "
+        f"<b>{100 * criteria.max_changed_fraction:.0f}%</b> of the image changed.</p>"
     )
 
 
@@ -194,7 +311,7 @@ def _table(head: list[str], rows: list[list[str]], empty: str) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _summary_html(s: Summary, failed: Sequence[FailedUnit]) -> str:
+def _summary_html(s: Summary, failed: Sequence[FailedUnit], criteria: Criteria | None) -> str:
     per_category = _table(
         ["category", "units", "units with a pair", "accepted", "rejected", "acceptance"],
         [
@@ -212,13 +329,13 @@ def _summary_html(s: Summary, failed: Sequence[FailedUnit]) -> str:
     )
     per_reason = _table(
         ["reason", "rejected candidates", "share"],
-        [[_e(k), str(n), _percent(n / s.rejected)] for k, n in s.reasons.most_common()],
+        [[_e(human(k)), str(n), _percent(n / s.rejected)] for k, n in s.reasons.most_common()],
         "no rejections",
     )
     per_stage = _table(
         ["stage", "n", "mean s", "median s", "total s"],
         [
-            [_e(k), str(t.n), _fmt(t.mean), _fmt(t.median), _fmt(t.total, 1)]
+            [_e(human(k)), str(t.n), _fmt(t.mean), _fmt(t.median), _fmt(t.total, 1)]
             for k, t in s.stages.items()
         ],
         "no timings",
@@ -239,6 +356,7 @@ def _summary_html(s: Summary, failed: Sequence[FailedUnit]) -> str:
     return (
         f'<section id="summary"><p class="totals"><b>{s.accepted}</b> accepted pairs · '
         f"<b>{s.rejected}</b> rejected candidates · <b>{s.failed}</b> failed units</p>"
+        f"{_criteria_html(criteria)}"
         f'<div class="grid"><div><h2>Acceptance per category</h2>{per_category}</div>'
         f"<div><h2>Rejections per reason</h2>{per_reason}</div>"
         f"<div><h2>Time per stage (per candidate)</h2>{per_stage}</div></div>"
@@ -247,7 +365,7 @@ def _summary_html(s: Summary, failed: Sequence[FailedUnit]) -> str:
 
 
 def _select(name: str, label: str, values: list[str]) -> str:
-    options = "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in values)
+    options = "".join(f'<option value="{_e(v)}">{_e(human(v))}</option>' for v in values)
     return (
         f'<label>{label} <select id="f-{name}"><option value="">all</option>'
         f"{options}</select></label>"
@@ -263,9 +381,10 @@ td{text-align:right}td:first-child{text-align:left}
 .grid{display:flex;flex-wrap:wrap;gap:2em}.empty{color:#777}
 #filters{position:sticky;top:0;background:#fafafa;padding:.5em 0;border-bottom:1px solid #ccc}
 #filters label{margin-right:1em}
-#cards{display:flex;flex-wrap:wrap;gap:1em;margin-top:1em}
+#cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,400px),1fr));
+ gap:1em;margin-top:1em;align-items:start}
 .card{background:#fff;border:1px solid #bbb;border-left:6px solid #2e7d32;padding:.6em;
- width:560px;box-sizing:border-box;overflow-wrap:anywhere}
+ box-sizing:border-box;overflow-wrap:anywhere;max-width:720px}
 .card.rejected{border-left-color:#c62828}.card[hidden]{display:none!important}
 .card header{display:flex;flex-wrap:wrap;gap:.4em;align-items:center}
 .card code{margin-left:auto;color:#666;font-size:.85em}
@@ -276,7 +395,9 @@ td{text-align:right}td:first-child{text-align:left}
 .review.disputed{background:#fff8e1;color:#8d6e00}
 .instruction{font-size:1.1em;margin:.4em 0 .1em;white-space:pre-wrap}
 .action{color:#555;margin:0 0 .4em}
-.pair{display:flex;gap:.6em}figure{margin:0;flex:1}
+.pair{display:flex;gap:.6em}figure{margin:0;flex:1;min-width:0}
+figure.source{opacity:.85}.side{color:#555;white-space:nowrap}.rule{color:#888}
+#criteria{background:#fff;border:1px solid #ccc;padding:.4em .6em;display:inline-block}
 .frame{position:relative;line-height:0}.frame img{width:100%;height:auto;display:block}
 .box{position:absolute;outline:2px solid #ff1744;box-shadow:0 0 0 1px #fff;pointer-events:none}
 .missing{background:#eee;color:#900;padding:2em .5em;text-align:center}
@@ -349,7 +470,8 @@ def render(
         ],
     }
     filters = "".join(_select(k, k, v) for k, v in values.items())
-    cards = "".join(_card(root, r, reviews.get(str(r.id))) for r in records)
+    criteria = criteria_of(header)
+    cards = "".join(_card(root, r, reviews.get(str(r.id)), criteria) for r in records)
     about = json.dumps(header, indent=2, sort_keys=True, default=str)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -357,7 +479,7 @@ def render(
         f"<title>Pair dataset report: {_e(root.name)}</title><style>{_CSS}</style></head><body>"
         f"<h1>Pair dataset {_e(root.name)}</h1>{banner}"
         f"<details><summary>dataset.json</summary><pre>{_e(about)}</pre></details>"
-        f"{_summary_html(summary, failed)}"
+        f"{_summary_html(summary, failed, criteria)}"
         f'<div id="filters">{filters}<span id="shown"></span></div>'
         f'<main id="cards">{cards}</main><script>{_JS}</script></body></html>\n'
     )

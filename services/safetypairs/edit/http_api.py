@@ -25,6 +25,7 @@ from starlette.routing import Route
 from safetypairs.contract.edit_request import edit_request
 from safetypairs.contract.errors import InvalidInput, PayloadTooLarge, SafetyPairsError
 from safetypairs.serving.http import error_body, message_to_json
+from safetypairs.serving.status_labels import Status
 from safetypairs.v1 import common_pb2, edit_pb2
 
 log = logging.getLogger(__name__)
@@ -112,28 +113,28 @@ async def _edit_stream(request: Request) -> Response:
         )
         first = await anext(events)  # bad input and overload fail here, before any byte
     except SafetyPairsError as exc:
-        metrics.record("http", "edit_stream", str(exc.http_status.value), 0.0)
+        metrics.record("http", "edit_stream", exc, 0.0)
         return JSONResponse(error_body(exc), status_code=exc.http_status.value)
 
     async def body() -> AsyncIterator[bytes]:
-        code = "200"
+        status: Status = 200
         try:
             yield _line(message_to_json(first))
             async for event in events:
                 yield _line(message_to_json(event))
         except SafetyPairsError as exc:
-            code = str(exc.http_status.value)
+            status = exc
             yield _line(error_body(exc))
         except Exception:
             log.exception("unexpected error in edit_stream")
-            code = "500"
+            status = 500
             yield _line(error_body(SafetyPairsError("internal error; see the server log")))
         except BaseException:  # the client went away: its edit is cancelled
-            code = "499"
+            status = 499
             raise
         finally:
             await events.aclose()
-            metrics.record("http", "edit_stream", code, time.perf_counter() - started)
+            metrics.record("http", "edit_stream", status, time.perf_counter() - started)
 
     return StreamingResponse(body(), media_type="application/x-ndjson")
 

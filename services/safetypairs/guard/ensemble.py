@@ -128,7 +128,7 @@ class EnsembleEngine:
             version=str(data["version"]),
             description=str(data.get("description", "")),
             untrained=any(c.untrained for c in cards),
-            notice=str(data.get("notice", "")),
+            notice=_notice(str(data.get("notice", "")), self._names, cards),
             weights="; ".join(f"{n}: {c.weights}" for n, c in zip(self._names, cards, strict=True)),
             training="; ".join(
                 f"{n}: {c.training}" for n, c in zip(self._names, cards, strict=True)
@@ -307,3 +307,12 @@ def _require(data: Any, keys: Sequence[str], where: str) -> None:
     missing = [k for k in keys if k not in data]
     if missing:
         raise ModelError(f"{where} lacks the field(s) {', '.join(missing)}")
+
+
+def _notice(own: str, names: Sequence[str], cards: Sequence[GuardCard]) -> str:
+    """The manifest's notice, then each untrained member's: an ensemble with an untrained
+    member says so and why, whatever its manifest says."""
+    flagged = [
+        f"{n}: {c.notice or 'UNTRAINED'}" for n, c in zip(names, cards, strict=True) if c.untrained
+    ]
+    return "; ".join([own, *flagged] if own else flagged)

@@ -22,9 +22,9 @@ from safetypairs.guard.registry import describe_ref
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.guard.servicer import guard_registration
 from safetypairs.serving.bento_shell import CategoriesApi, ServiceShell, bento_service
-from safetypairs.serving.http import answer, read_upload, uploaded_images
+from safetypairs.serving.http import answer, uploaded_image, uploaded_images
 from safetypairs.serving.settings import GuardSettings
-from safetypairs.v1 import common_pb2, guard_pb2
+from safetypairs.v1 import guard_pb2
 
 SETTINGS = GuardSettings.from_env()
 File = Annotated[Path, bentoml.validators.ContentType("*/*")]
@@ -66,10 +66,9 @@ class GuardService(ServiceShell[GuardRuntime], CategoriesApi):
         """Screen one image (multipart upload); the answer is a ScreenResponse as JSON."""
 
         async def produce() -> guard_pb2.ScreenResponse:
-            data = read_upload(image, self.settings.max_image_bytes)
             return await self.runtime.screen(
                 guard_pb2.ScreenRequest(
-                    image=common_pb2.Image(data=data, id=image_id),
+                    image=uploaded_image(image, image_id, self.settings.max_image_bytes),
                     options=_options(categories, thresholds, member_details),
                 )
             )

@@ -20,9 +20,9 @@ from safetypairs.judge.engine import JudgeEngine
 from safetypairs.judge.runtime import JudgeRuntime, load_configured_judge
 from safetypairs.judge.servicer import judge_registration
 from safetypairs.serving.bento_shell import CategoriesApi, ServiceShell, bento_service
-from safetypairs.serving.http import answer, read_upload, uploaded_images
+from safetypairs.serving.http import answer, uploaded_image, uploaded_images
 from safetypairs.serving.settings import JudgeSettings
-from safetypairs.v1 import common_pb2, judge_pb2
+from safetypairs.v1 import judge_pb2
 
 SETTINGS = JudgeSettings.from_env()
 File = Annotated[Path, bentoml.validators.ContentType("*/*")]
@@ -83,9 +83,7 @@ class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
 
         async def produce() -> judge_pb2.RateResponse:
             request = judge_pb2.RateRequest(
-                image=common_pb2.Image(
-                    data=read_upload(image, self.settings.max_image_bytes), id=image_id
-                ),
+                image=uploaded_image(image, image_id, self.settings.max_image_bytes),
                 policy=await self._policy_choice(policy, policy_name),
                 options=_rate_options(categories, rationale, threshold),
             )
@@ -138,9 +136,7 @@ class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
             if seed < 0:
                 raise InvalidInput(f"seed {seed} must not be negative")
             request = judge_pb2.ProposeEditsRequest(
-                image=common_pb2.Image(
-                    data=read_upload(image, self.settings.max_image_bytes), id=image_id
-                ),
+                image=uploaded_image(image, image_id, self.settings.max_image_bytes),
                 policy=await self._policy_choice(policy, policy_name),
                 direction=_DIRECTIONS[direction],
                 category=category,

@@ -103,12 +103,11 @@ class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):
         """A handler that refuses the call: counted, logged with its request id, which it
         echoes like any other answer."""
         name = method.rsplit("/", 1)[-1]
-        code = exc.grpc_code.name
 
         async def abort(request: Any, context: grpc.aio.ServicerContext) -> Any:
             rid = incoming_request_id(context.invocation_metadata())
-            self._metrics.record("grpc", name, code, 0.0)
-            log_request(self._metrics.service, "grpc", name, code, 0.0, rid)
+            self._metrics.record("grpc", name, exc, 0.0)
+            log_request(self._metrics.service, "grpc", name, exc, 0.0, rid)
             await context.abort(
                 exc.grpc_code,
                 exc.message,
@@ -188,7 +187,7 @@ class HttpAuthMiddleware:
             )
             if self.metrics is not None:
                 method = self.api_names.get(scope["path"], "other")
-                self.metrics().record("http", method, str(exc.http_status.value), 0.0)
+                self.metrics().record("http", method, exc, 0.0)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

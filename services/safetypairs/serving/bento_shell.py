@@ -134,6 +134,9 @@ def bento_service(
             name=name,
             workers=settings.workers,
             traffic={"timeout": timeout_s},
+            # Each call is logged once, by safetypairs.access (RequestIdMiddleware), under
+            # the method and status the metrics use; BentoML's own access line would double it.
+            logging={"access": {"enabled": False}},
             **http_tls_config(settings),
         )(cls)
 

@@ -160,7 +160,7 @@ class FormLimitsMiddleware:
             elif message["type"] == "http.response.start":  # the app's 500: ours instead
                 status = refusal.http_status.value
                 method = self.api_names.get(scope["path"], "other")
-                self.metrics().record("http", method, str(status), 0.0)
+                self.metrics().record("http", method, refusal, 0.0)
                 await JSONResponse(error_body(refusal), status_code=status)(scope, receive, send)
 
         try:

@@ -37,6 +37,7 @@ from safetypairs.serving.auth import (
 from safetypairs.serving.logs import log_request
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import ServingSettings
+from safetypairs.serving.status_labels import Status
 
 log = logging.getLogger(__name__)
 
@@ -164,36 +165,36 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
     async def _mapped(self, name: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         """The one mapping from exceptions to statuses, and the call's metrics and log line."""
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
+        status: Status = grpc.StatusCode.OK
         rid = incoming_request_id(context.invocation_metadata())
         echo = ((REQUEST_ID_METADATA_KEY, rid),)
         context.set_trailing_metadata(echo)  # kept by the aborts below that name none
         try:
             yield
         except SafetyPairsError as exc:
-            code = exc.grpc_code
+            status = exc
             await context.abort(
-                code,
+                exc.grpc_code,
                 exc.message,
                 trailing_metadata=((ERROR_KIND_METADATA_KEY, exc.kind), *echo),
             )
         except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN
+            status = context.code() or grpc.StatusCode.UNKNOWN
             raise
         except NotImplementedError:  # generated base-class methods we do not serve
-            code = grpc.StatusCode.UNIMPLEMENTED
-            await context.abort(code, f"{name} is not implemented by this server")
+            status = grpc.StatusCode.UNIMPLEMENTED
+            await context.abort(status, f"{name} is not implemented by this server")
         except Exception:
             log.exception("unexpected error in %s", name)
-            code = grpc.StatusCode.INTERNAL
-            await context.abort(code, "internal error; see the server log")
+            status = grpc.StatusCode.INTERNAL
+            await context.abort(status, "internal error; see the server log")
         except BaseException:  # cancelled by the client or by shutdown
-            code = grpc.StatusCode.CANCELLED
+            status = grpc.StatusCode.CANCELLED
             raise
         finally:
             seconds = time.perf_counter() - started
-            self._metrics.record("grpc", name, code.name, seconds)
-            log_request(self._metrics.service, "grpc", name, code.name, seconds, rid)
+            self._metrics.record("grpc", name, status, seconds)
+            log_request(self._metrics.service, "grpc", name, status, seconds, rid)
 
     def _wrap(self, name: str, inner: Handler) -> Handler:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -1,9 +1,11 @@
 """HTTP adapter helpers: answers are the contract's messages in their canonical JSON form, enum
-values by their plain names (SAFE, not RATING_SAFE: contract/enum_names.py); errors are mapped
+values as the SDK and CLI spell them ("safe", not RATING_SAFE: contract/enum_names.py), no number
+for a category the model does not cover; errors are mapped
 from SafetyPairsError by its `http_status` (the one mapping table)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,12 +18,30 @@ from safetypairs.contract.errors import InvalidInput, PayloadTooLarge, SafetyPai
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.v1 import common_pb2
 
+# What a score the model has no output for says nothing about (proto3 would print 0.0).
+_NO_NUMBER = ("probability", "threshold")
+
 
 def message_to_json(msg: Message) -> dict[str, Any]:
+    """The canonical JSON of `msg` as users read it: enum values as the SDK spells them
+    ("safe"), and a category score that is `not_covered` with no number (null), never 0.0,
+    which a consumer would read as "safe"."""
     data = json_format.MessageToDict(
         msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
-    return plain_json(msg.DESCRIPTOR, data)
+    return _no_number_where_not_covered(plain_json(msg.DESCRIPTOR, data))
+
+
+def _no_number_where_not_covered(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get("not_covered") is True:
+            value.update(dict.fromkeys(_NO_NUMBER))
+        for v in value.values():
+            _no_number_where_not_covered(v)
+    elif isinstance(value, list):
+        for v in value:
+            _no_number_where_not_covered(v)
+    return value
 
 
 def error_body(exc: SafetyPairsError) -> dict[str, Any]:
@@ -36,6 +56,23 @@ def read_upload(path: Path, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
+# BentoML keeps an upload in a NamedTemporaryFile whose suffix is the file name the client sent
+# (_bentoml_sdk.validators.FileSchema.decode): "tmp" + 8 random characters + that name.
+_UPLOAD_NAME = re.compile(r"^tmp[a-z0-9_]{8}(.+)$")
+
+
+def upload_name(path: Path) -> str:
+    """The file name the client gave an upload ("" when it gave none)."""
+    found = _UPLOAD_NAME.match(path.name)
+    return found.group(1) if found else ""
+
+
+def uploaded_image(path: Path, image_id: str, max_bytes: int) -> common_pb2.Image:
+    """An upload as an Image message, named by the `image_id` sent or else by its file name,
+    so that every answer says which image it is about."""
+    return common_pb2.Image(data=read_upload(path, max_bytes), id=image_id or upload_name(path))
+
+
 def uploaded_images(
     paths: Sequence[Path], ids: Sequence[str] | None, max_bytes: int
 ) -> list[common_pb2.Image]:
@@ -43,10 +80,7 @@ def uploaded_images(
     ids = ids or []
     if ids and len(ids) != len(paths):
         raise InvalidInput(f"{len(ids)} image_ids for {len(paths)} images")
-    return [
-        common_pb2.Image(data=read_upload(p, max_bytes), id=ids[i] if ids else "")
-        for i, p in enumerate(paths)
-    ]
+    return [uploaded_image(p, ids[i] if ids else "", max_bytes) for i, p in enumerate(paths)]
 
 
 def _not_unicode(exc: UnicodeEncodeError) -> InvalidInput:

@@ -1,5 +1,6 @@
 """HTTP side of request ids and the access log: an ASGI middleware that takes the caller's
-`X-Request-ID` (or makes one), echoes it in the response and logs one line per request.
+`X-Request-ID` (or makes one), echoes it in the response and logs one line per request, under
+the method and status the request metrics count it by, with its path.
 Probe and metrics paths are echoed but not logged: kubelets and Prometheus call them every few
 seconds."""
 
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from safetypairs.contract.request_id import REQUEST_ID_HEADER, new_request_id, usable
 from safetypairs.serving.auth import HTTP_PROBE_PATHS
 from safetypairs.serving.logs import log_request
+from safetypairs.serving.metrics import watch_http_call
 
 _HEADER = REQUEST_ID_HEADER.lower().encode()
 
@@ -39,12 +41,16 @@ class RequestIdMiddleware:
                 message = {**message, "headers": [*headers, (_HEADER, rid.encode())]}
             await send(message)
 
+        call = watch_http_call()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             if scope["path"] not in HTTP_PROBE_PATHS:
                 seconds = time.perf_counter() - started
-                log_request(self.service, "http", scope["path"], str(status), seconds, rid)
+                # As the request metrics count it; a call no handler counted (an unknown
+                # path, BentoML's own validation) under "other" and its response's status.
+                method, outcome = call.get("method", "other"), call.get("status", status)
+                log_request(self.service, "http", method, outcome, seconds, rid, scope["path"])
 
 
 def observe_http(service_class: Any, service: str) -> None:

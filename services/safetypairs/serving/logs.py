@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from safetypairs.serving.status_labels import Status, status_labels
+
 ACCESS_LOGGER = "safetypairs.access"
 
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -58,9 +60,17 @@ def configure_logging(log_format: str) -> None:
 
 
 def log_request(
-    service: str, protocol: str, method: str, code: str, seconds: float, request_id: str
+    service: str,
+    protocol: str,
+    method: str,
+    status: Status,
+    seconds: float,
+    request_id: str,
+    path: str = "",
 ) -> None:
-    """The access-log line of one request."""
+    """The access-log line of one request: `method`, `code` and `grpc_code` as the request
+    metrics label it (see status_labels)."""
+    code, grpc_code = status_labels(status)
     access_log.info(
         "request",
         extra={
@@ -69,8 +79,10 @@ def log_request(
                 "protocol": protocol,
                 "method": method,
                 "code": code,
+                "grpc_code": grpc_code,
                 "duration_ms": round(seconds * 1000, 3),
                 "request_id": request_id,
+                **({"path": path} if path else {}),
             }
         },
     )

@@ -8,12 +8,14 @@ inside a BentoML worker (so the series join BentoML's multiprocess `/metrics`), 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 from safetypairs.contract.errors import SafetyPairsError
+from safetypairs.serving.status_labels import Status, status_labels
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -48,8 +50,9 @@ class ServiceMetrics:
         self.service = service
         self.requests = factory.Counter(
             name="safetypairs_requests_total",
-            documentation="Requests handled, by protocol, method and status code.",
-            labelnames=["service", "protocol", "method", "code"],
+            documentation="Requests handled, by protocol, method and status (code: the HTTP "
+            "status, grpc_code: the gRPC status name, both for calls of either protocol).",
+            labelnames=["service", "protocol", "method", "code", "grpc_code"],
             **kw,
         )
         self.latency = factory.Histogram(
@@ -99,8 +102,10 @@ class ServiceMetrics:
     def queue_depth(self, depth: int) -> None:
         self.queue.labels(self.service).set(depth)
 
-    def record(self, protocol: str, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(self.service, protocol, method, code).inc()
+    def record(self, protocol: str, method: str, status: Status, seconds: float) -> None:
+        self.requests.labels(self.service, protocol, method, *status_labels(status)).inc()
+        if protocol == "http":
+            recorded_http_call(method, status)
         self.latency.labels(self.service, protocol, method).observe(seconds)
 
     @classmethod
@@ -113,19 +118,38 @@ class ServiceMetrics:
 
     @contextlib.contextmanager
     def track_http(self, method: str) -> Iterator[None]:
-        """Time an HTTP handler; the code is 200, or the status its SafetyPairsError maps to."""
+        """Time an HTTP handler; the status is 200, or its SafetyPairsError's."""
         started = time.perf_counter()
-        code = "200"
+        status: Status = 200
         try:
             yield
         except SafetyPairsError as exc:
-            code = str(exc.http_status.value)
+            status = exc
             raise
         except BaseException:
-            code = "500"
+            status = 500
             raise
         finally:
-            self.record("http", method, code, time.perf_counter() - started)
+            self.record("http", method, status, time.perf_counter() - started)
 
 
 _WORKER: dict[str, ServiceMetrics] = {}
+
+# The HTTP call in progress, filled in by `record`: the access-log middleware (which sees only
+# a path and a status number) logs the call under the metric's own method and status. A dict
+# in a context variable, so a handler that runs in a copied context still fills the
+# middleware's.
+_HTTP_CALL: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("http_call")
+
+
+def recorded_http_call(method: str, status: Status) -> None:
+    call = _HTTP_CALL.get(None)
+    if call is not None:
+        call.update(method=method, status=status)
+
+
+def watch_http_call() -> dict[str, Any]:
+    """A fresh record of this HTTP call: empty until the call's metrics are recorded."""
+    call: dict[str, Any] = {}
+    _HTTP_CALL.set(call)
+    return call

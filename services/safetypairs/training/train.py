@@ -22,7 +22,14 @@ import torch
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.images import decode_image
 from safetypairs.contract.policy import Policy, default_policy
-from safetypairs.contract.training_data import LIMITS, Example, Pair, read_labelled, read_pairs
+from safetypairs.contract.training_data import (
+    LIMITS,
+    Example,
+    Pair,
+    read_labelled,
+    read_pairs,
+    untrained_sources,
+)
 from safetypairs.guard.export import export_guard
 from safetypairs.guard.preprocess import preprocess
 from safetypairs.guard.sidecar import GuardOutput, GuardSidecar
@@ -215,7 +222,9 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
         t, figures = calibrate(val_scores[:, j], y[val_idx, j].numpy().astype(bool), config.target)
         thresholds[code], calibration[code] = t, figures
 
+    untrained = untrained_reasons(encoder, pairs)
     summary = {
+        "untrained": untrained,
         "encoder": encoder.key,
         "images": len(examples),
         "pairs": len(pairs),
@@ -232,7 +241,7 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
         name=config.name,
         version=config.version,
         description=f"{config.head} head on {encoder.ref} features, categories {', '.join(codes)}",
-        untrained=encoder.untrained,
+        untrained=bool(untrained),
         input=encoder.input,
         output=GuardOutput("probabilities", "probabilities"),
         categories=codes,
@@ -245,8 +254,8 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
             f"{config.target}: "
             + "; ".join(_calibration_text(c, thresholds[c], calibration[c]) for c in codes)
         ),
-        notice="UNTRAINED encoder: random weights, scores mean nothing"
-        if encoder.untrained
+        notice=f"UNTRAINED: {'; '.join(untrained)}: its scores mean nothing about safety"
+        if untrained
         else "",
         policy=None if policy == default_policy() else _policy_dict(policy),
         extra={"training": summary},
@@ -270,6 +279,16 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
     )
     log.info("trained guard written to %s", onnx_path)
     return TrainResult(onnx_path, written, cache.stats.computed, cache.stats.cached)
+
+
+def untrained_reasons(encoder: Encoder, pairs: list[Pair]) -> list[str]:
+    """Why a guard trained on these inputs means nothing: an encoder with random weights, or
+    pairs labelled or edited by untrained models. Empty when neither."""
+    reasons = [f"encoder {encoder.ref} has random weights"] if encoder.untrained else []
+    made_by = untrained_sources([p.untrained for p in pairs])
+    if made_by:
+        reasons.append("trained on pairs made by untrained models: " + ", ".join(made_by))
+    return reasons
 
 
 def _calibration_text(code: str, threshold: float, figures: dict) -> str:
