@@ -246,7 +246,7 @@ def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(small_disk: Path) 
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3
     err = result.stderr.strip()
     assert err.startswith("error (DiskFull): ") and "\n" not in err, err
     assert str(root / ".tmp-report.html") in err

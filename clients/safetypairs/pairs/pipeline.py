@@ -40,9 +40,10 @@ from safetypairs.contract.pair_record import (
 )
 from safetypairs.pairs.config import GenerationConfig, Progress, derive_seed
 from safetypairs.pairs.criteria import TO_SAFE, TO_UNSAFE, rejection_reasons
-from safetypairs.pairs.dataset import PairDataset, sha256
-from safetypairs.pairs.files import FolderLock
+from safetypairs.pairs.dataset import Dataset, sha256
+from safetypairs.pairs.lease import DEFAULT_LEASE_S
 from safetypairs.pairs.similarity import compare
+from safetypairs.pairs.store import open_dataset, take_writer
 
 # The kept image is within the margin of the threshold, or unsafe in a category not asked for.
 SOURCE_AMBIGUOUS = "source_ambiguous"
@@ -74,9 +75,13 @@ class PairGenerator:
         out: str | Path,
         config: GenerationConfig,
         on_progress: Callable[[Progress], None] | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
     ) -> None:
-        self.judge, self.editor, self.out, self.config = judge, editor, Path(out), config
-        self.dataset: PairDataset | None = None
+        """`out`: a folder or an object store URL (pairs/store.py); `lease_s`: the writer
+        lease's duration there."""
+        self.judge, self.editor, self.out, self.config = judge, editor, out, config
+        self.lease_s = lease_s
+        self.dataset: Dataset | None = None
         self.progress = Progress()
         self._on_progress = on_progress or (lambda p: None)
         self._judge_gate = asyncio.Semaphore(config.judge_concurrency)
@@ -328,9 +333,9 @@ class PairGenerator:
         self._on_progress(self.progress)
 
     async def run(self, paths: Sequence[str | Path]) -> Progress:
-        """Generate into the dataset folder, continuing a run with the same arguments. The
-        folder's writer lock is taken first, so a second writer fails before any work."""
-        lock = FolderLock(self.out)
+        """Generate into the dataset, continuing a run with the same arguments. The writer
+        lock (or lease) is taken first, so a second writer fails before any work."""
+        lock = take_writer(self.out, self.lease_s)
         try:
             judge_info = await self.judge.model_info()
             edit_info = await self.editor.model_info()
@@ -344,7 +349,7 @@ class PairGenerator:
                 "run": self.config.run_header(self._models.judge, self._models.edit),
                 "policy": self.config.policy.to_dict(),
             }
-            self.dataset = PairDataset.open(self.out, header, lock)
+            self.dataset = open_dataset(self.out, header, self.lease_s, lock)
             done = self.dataset.done_units()
             self.progress.sources_total = len(paths)
             self._on_progress(self.progress)

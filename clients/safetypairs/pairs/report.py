@@ -24,7 +24,6 @@ import base64
 import hashlib
 import html
 import json
-import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,12 +42,11 @@ from safetypairs.contract.review_record import (
     STATES,
     ReviewRecord,
     pair_state,
-    read_reviews,
     standing,
 )
-from safetypairs.pairs.dataset import PairDataset, is_image_path
-from safetypairs.pairs.files import os_errors
+from safetypairs.pairs.dataset import Dataset, is_image_path
 from safetypairs.pairs.report_summary import UNCATEGORIZED, Summary, finite, summarize
+from safetypairs.pairs.store import local_path, read_dataset
 
 REPORT_NAME = "report.html"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -96,7 +94,7 @@ def _box_style(bbox: tuple[int, ...] | None, size: tuple[int, int] | None) -> st
     )
 
 
-def _figure(root: Path, side: str, member: Member | None, bbox: tuple[int, ...] | None) -> str:
+def _figure(ds: Dataset, side: str, member: Member | None, bbox: tuple[int, ...] | None) -> str:
     member = member or Member()
     path = member.image
     role = member.role or side
@@ -109,7 +107,7 @@ def _figure(root: Path, side: str, member: Member | None, bbox: tuple[int, ...] 
     if not is_image_path(path):
         return f'<figure><div class="missing">no image ({_e(path)})</div>{caption}</figure>'
     try:
-        size = _png_size(PairDataset(root).read_image(str(path)))
+        size = _png_size(ds.read_image(str(path)))
     except FileNotFoundError:
         return f'<figure><div class="missing">missing file {_e(path)}</div>{caption}</figure>'
     except SafetyPairsError as exc:
@@ -146,7 +144,7 @@ def _review_tag(decisions: dict[str, ReviewRecord] | None) -> str:
     return f'<span class="review {_e(state)}" title="{_e(who)}">review: {_e(state)}</span>'
 
 
-def _card(root: Path, r: PairRecord, decisions: dict[str, ReviewRecord] | None = None) -> str:
+def _card(ds: Dataset, r: PairRecord, decisions: dict[str, ReviewRecord] | None = None) -> str:
     status = str(r.status)
     category = r.category or UNCATEGORIZED
     direction = r.direction or ""
@@ -176,8 +174,8 @@ def _card(root: Path, r: PairRecord, decisions: dict[str, ReviewRecord] | None =
         f" {_e(direction)} {reason_html}{_review_tag(decisions)}<code>{_e(r.id)}</code></header>"
         f'<p class="instruction">{_e(r.instruction)}</p>'
         f'<p class="action">{_e(action)}</p>'
-        f'<div class="pair">{_figure(root, "a", r.a, bbox)}'
-        f"{_figure(root, 'b', r.b, bbox)}</div>"
+        f'<div class="pair">{_figure(ds, "a", r.a, bbox)}'
+        f"{_figure(ds, 'b', r.b, bbox)}</div>"
         f"{_facts(facts)}</article>"
     )
 
@@ -318,8 +316,7 @@ _JS = """
 
 
 def render(
-    root: Path,
-    header: dict[str, Any],
+    ds: Dataset,
     records: Sequence[PairRecord],
     failed: Sequence[FailedUnit],
     reviews: dict[str, dict[str, ReviewRecord]] | None = None,
@@ -349,13 +346,14 @@ def render(
         ],
     }
     filters = "".join(_select(k, k, v) for k, v in values.items())
-    cards = "".join(_card(root, r, reviews.get(str(r.id))) for r in records)
-    about = json.dumps(header, indent=2, sort_keys=True, default=str)
+    cards = "".join(_card(ds, r, reviews.get(str(r.id))) for r in records)
+    name = ds.location.rstrip("/").rsplit("/", 1)[-1]
+    about = json.dumps(ds.header, indent=2, sort_keys=True, default=str)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">'
-        f"<title>Pair dataset report: {_e(root.name)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>Pair dataset {_e(root.name)}</h1>{banner}"
+        f"<title>Pair dataset report: {_e(name)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>Pair dataset {_e(name)}</h1>{banner}"
         f"<details><summary>dataset.json</summary><pre>{_e(about)}</pre></details>"
         f"{_summary_html(summary, failed)}"
         f'<div id="filters">{filters}<span id="shown"></span></div>'
@@ -363,19 +361,11 @@ def render(
     )
 
 
-def write_report(root: str | Path) -> Path:
-    """Write `report.html` into the dataset folder and return its path."""
-    root = Path(root)
-    ds = PairDataset.read(root)
+def write_report(location: str | Path) -> Path | str:
+    """Write `report.html` into the dataset (a folder or an object store URL) and return
+    where it is: a Path for a folder."""
+    ds = read_dataset(location)
     records, failed = list(ds.pairs()), list(ds.failures())
-    path = root / REPORT_NAME
-    page = render(root, ds.header, records, failed, standing(read_reviews(root))).encode()
-    tmp = path.with_name(f".tmp-{REPORT_NAME}")
-    try:
-        with os_errors(tmp):
-            tmp.write_bytes(page)
-        with os_errors(path):
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    page = render(ds, records, failed, standing(ds.reviews())).encode()
+    where = ds.put_file(REPORT_NAME, page)
+    return where if local_path(location) is None else Path(where)
