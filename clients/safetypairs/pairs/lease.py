@@ -45,7 +45,7 @@ class Lease:
     def __init__(self, store: StoreIO, duration_s: float = DEFAULT_LEASE_S) -> None:
         if duration_s <= 0:
             raise ValueError("a lease lasts a positive number of seconds")
-        self.store, self.duration_s = store, duration_s
+        self.store, self.duration_s = store.separate(), duration_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._etag: str | None = None
         self._expires = 0.0
@@ -120,14 +120,16 @@ class Lease:
                 self._lost = "another writer took the lease over"
 
     def check(self) -> None:
-        """Raise unless the lease is still this writer's: call before each commit."""
+        """Raise unless the lease is still this writer's: call before each commit. A lease
+        due for renewal (the renewing thread was starved, or the store slow) is renewed here
+        first: the write is conditional on the version this writer last wrote, so it
+        succeeds exactly when nobody took the lease over meanwhile."""
+        if time.time() >= self._expires - self.duration_s / 3:
+            self.renew()
         with self._mutex:
-            if self._lost is None and time.time() >= self._expires:
-                self._lost = (
-                    f"the lease expired unrenewed at "
-                    f"{time.strftime('%H:%M:%S UTC', time.gmtime(self._expires))}"
-                )
             lost = self._lost
+            if lost is None and time.time() >= self._expires:
+                lost = "it could not be renewed before it expired"
         if lost:
             raise StorageError(
                 f"{self.store.url}: this writer lost its lease ({lost}); stopping so that "

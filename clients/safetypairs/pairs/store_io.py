@@ -79,8 +79,9 @@ class StoreIO:
                 "(pip install 'safetypairs[store]')"
             ) from None
         self.url = url.rstrip("/")
+        self._options = storage_options or {}
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._options)
         except ImportError as exc:  # the store's own package (s3fs, gcsfs) is missing
             raise StorageError(f"{url}: {exc}") from None
         except ValueError as exc:  # an unknown protocol
@@ -88,6 +89,11 @@ class StoreIO:
         protocol = self.fs.protocol
         self.protocol = protocol if isinstance(protocol, str) else protocol[0]
         self.conditional = self.protocol in ("s3", "s3a")
+
+    def separate(self) -> StoreIO:
+        """The same location through a client of its own (its own connections): the lease's
+        renewals must not queue behind a writer's hundreds of concurrent reads."""
+        return StoreIO(self.url, {**self._options, "skip_instance_cache": True})
 
     def where(self, rel: str) -> str:
         return f"{self.url}/{rel}"
