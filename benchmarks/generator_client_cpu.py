@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from safetypairs.serving.launcher import free_port
 from safetypairs.training.demo_data import sample_photos
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from s3_server import S3Server  # noqa: E402 - the tests' real S3-API server (moto)
 
 
 def sources(folder: Path, n: int, size: int) -> list[Path]:
@@ -64,18 +65,6 @@ def start(args: list[str], says_ready: bool = False) -> subprocess.Popen[str]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 async def run_once(target: str, out: str, paths: list[Path]) -> tuple[float, float, int]:
@@ -114,23 +103,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    stub_port, s3_port = free_port(), free_port()
+    stub_port = free_port()
     stub = start([str(HERE / "stub_services.py"), str(stub_port)], says_ready=True)
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    s3 = start(["-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)])
-    os.environ.update(env)
-    try:
-        assert stub.stdout is not None and stub.stdout.readline() == "ready\n"
-        wait_port(s3_port)
-        import boto3
-
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="bench")
-        with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work:
+        s3 = S3Server.start(Path(work) / "moto.log")
+        try:
+            assert stub.stdout is not None and stub.stdout.readline() == "ready\n"
+            s3.create_bucket("bench")
+            os.environ.update(s3.env())
             folder = Path(work) / "src"
             folder.mkdir()
             paths = sources(folder, args.units, args.size)
@@ -142,24 +122,24 @@ def main() -> None:
                     out = str(Path(work) / f"{kind}{r}") if kind == "folder" else f"s3://bench/r{r}"
                     cpu, wall, units = asyncio.run(run_once(target, out, paths))
                     assert units == args.units, f"{units} of {args.units} units accepted"
-                    rows.append((r, kind, cpu, wall, units))
+                    rows.append((kind, cpu, units))
                     print(
                         f"round {r} {kind:6}: {units} units  CPU {1000 * cpu / units:6.2f} ms/unit"
                         f"  wall {1000 * wall / units:6.2f} ms/unit",
                         flush=True,
                     )
             check = preservation_check_ms(Path(work) / "folder0")
-        for kind in ("folder", "s3"):
-            per_unit = min(1000 * c / u for _, k, c, _, u in rows if k == kind)
-            print(
-                f"{kind}: CPU per unit, best of {args.rounds} rounds: {per_unit:.2f} ms, of which "
-                f"the preservation check (SSIM) {check:.2f} ms: {per_unit - check:.2f} ms without"
-            )
-        print(f"load average: {os.getloadavg()}")
-    finally:
-        for p in (stub, s3):
-            p.terminate()
-            p.wait(10)
+        finally:
+            stub.terminate()
+            stub.wait(10)
+            s3.stop()
+    for kind in ("folder", "s3"):
+        per_unit = min(1000 * c / u for k, c, u in rows if k == kind)
+        print(
+            f"{kind}: CPU per unit, best of {args.rounds} rounds: {per_unit:.2f} ms, of which "
+            f"the preservation check (SSIM) {check:.2f} ms: {per_unit - check:.2f} ms without"
+        )
+    print(f"load average: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -16,35 +16,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import boto3
-from PIL import Image
-
-from safetypairs.edit.default_model import ensure_default_editor
-from safetypairs.judge.default_model import ensure_default_judge
-from safetypairs.serving.launcher import EDIT_SERVICE, JUDGE_SERVICE, ServiceProcess, free_port
-from safetypairs.training.demo_data import sample_photos
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from generator_client_cpu import start, wait_port  # noqa: E402 - beside this file
-
-
-def sources(folder: Path, n: int) -> None:
-    rng = random.Random(3)
-    photos = [Image.open(p).convert("RGB") for p in sample_photos(4)]
-    for i in range(n):
-        photo = photos[i % len(photos)]
-        w, h = photo.size
-        side = rng.randint(min(w, h) // 2, min(w, h))
-        x, y = rng.randint(0, w - side), rng.randint(0, h - side)
-        photo.crop((x, y, x + side, y + side)).resize((128, 128)).save(folder / f"{i:03d}.png")
+sys.path.insert(0, str(HERE.parent / "tests"))
+from generator_client_cpu import sources  # noqa: E402 - beside this file
+from s3_server import S3Server  # noqa: E402 - the tests' real S3-API server (moto)
+from tiny_stack import start_tiny_services  # noqa: E402
 
 
 def run_shards(base: list[str], out: str, shards: int, env: dict[str, str]) -> float:
@@ -80,34 +63,12 @@ def main() -> None:
         home = Path(tmp)
         folder = home / "images"
         folder.mkdir()
-        sources(folder, args.images)
-        ensure_default_judge(str(home))
-        ensure_default_editor(str(home))
-        env = {
-            "SAFETYPAIRS_HOME": str(home),
-            "BENTOML_HOME": str(home / "bentoml"),
-            "SAFETYPAIRS_EDIT_STEPS": str(args.steps),
-            "SAFETYPAIRS_TORCH_THREADS": "1",
-        }
-        judge = ServiceProcess.start(JUDGE_SERVICE, home / "judge.log", env)
-        edit = ServiceProcess.start(EDIT_SERVICE, home / "edit.log", env)
-        s3_port = free_port()
-        store = {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        s3 = start(["-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)])
+        sources(folder, args.images, 128)
+        judge, edit = start_tiny_services(home, args.steps)
+        s3 = S3Server.start(home / "moto.log")
+        store = s3.env()
         try:
-            wait_port(s3_port)
-            boto3.client(
-                "s3",
-                endpoint_url=store["AWS_ENDPOINT_URL"],
-                aws_access_key_id="bench",
-                aws_secret_access_key="bench",
-                region_name="us-east-1",
-            ).create_bucket(Bucket="bench")
+            s3.create_bucket("bench")
             # Criteria the untrained stack never meets: every unit runs all its attempts, so
             # the work is the same in every run.
             base = [
@@ -147,7 +108,7 @@ def main() -> None:
                 )
             print(f"ratios {', '.join(f'{x:.2f}' for x in ratios)}; load {os.getloadavg()}")
         finally:
-            s3.terminate()
+            s3.stop()
             judge.stop()
             edit.stop()
 

@@ -12,10 +12,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import pytest
 
 from safetypairs.serving.launcher import free_port
 
@@ -101,3 +104,18 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextmanager
+def serving(folder: Path, bucket: str = "pairs") -> Iterator[S3Server]:
+    """A server with `bucket`, and this process's environment pointing at it (as a pod's
+    would) for the block; stopped after."""
+    server = S3Server.start(folder / "moto.log")
+    try:
+        server.create_bucket(bucket)
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in server.env().items():
+                mp.setenv(key, value)
+            yield server
+    finally:
+        server.stop()

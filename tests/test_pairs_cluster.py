@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import test_pairs_generate as single_host
 from conftest import run_cli, start_judge_service
-from s3_server import S3Server
+from s3_server import S3Server, serving
 
 from safetypairs.client import JudgeClient
 from safetypairs.contract.errors import InvalidInput
@@ -48,15 +48,8 @@ LEASE_S = "4"
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = S3Server.start(tmp_path_factory.mktemp("s3") / "moto.log")
-    try:
-        server.create_bucket("pairs")
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in server.env().items():
-                mp.setenv(key, value)
-            yield server
-    finally:
-        server.stop()
+    with serving(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

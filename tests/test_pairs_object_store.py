@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from s3_server import S3Server
+from s3_server import S3Server, serving
 from sample_pairs import build_sample_dataset
+from writers import kill_mid_run
+from writers import start_writer as start_writer_at
 
 from safetypairs.cli.common import local_pair_datasets
 from safetypairs.contract.errors import FolderInUse, InvalidInput
@@ -37,15 +39,8 @@ UNITS = 400
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """The server, and this process's environment pointing at it (as a pod's would)."""
-    server = S3Server.start(tmp_path_factory.mktemp("s3") / "moto.log")
-    try:
-        server.create_bucket("pairs")
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in server.env().items():
-                mp.setenv(key, value)
-            yield server
-    finally:
-        server.stop()
+    with serving(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 _counter = iter(range(1_000_000))
@@ -82,52 +77,16 @@ def test_commits_read_back_resume_and_refuse_other_settings(url: str) -> None:
     assert len(list(read_dataset(url).records())) == 8
 
 
-# A writer as the generator writes: open (taking the lease), skip the done units, commit each
-# unit's records in one call. A short lease: each restart waits out the killed one's.
-WRITER = """
-import sys
-from safetypairs.contract.pair_record import PairRecord
-from safetypairs.pairs.store import open_dataset
-
-ds = open_dataset(sys.argv[1], {"run": {"seed": 1}}, lease_s=float(sys.argv[3]))
-done = ds.done_units()
-print("ready", flush=True)
-for n in range(int(sys.argv[2])):
-    unit = f"u{n}"
-    if unit not in done:
-        ds.commit([
-            PairRecord(status="rejected", id=f"{unit}-0", unit=unit, reasons=("no_flip",)),
-            PairRecord(status="accepted", id=f"{unit}-1", unit=unit),
-        ])
-print("finished", flush=True)
-ds.close()
-"""
-
-
 def start_writer(url: str, lease_s: float = 2.5, units: int = UNITS) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, url, str(units), str(lease_s)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline() == "ready\n"
-    return process
+    """A writer with a short lease: each restart waits out the killed one's."""
+    return start_writer_at(url, units, lease_s)
 
 
 def test_a_writer_killed_anywhere_resumes_without_duplicates(url: str) -> None:
     """SIGKILL at random moments (mid-put included), resume on a fresh process (nothing
     local survives), and again: every unit is committed once, with both of its records."""
     rng = random.Random(20)
-    kills = 0
-    while kills < 8:
-        process = start_writer(url)
-        time.sleep(rng.uniform(0.02, 0.4))
-        if process.poll() is not None:
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills += 1
+    kills = kill_mid_run(lambda: start_writer(url), rng, 0.4, 8)
     assert start_writer(url).wait(120) == 0
     ids = Counter(r.id for r in read_dataset(url).pairs())
     assert [i for i, n in ids.items() if n > 1] == []
