@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import pytest
 import test_pairs_generate as single_host
 from conftest import run_cli, start_judge_service
 from s3_server import S3Server, serving
+from tcp_proxy import Proxy
 
 from safetypairs.client import JudgeClient
 from safetypairs.contract.errors import InvalidInput
@@ -106,16 +107,30 @@ def wait_for_a_pair(process: subprocess.Popen[bytes], url: str) -> None:
         time.sleep(0.3)
 
 
+@pytest.fixture(scope="module")
+def single(
+    s3, pair_stack, sources, policy_file, threshold, tmp_path_factory
+) -> Iterator[Callable[[], str]]:
+    """A single-process run over the same inputs (one judge), started at once so that it runs
+    beside the test that first needs it; calling the fixture waits for it and gives its URL."""
+    url = "s3://pairs/single"
+    args = cli_args(pair_stack, sources, policy_file, threshold, url, pair_stack[0].grpc_target)
+    process = start(args, {}, tmp_path_factory.mktemp("single"))
+
+    def done() -> str:
+        code = process.wait(600)
+        assert code == 1, process.stderr.read().decode()[-2000:]  # broken.png failed
+        return url
+
+    yield done
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def test_three_indexed_shards_with_a_kill_merge_to_the_single_process_dataset(
-    s3, pair_stack, second_judge, sources, policy_file, threshold, tmp_path
+    s3, pair_stack, second_judge, sources, policy_file, threshold, single, tmp_path
 ):
     judge = replicas(pair_stack, second_judge)
-    single = "s3://pairs/single"
-    reference = start(
-        cli_args(pair_stack, sources, policy_file, threshold, single, pair_stack[0].grpc_target),
-        {},
-        tmp_path,
-    )
     # The shard that gets the most sources is the one killed (it has units left to redo).
     counts = Counter(int(sha256(p.read_bytes()), 16) % SHARDS for p in sources.iterdir())
     victim = counts.most_common(1)[0][0]
@@ -141,9 +156,8 @@ def test_three_indexed_shards_with_a_kill_merge_to_the_single_process_dataset(
             cli_args(pair_stack, sources, policy_file, threshold, out, judge), env, fresh
         )
         codes = {i: p.wait(600) for i, p in shards.items()}
-        assert reference.wait(600) == 1, reference.stderr.read().decode()[-2000:]  # broken.png
     finally:
-        for p in (*shards.values(), reference):
+        for p in shards.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
     errors = {i: shards[i].stderr.read().decode()[-2000:] for i in shards}
@@ -162,7 +176,7 @@ def test_three_indexed_shards_with_a_kill_merge_to_the_single_process_dataset(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["duplicates"] == 0
     # The same dataset as one process made: same ids, same records, no duplicates.
-    assert content(merged) == content(single)
+    assert content(merged) == content(single())
     ids = Counter(json.loads(line)["id"] for line in content(merged))
     assert ids and set(ids.values()) == {1}
     ds = read_dataset(merged)
@@ -185,6 +199,34 @@ def test_three_indexed_shards_with_a_kill_merge_to_the_single_process_dataset(
     )
     loaded = load_dataset("parquet", data_files=str(local), split="train")
     assert sorted(loaded["id"]) == sorted(r.id for r in ds.pairs("accepted"))
+
+
+def test_a_store_cut_mid_run_stops_generation_and_the_rerun_adds_the_rest(
+    s3, pair_stack, sources, policy_file, threshold, single, tmp_path
+):
+    """The path to the store is cut while a generator runs: it stops with one StorageError line
+    and exit 3 (a Job retries that); with the path back, the same command resumes and the
+    dataset equals the uninterrupted run: nothing lost, nothing committed twice."""
+    proxy = Proxy(int(s3.endpoint.rsplit(":", 1)[1])).start()
+    env = s3.env(AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", AWS_MAX_ATTEMPTS="2")
+    url = "s3://pairs/cut"
+    args = cli_args(pair_stack, sources, policy_file, threshold, url, pair_stack[0].grpc_target)
+    try:
+        process = start(args, env, tmp_path)
+        wait_for_a_pair(process, url)
+        proxy.kill()
+        assert process.wait(600) == 3
+        err = process.stderr.read().decode().strip()
+        assert err.startswith(f"error (StorageError): {url}") and "\n" not in err, err
+        proxy.start()
+        resumed = start(args, env, tmp_path)
+        assert resumed.wait(600) == 1, resumed.stderr.read().decode()[-2000:]  # broken.png
+    finally:
+        proxy.kill()
+    final = content(url)
+    ids = Counter(json.loads(line)["id"] for line in final)
+    assert set(ids.values()) == {1}
+    assert final == content(single())
 
 
 def requests_served(service: ServiceProcess) -> float:

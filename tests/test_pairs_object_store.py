@@ -20,6 +20,7 @@ import pytest
 from conftest import run_cli
 from s3_server import S3Server, serving
 from sample_pairs import build_sample_dataset
+from tcp_proxy import Proxy
 from writers import kill_mid_run
 from writers import start_writer as start_writer_at
 
@@ -225,29 +226,6 @@ def test_wrong_credentials_a_missing_bucket_and_no_store_each_say_so(
     assert len(list(read_dataset(url).records())) == len(list(read_dataset(local).records()))
     with pytest.raises(InvalidInput, match="not a pair dataset"):
         read_dataset(f"{url}-m")
-
-
-class Proxy:
-    """tests/tcp_proxy.py in its own process: the path to the store, killed and restarted."""
-
-    def __init__(self, target_port: int) -> None:
-        self.port, self.target = free_port(), target_port
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> Proxy:
-        script = Path(__file__).with_name("tcp_proxy.py")
-        self.process = subprocess.Popen(
-            [sys.executable, str(script), str(self.port), str(self.target)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None and self.process.stdout.readline() == "ready\n"
-        return self
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def test_a_store_that_goes_away_mid_merge_commits_nothing_twice(

@@ -94,7 +94,7 @@ class ObjectDataset(Dataset):
         """Open (creating when new) a dataset to write, holding its lease (`lease`, when the
         caller took it already) until `close`."""
         lease = lease or take_lease(url, lease_s)
-        ds = cls(lease.store)
+        ds = cls(StoreIO(url))
         ds._lease = lease
         try:
             ds._check_header(header)

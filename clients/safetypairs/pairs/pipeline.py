@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from safetypairs.client.backoff import TRANSIENT, Backoff
 from safetypairs.client.edit import AsyncEditClient
 from safetypairs.client.judge import AsyncJudgeClient
-from safetypairs.contract.errors import SafetyPairsError, StorageError
+from safetypairs.contract.errors import SafetyPairsError
 from safetypairs.contract.pair_record import (
     ACCEPTED,
     REJECTED,
@@ -67,6 +68,24 @@ class _Kept:
     rate_s: float
 
 
+class _DatasetFailed(Exception):
+    """The dataset could not store or commit (a full disk, a store gone, credentials revoked):
+    not a unit's failure to record but the end of the run. Not a SafetyPairsError, so the
+    per-unit handlers let it through; `run` raises the error it carries."""
+
+    def __init__(self, error: SafetyPairsError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@contextmanager
+def _dataset_errors() -> Iterator[None]:
+    try:
+        yield
+    except SafetyPairsError as exc:
+        raise _DatasetFailed(exc) from None
+
+
 class PairGenerator:
     def __init__(
         self,
@@ -88,6 +107,10 @@ class PairGenerator:
         self._edit_gate = asyncio.Semaphore(config.edit_concurrency)
         self._kept: dict[str, asyncio.Task] = {}
         self._models = Models()
+
+    def _put(self, data: bytes, suffix: str = ".png") -> str:
+        with _dataset_errors():
+            return self.dataset.put_image(data, suffix)
 
     # -- service calls ---------------------------------------------------------------------
 
@@ -182,7 +205,7 @@ class PairGenerator:
         started = time.perf_counter()
         unsafe_kept = direction == TO_SAFE
         kept_member = Member(
-            image=self.dataset.put_image(kept.data),
+            image=self._put(kept.data),
             labels=(category,) if unsafe_kept else (),
             role="kept" if c.artifact_matched else "source",
             p_unsafe=kept.rating.p_unsafe,
@@ -232,7 +255,7 @@ class PairGenerator:
                     source=Source(path=src.path, sha256=src.sha, image=source_image),
                     a=kept_member,
                     b=Member(
-                        image=self.dataset.put_image(edited),
+                        image=self._put(edited),
                         labels=() if unsafe_kept else (category,),
                         role="edit",
                         p_unsafe=rating.p_unsafe,
@@ -259,7 +282,8 @@ class PairGenerator:
         self._commit(records)
 
     def _commit(self, records: Sequence[Record]) -> None:
-        self.dataset.commit(records)
+        with _dataset_errors():
+            self.dataset.commit(records)
         for r in records:
             if r.status == ACCEPTED:
                 self.progress.accepted += 1
@@ -317,16 +341,12 @@ class PairGenerator:
                     self._ambiguous(src, kept, done)
                 todo = [u for u in units if u[2] not in done]
                 self.progress.skipped += len(units) - len(todo)
-                source_image = self.dataset.put_image(data, Path(path).suffix.lower() or ".img")
+                source_image = self._put(data, Path(path).suffix.lower() or ".img")
                 for direction, category, unit in todo:
                     try:
                         await self._unit(src, source_image, kept, direction, category, unit)
-                    except StorageError:
-                        raise
                     except SafetyPairsError as exc:
                         self._fail(unit, path, exc)
-            except StorageError:  # the dataset's disk, not the unit: the run cannot go on
-                raise
             except SafetyPairsError as exc:  # the source itself: unreadable, or rating failed
                 self._fail(f"source:{src.sha[:16]}", path, exc)
         self.progress.sources_done += 1
@@ -357,10 +377,12 @@ class PairGenerator:
             tasks = [asyncio.ensure_future(self._source(str(p), done, gate)) for p in paths]
             try:
                 await asyncio.gather(*tasks)
-            except BaseException:  # a full disk: stop every unit before the lock goes
+            except BaseException as exc:  # the dataset failed: stop every unit, then the lock
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if isinstance(exc, _DatasetFailed):
+                    raise exc.error from None
                 raise
         finally:
             lock.release()
