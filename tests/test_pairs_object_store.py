@@ -275,3 +275,14 @@ def read_dataset_or_none(url: str) -> object:
     except InvalidInput:
         return None
     return next(ds.records(), None)
+
+
+def test_review_refuses_a_dataset_in_a_store_naming_the_way_out(capsys) -> None:
+    """The review log is appended: reviews work on folders, and the message says how to get
+    one."""
+    from safetypairs.cli import main
+
+    for command in ("review", "review-stats"):
+        assert main([command, "s3://pairs/somewhere"]) == 2
+        err = capsys.readouterr().err
+        assert "merge-datasets FOLDER s3://pairs/somewhere" in err, err
