@@ -286,3 +286,15 @@ def test_review_refuses_a_dataset_in_a_store_naming_the_way_out(capsys) -> None:
         assert main([command, "s3://pairs/somewhere"]) == 2
         err = capsys.readouterr().err
         assert "merge-datasets FOLDER s3://pairs/somewhere" in err, err
+
+
+def test_plain_paths_and_file_urls_are_folders(tmp_path: Path) -> None:
+    """A folder keeps its journal and flock whichever way it is named."""
+    with open_dataset(f"file://{tmp_path}/ds", HEADER) as ds:
+        ds.commit(unit_records(0))
+    assert (tmp_path / "ds" / "commits.jsonl").is_file() and (tmp_path / "ds" / ".lock").exists()
+    assert (
+        read_dataset(tmp_path / "ds").done_units()
+        == read_dataset(str(tmp_path / "ds")).done_units()
+        == {"u0"}
+    )
