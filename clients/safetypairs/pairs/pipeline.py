@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from safetypairs.client.backoff import TRANSIENT, Backoff
 from safetypairs.client.edit import AsyncEditClient
@@ -46,6 +46,7 @@ from safetypairs.pairs.lease import DEFAULT_LEASE_S
 from safetypairs.pairs.similarity import compare
 from safetypairs.pairs.store import open_dataset, take_writer
 
+T = TypeVar("T")
 # The kept image is within the margin of the threshold, or unsafe in a category not asked for.
 SOURCE_AMBIGUOUS = "source_ambiguous"
 
@@ -78,14 +79,6 @@ class _DatasetFailed(Exception):
         self.error = error
 
 
-@contextmanager
-def _dataset_errors() -> Iterator[None]:
-    try:
-        yield
-    except SafetyPairsError as exc:
-        raise _DatasetFailed(exc) from None
-
-
 class PairGenerator:
     def __init__(
         self,
@@ -107,10 +100,21 @@ class PairGenerator:
         self._edit_gate = asyncio.Semaphore(config.edit_concurrency)
         self._kept: dict[str, asyncio.Task] = {}
         self._models = Models()
+        self._writer: ThreadPoolExecutor | None = None  # the dataset's writer thread, per run
 
-    def _put(self, data: bytes, suffix: str = ".png") -> str:
-        with _dataset_errors():
-            return self.dataset.put_image(data, suffix)
+    async def _store(self, write: Callable[..., T], *args: Any) -> T:
+        """Run a dataset write on the one writer thread: off the event loop (an object store
+        put takes a network round trip, during which the loop keeps the services busy), one
+        at a time and in order (the dataset has one writer)."""
+        assert self._writer is not None, "dataset writes happen within run()"
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._writer, write, *args)
+        except SafetyPairsError as exc:
+            raise _DatasetFailed(exc) from None
+
+    async def _put(self, data: bytes, suffix: str = ".png") -> str:
+        return await self._store(self.dataset.put_image, data, suffix)
 
     # -- service calls ---------------------------------------------------------------------
 
@@ -205,7 +209,7 @@ class PairGenerator:
         started = time.perf_counter()
         unsafe_kept = direction == TO_SAFE
         kept_member = Member(
-            image=self._put(kept.data),
+            image=await self._put(kept.data),
             labels=(category,) if unsafe_kept else (),
             role="kept" if c.artifact_matched else "source",
             p_unsafe=kept.rating.p_unsafe,
@@ -255,7 +259,7 @@ class PairGenerator:
                     source=Source(path=src.path, sha256=src.sha, image=source_image),
                     a=kept_member,
                     b=Member(
-                        image=self._put(edited),
+                        image=await self._put(edited),
                         labels=() if unsafe_kept else (category,),
                         role="edit",
                         p_unsafe=rating.p_unsafe,
@@ -275,15 +279,14 @@ class PairGenerator:
                 )
                 records.append(record)
                 if not reasons:
-                    self._commit(records)
+                    await self._commit(records)
                     return
         if records:
             records[-1] = replace(records[-1], final=True)
-        self._commit(records)
+        await self._commit(records)
 
-    def _commit(self, records: Sequence[Record]) -> None:
-        with _dataset_errors():
-            self.dataset.commit(records)
+    async def _commit(self, records: Sequence[Record]) -> None:
+        await self._store(self.dataset.commit, records)
         for r in records:
             if r.status == ACCEPTED:
                 self.progress.accepted += 1
@@ -293,14 +296,14 @@ class PairGenerator:
                 self.progress.failed += 1
         self._on_progress(self.progress)
 
-    def _ambiguous(self, src: _Source, kept: _Kept, done: set[str]) -> None:
+    async def _ambiguous(self, src: _Source, kept: _Kept, done: set[str]) -> None:
         """A source whose kept image is neither clearly safe nor clearly unsafe (or unsafe in a
         category not asked for) makes no unit; the record says why."""
         unit = f"{src.sha[:16]}:source"
         if unit in done:
             return
         rating = kept.rating
-        self._commit(
+        await self._commit(
             [
                 PairRecord(
                     status=REJECTED,
@@ -315,16 +318,16 @@ class PairGenerator:
             ]
         )
 
-    def _fail(self, unit: str, path: str, exc: SafetyPairsError) -> None:
+    async def _fail(self, unit: str, path: str, exc: SafetyPairsError) -> None:
         error = ErrorInfo(kind=exc.kind, message=exc.message)
-        self._commit([FailedUnit(unit=unit, source=Source(path=path), error=error)])
+        await self._commit([FailedUnit(unit=unit, source=Source(path=path), error=error)])
 
     async def _source(self, path: str, done: set[str], gate: asyncio.Semaphore) -> None:
         async with gate:
             try:
                 data = Path(path).read_bytes()
             except OSError as exc:
-                self._fail(
+                await self._fail(
                     f"source:{path}", path, SafetyPairsError(f"cannot read {path}: {exc.strerror}")
                 )
                 return
@@ -338,17 +341,17 @@ class PairGenerator:
                     (d, cat, f"{src.sha[:16]}:{d}:{cat}") for d, cat in self._units(kept.rating)
                 ]
                 if not units:
-                    self._ambiguous(src, kept, done)
+                    await self._ambiguous(src, kept, done)
                 todo = [u for u in units if u[2] not in done]
                 self.progress.skipped += len(units) - len(todo)
-                source_image = self._put(data, Path(path).suffix.lower() or ".img")
+                source_image = await self._put(data, Path(path).suffix.lower() or ".img")
                 for direction, category, unit in todo:
                     try:
                         await self._unit(src, source_image, kept, direction, category, unit)
                     except SafetyPairsError as exc:
-                        self._fail(unit, path, exc)
+                        await self._fail(unit, path, exc)
             except SafetyPairsError as exc:  # the source itself: unreadable, or rating failed
-                self._fail(f"source:{src.sha[:16]}", path, exc)
+                await self._fail(f"source:{src.sha[:16]}", path, exc)
         self.progress.sources_done += 1
         self._on_progress(self.progress)
 
@@ -356,6 +359,7 @@ class PairGenerator:
         """Generate into the dataset, continuing a run with the same arguments. The writer
         lock (or lease) is taken first, so a second writer fails before any work."""
         lock = take_writer(self.out, self.lease_s)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
         try:
             judge_info = await self.judge.model_info()
             edit_info = await self.editor.model_info()
@@ -385,6 +389,7 @@ class PairGenerator:
                     raise exc.error from None
                 raise
         finally:
+            self._writer.shutdown(wait=True)  # a write under way ends before the lock goes
             lock.release()
         return self.progress
 
