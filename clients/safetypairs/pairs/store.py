@@ -18,6 +18,8 @@ from safetypairs.contract.errors import InvalidInput
 from safetypairs.pairs.dataset import Dataset, PairDataset
 from safetypairs.pairs.files import FolderLock
 from safetypairs.pairs.lease import DEFAULT_LEASE_S, Lease
+from safetypairs.pairs.objectstore import ObjectDataset, take_lease
+from safetypairs.pairs.store_io import StoreIO
 
 
 def local_path(location: str | Path) -> Path | None:
@@ -37,8 +39,6 @@ def read_dataset(location: str | Path) -> Dataset:
     folder = local_path(location)
     if folder is not None:
         return PairDataset.read(folder)
-    from safetypairs.pairs.objectstore import ObjectDataset
-
     return ObjectDataset.read(str(location))
 
 
@@ -48,8 +48,6 @@ def take_writer(location: str | Path, lease_s: float = DEFAULT_LEASE_S) -> Folde
     folder = local_path(location)
     if folder is not None:
         return FolderLock(folder)
-    from safetypairs.pairs.objectstore import take_lease
-
     return take_lease(str(location), lease_s)
 
 
@@ -66,16 +64,12 @@ def open_dataset(
     if folder is not None:
         assert writer is None or isinstance(writer, FolderLock)
         return PairDataset.open(folder, header, writer)
-    from safetypairs.pairs.objectstore import ObjectDataset
-
     assert writer is None or isinstance(writer, Lease)
     return ObjectDataset.open(str(location), header, lease_s, writer)
 
 
 def dataset_exists(url: str) -> bool:
     """Whether an object store location holds a dataset (its dataset.json)."""
-    from safetypairs.pairs.store_io import StoreIO
-
     return StoreIO(url).exists("dataset.json")
 
 
@@ -83,8 +77,6 @@ def upload(local: Path, url: str) -> None:
     """Copy a local file or folder (an export) to `url`, refusing to replace one there. A
     file goes as one whole object; a folder file by file (readers should wait for the
     command to end)."""
-    from safetypairs.pairs.store_io import StoreIO
-
     store = StoreIO(url)
     with store.errors():
         if store.fs.exists(store.root):
