@@ -22,15 +22,13 @@ import time
 from pathlib import Path
 
 from PIL import Image
+from tiny_stack import start_tiny_services
 
 from safetypairs.client import AsyncEditClient, AsyncJudgeClient
 from safetypairs.contract.policy import default_policy
-from safetypairs.edit.default_model import ensure_default_editor
-from safetypairs.judge.default_model import ensure_default_judge
 from safetypairs.pairs.criteria import Criteria
 from safetypairs.pairs.dataset import PairDataset
 from safetypairs.pairs.pipeline import GenerationConfig, PairGenerator
-from safetypairs.serving.launcher import EDIT_SERVICE, JUDGE_SERVICE, ServiceProcess
 from safetypairs.training.demo_data import sample_photos
 
 
@@ -129,16 +127,7 @@ def main() -> None:
         folder.mkdir()
         for path in sample_photos(args.images):
             Image.open(path).convert("RGB").resize((128, 128)).save(folder / f"{path.name}.png")
-        ensure_default_judge(str(home))
-        ensure_default_editor(str(home))
-        env = {
-            "SAFETYPAIRS_HOME": str(home),
-            "BENTOML_HOME": str(home / "bentoml"),
-            "SAFETYPAIRS_EDIT_STEPS": str(args.steps),
-            "SAFETYPAIRS_TORCH_THREADS": str(args.torch_threads),
-        }
-        judge = ServiceProcess.start(JUDGE_SERVICE, home / "judge.log", env)
-        edit = ServiceProcess.start(EDIT_SERVICE, home / "edit.log", env)
+        judge, edit = start_tiny_services(home, args.steps, args.torch_threads)
         # Criteria the untrained stack never meets, so every unit runs all its attempts.
         config = GenerationConfig(
             policy=default_policy(),

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from sample_pairs import build_sample_dataset
+from writers import kill_mid_run
+from writers import start_writer as start_writer_at
 
 from safetypairs.contract.errors import SafetyPairsError
 from safetypairs.contract.pair_record import Member, PairRecord, to_line
@@ -33,34 +34,9 @@ HEADER = {"run": {"seed": 1}}
 LEGACY = Path(__file__).parent / "data" / "pairs_v1"
 UNITS = 400
 
-# A writer as the generator writes: open, skip the done units, commit each unit's records (a
-# rejected candidate, then the accepted pair: two manifests) in one call.
-WRITER = """
-import sys
-from safetypairs.contract.pair_record import Member, PairRecord, to_line
-from safetypairs.pairs.dataset import PairDataset
-
-ds = PairDataset.open(sys.argv[1], {"run": {"seed": 1}})
-done = ds.done_units()
-print("ready", flush=True)
-for n in range(int(sys.argv[2])):
-    unit = f"u{n}"
-    if unit not in done:
-        ds.commit([
-            PairRecord(status="rejected", id=f"{unit}-0", unit=unit, reasons=("no_flip",)),
-            PairRecord(status="accepted", id=f"{unit}-1", unit=unit),
-        ])
-print("finished", flush=True)
-"""
-
 
 def start_writer(root: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(root), str(UNITS)], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline() == "ready\n"
-    return process
+    return start_writer_at(str(root), UNITS)
 
 
 def test_a_writer_killed_anywhere_resumes_without_duplicates(tmp_path: Path) -> None:
@@ -72,14 +48,7 @@ def test_a_writer_killed_anywhere_resumes_without_duplicates(tmp_path: Path) -> 
     while kills < 40 and rounds < 40:  # rounds until 40 kills, whatever the disk's speed
         root = tmp_path / f"ds{rounds}"
         rounds += 1
-        while kills < 40:
-            process = start_writer(root)
-            time.sleep(rng.uniform(0, 0.05))
-            if process.poll() is not None:
-                break
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
+        kills += kill_mid_run(lambda root=root: start_writer(root), rng, 0.05, 40 - kills)
         assert start_writer(root).wait(60) == 0  # the resume that finishes the round
         ids = Counter(r.id for r in PairDataset.read(root).pairs())
         assert [i for i, n in ids.items() if n > 1] == []  # no duplicate ids
@@ -246,7 +215,7 @@ def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(small_disk: Path) 
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3
     err = result.stderr.strip()
     assert err.startswith("error (DiskFull): ") and "\n" not in err, err
     assert str(root / ".tmp-report.html") in err

@@ -314,7 +314,7 @@ def test_a_full_disk_stops_generation_with_one_line(
     try:
         out = disk / "ds"
         process = run_cli(generate_args(pair_stack, sources, policy_file, out, *loose(threshold)))
-        assert process.wait(300) == 2
+        assert process.wait(300) == 3
         err = process.stderr.read().decode().strip()
         assert err.startswith("error (DiskFull): cannot write ") and "\n" not in err, err
         assert str(out) in err

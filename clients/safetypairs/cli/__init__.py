@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 from safetypairs.cli import edit, evaluation, guard, judge, pairs, review, serve, training
 from safetypairs.cli.common import Parser
-from safetypairs.contract.errors import SafetyPairsError
+from safetypairs.contract.errors import SafetyPairsError, StorageError
 
 ROOMS = (guard, judge, edit, pairs, review, evaluation, training, serve)
 
@@ -55,4 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except SafetyPairsError as exc:
         print(f"error ({exc.kind}): {exc.message}", file=sys.stderr)
-        return 2
+        # 3: the dataset's storage failed (full disk, store unreachable): retrying may help,
+        # and a Kubernetes Job retries it; 2: anything a retry would meet again.
+        return 3 if isinstance(exc, StorageError) else 2

@@ -8,7 +8,9 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,6 +137,29 @@ def image_paths(paths: Sequence[str]) -> Iterator[Path]:
             yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             yield path
+
+
+@contextmanager
+def local_pair_datasets(args: argparse.Namespace) -> Iterator[None]:
+    """`--pairs` entries that are object store URLs (s3://bucket/dataset) made local for the
+    block: each dataset's committed units and images copied (merged) into a temporary folder,
+    and the entry replaced by its pairs.jsonl there."""
+    from safetypairs.pairs.merge import merge_datasets
+    from safetypairs.pairs.store import local_path
+
+    with tempfile.TemporaryDirectory(prefix="safetypairs-pairs-") as work:
+        local = []
+        for n, entry in enumerate(args.pairs):
+            if local_path(entry) is None:
+                copy = Path(work) / str(n)
+                merge_datasets(copy, [entry])
+                entry = str(copy / "pairs.jsonl")
+            local.append(entry)
+        given, args.pairs = args.pairs, local
+        try:
+            yield
+        finally:
+            args.pairs = given
 
 
 def chunks(items: list[Path], size: int) -> Iterator[list[Path]]:

@@ -12,6 +12,7 @@ from safetypairs.cli.common import (
     add_max_backoff,
     connect,
     judge_policy,
+    local_pair_datasets,
 )
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient
@@ -31,7 +32,10 @@ def register(sub: Subcommands) -> None:
         help="labelled images: JSONL/CSV table, folder, or Hugging Face save_to_disk (repeat)",
     )
     p.add_argument(
-        "--pairs", action="append", default=[], help="pair dataset pairs.jsonl or folder (repeat)"
+        "--pairs",
+        action="append",
+        default=[],
+        help="pair dataset (pairs.jsonl, folder, URL; repeat)",
     )
     p.add_argument("--guard", default="", help="guard artifact (.onnx, ensemble, folder), run here")
     p.add_argument("--guard-target", default="", help="running guard service, HOST:PORT")
@@ -121,16 +125,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         client = connect(GuardClient, args, args.guard_target, timeout=args.timeout)
     elif args.judge_target:
         client = connect(JudgeClient, args, args.judge_target, timeout=args.timeout)
-    return evaluate(args, client, judge_policy(args))
+    with local_pair_datasets(args):
+        return evaluate(args, client, judge_policy(args))
 
 
 def cmd_sample_efficiency(args: argparse.Namespace) -> int:
     from safetypairs.evaluation.commands import sample_efficiency
 
-    return sample_efficiency(args)
+    with local_pair_datasets(args):
+        return sample_efficiency(args)
 
 
 def cmd_confound_check(args: argparse.Namespace) -> int:
     from safetypairs.evaluation.commands import confound_check
 
-    return confound_check(args)
+    with local_pair_datasets(args):
+        return confound_check(args)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from safetypairs.cli.common import (
@@ -19,12 +21,17 @@ from safetypairs.cli.common import (
     target,
     usage_error,
 )
+from safetypairs.pairs.lease import DEFAULT_LEASE_S
 
 
 def register(sub: Subcommands) -> None:
     p = sub.add_parser("generate", help="generate verified counterfactual pairs into a dataset")
     p.add_argument("--images", required=True, help="folder (or file) of source images")
-    p.add_argument("--out", required=True, help="dataset folder; an existing one is resumed")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="dataset folder or object store URL (s3://bucket/prefix); an existing one is resumed",
+    )
     p.add_argument("--policy", default="", help="policy YAML; default: the built-in O1..O9")
     p.add_argument("--categories", default="", help="codes to make pairs for; default: all")
     p.add_argument("--directions", default="to_safe,to_unsafe", help="to_safe and/or to_unsafe")
@@ -50,25 +57,37 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--judge-concurrency", type=int, default=2, help="judge calls at once")
     p.add_argument("--edit-concurrency", type=int, default=1, help="edits at once")
     add_max_backoff(p)
-    p.add_argument("--shard", default="0/1", help="i/n: this process's share of the images")
+    p.add_argument(
+        "--shard",
+        default=_default_shard(),
+        help="i/n: this process's share of the images (default: JOB_COMPLETION_INDEX/"
+        "SAFETYPAIRS_SHARDS in a Kubernetes Indexed Job, else 0/1)",
+    )
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=DEFAULT_LEASE_S,
+        help="object store --out: how long the writer lease lasts unrenewed (a restarted "
+        "writer waits at most this long for a killed one's lease)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_connection_flags(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("merge-datasets", help="merge shard datasets into one, without duplicates")
-    p.add_argument("out", help="merged dataset folder")
-    p.add_argument("inputs", nargs="+", help="datasets to merge")
+    p.add_argument("out", help="merged dataset folder or URL")
+    p.add_argument("inputs", nargs="+", help="datasets to merge (folders or URLs)")
     p.set_defaults(func=cmd_merge_datasets)
 
     p = sub.add_parser("report", help="write a dataset's HTML report (report.html) and print it")
-    p.add_argument("dataset", help="pair dataset folder")
-    p.add_argument("--open", action="store_true", help="also open it in a web browser")
+    p.add_argument("dataset", help="pair dataset folder or URL")
+    p.add_argument("--open", action="store_true", help="also open it in a web browser (a folder)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("export", help="export a pair dataset to Parquet or a datasets folder")
-    p.add_argument("dataset", help="pair dataset folder")
+    p.add_argument("dataset", help="pair dataset folder or URL")
     p.add_argument("--to", choices=["parquet", "hf"], required=True, help="hf: save_to_disk")
-    p.add_argument("--out", required=True, help="new .parquet file (parquet) or folder (hf)")
+    p.add_argument("--out", required=True, help="new .parquet file or folder (hf), or URL")
     p.add_argument("--include-rejected", action="store_true", help="also the rejected candidates")
     p.add_argument(
         "--reviewed",
@@ -79,8 +98,17 @@ def register(sub: Subcommands) -> None:
 
     p = sub.add_parser("import", help="make a pair dataset from an export (Parquet or hf)")
     p.add_argument("src", help="a .parquet file or a datasets save_to_disk folder")
-    p.add_argument("--out", required=True, help="new pair dataset folder")
+    p.add_argument("--out", required=True, help="new pair dataset folder or URL")
     p.set_defaults(func=cmd_import)
+
+
+def _default_shard() -> str:
+    """In a Kubernetes Indexed Job each pod is one shard: its JOB_COMPLETION_INDEX of
+    SAFETYPAIRS_SHARDS (the Job's `completions`)."""
+    index = os.environ.get("JOB_COMPLETION_INDEX")
+    if index is None:
+        return "0/1"
+    return f"{index}/{os.environ.get('SAFETYPAIRS_SHARDS', '')}"
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -99,7 +127,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         shard = tuple(int(x) for x in args.shard.split("/"))
         assert len(shard) == 2 and 0 <= shard[0] < shard[1]
     except (ValueError, AssertionError):
-        return usage_error(f"--shard {args.shard!r} must be i/n with 0 <= i < n")
+        return usage_error(
+            f"--shard {args.shard!r} must be i/n with 0 <= i < n (in an Indexed Job, set "
+            "SAFETYPAIRS_SHARDS to the Job's completions)"
+        )
+    if args.lease_seconds <= 0:
+        return usage_error("--lease-seconds must be positive")
     config = GenerationConfig(
         policy=load_policy(args.policy) if args.policy else default_policy(),
         categories=tuple(codes(args.categories)),
@@ -123,7 +156,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             connect(AsyncEditClient, args, args.edit_target) as editor,
         ):
             bar = None if args.quiet else _progress
-            return await PairGenerator(judge, editor, args.out, config, bar).run(paths)
+            generator = PairGenerator(judge, editor, args.out, config, bar, args.lease_seconds)
+            return await generator.run(paths)
 
     progress = asyncio.run(run())
     if not args.quiet:
@@ -161,7 +195,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = write_report(args.dataset)
     print(path)
-    if args.open:
+    if args.open and isinstance(path, Path):
         import webbrowser
 
         webbrowser.open(path.resolve().as_uri())

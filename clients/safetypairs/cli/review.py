@@ -12,14 +12,27 @@ import json
 import sys
 
 from safetypairs.cli.common import Subcommands
+from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.review_record import check_reviewer
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 
 
+def local_folder(dataset: str) -> None:
+    """Reviews are appended to a log in the dataset folder: object stores cannot append."""
+    from safetypairs.pairs.store import local_path
+
+    if local_path(dataset) is None:
+        raise InvalidInput(
+            f"{dataset}: review works on dataset folders (its log is appended); copy the "
+            f"dataset to one first: safetypairs merge-datasets FOLDER {dataset}"
+        )
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from safetypairs.review.server import make_server
 
+    local_folder(args.dataset)
     reviewer = check_reviewer(args.reviewer or getpass.getuser())
     server = make_server(args.dataset, reviewer, args.assign, args.host, args.port)
     print(f"reviewing {args.dataset} as {reviewer}: open {server.url}", flush=True)
@@ -36,6 +49,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_review_stats(args: argparse.Namespace) -> int:
     from safetypairs.review.stats import format_stats, write_stats
 
+    local_folder(args.dataset)
     stats, json_path, plot_path = write_stats(args.dataset)
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     print(f"wrote {json_path} and {plot_path}", file=sys.stderr)

@@ -7,7 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from safetypairs.cli.common import Subcommands, codes, image_paths, usage_error
+from safetypairs.cli.common import (
+    Subcommands,
+    codes,
+    image_paths,
+    local_pair_datasets,
+    usage_error,
+)
 from safetypairs.contract.errors import SafetyPairsError
 
 
@@ -20,7 +26,9 @@ def register(sub: Subcommands) -> None:
         "CLIP, SigLIP or other vision model with pooled output",
     )
     p.add_argument("--data", action="append", default=[], help="labelled JSONL or folder (repeat)")
-    p.add_argument("--pairs", action="append", default=[], help="pair dataset pairs.jsonl (repeat)")
+    p.add_argument(
+        "--pairs", action="append", default=[], help="pair dataset pairs.jsonl/URL (repeat)"
+    )
     p.add_argument(
         "--human-accepted-only",
         action="store_true",
@@ -61,6 +69,11 @@ def register(sub: Subcommands) -> None:
 
 
 def cmd_train_guard(args: argparse.Namespace) -> int:
+    with local_pair_datasets(args):
+        return _train_guard(args)
+
+
+def _train_guard(args: argparse.Namespace) -> int:
     from safetypairs.training.train import TrainConfig, train_guard
 
     config = TrainConfig(

@@ -48,6 +48,7 @@ from safetypairs.contract.pair_record import (
     from_json,
     to_line,
 )
+from safetypairs.contract.review_record import ReviewRecord, read_reviews
 from safetypairs.pairs.files import FolderLock, os_errors, read_nofollow, write_atomic
 
 FORMAT = "safetypairs-pairs"
@@ -74,9 +75,135 @@ def is_image_path(rel: object) -> bool:
     return isinstance(rel, str) and _IMAGE_PATH.fullmatch(rel) is not None
 
 
+def check_run(where: str, existing: dict[str, Any], header: dict[str, Any] | None) -> None:
+    """Refuse to write into a dataset made with other run settings than `header`'s: resuming
+    with other arguments would mix two runs."""
+    if header is None or existing.get("run") == header.get("run"):
+        return
+    old, new = existing.get("run", {}), header.get("run", {})
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    raise InvalidInput(
+        f"{where} was generated with other settings ({', '.join(changed)} differ); resume "
+        "with the same arguments or write to a new folder"
+    )
+
+
+def parse_header(data: bytes | None, where: str) -> dict[str, Any]:
+    """dataset.json's content, checked to be a pair dataset's (None: there is none)."""
+    try:
+        header = json.loads(data) if data is not None else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise InvalidInput(f"{where} is not a pair dataset (dataset.json format)")
+    return header
+
+
+def file_of(record: Record) -> str:
+    """The manifest a record is filed under, by its status."""
+    if record.status not in _FILE_OF:
+        raise InvalidInput(f"record {record.unit!r} has no status to file it under")
+    return _FILE_OF[record.status]
+
+
+class Dataset:
+    """A pair dataset wherever it lives (pairs/store.py picks the implementation). What every
+    location reads the same way is here: records by status, the done units, and images
+    checked against the hash in their names. A location (a local folder, an object store
+    prefix) supplies the methods that raise NotImplementedError here; the writing ones work
+    on a dataset opened to write (`open`), the others on any."""
+
+    @property
+    def location(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def header(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def records(self, status: str | None = None) -> Iterator[Record]:
+        raise NotImplementedError
+
+    def _read(self, rel: str, limit: int | None = None) -> bytes:
+        raise NotImplementedError
+
+    def where(self, rel: str) -> str:
+        """`rel` inside the dataset, as messages name it."""
+        raise NotImplementedError
+
+    def image_names(self) -> list[str]:
+        """Every stored image, as images/<sha256>.<ext> paths, sorted."""
+        raise NotImplementedError
+
+    def reviews(self) -> list[ReviewRecord]:
+        """The review log's committed decisions (none where the location keeps no log)."""
+        return []
+
+    def put_image(self, data: bytes, suffix: str = ".png") -> str:
+        """Store image bytes under their content hash; the path relative to the root."""
+        raise NotImplementedError
+
+    def has_image(self, rel: str) -> bool:
+        raise NotImplementedError
+
+    def put_file(self, name: str, data: bytes) -> str:
+        """Write a whole file beside the dataset's own (the report), replacing one of that
+        name, never seen half-written; where it is."""
+        raise NotImplementedError
+
+    def commit(self, records: Sequence[Record]) -> None:
+        """Commit a work unit's records whole or not at all."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the writer lock or lease (a reader holds none)."""
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_image(self, rel: str) -> bytes:
+        """An image's bytes, checked against the SHA-256 its name carries (TamperedFile when
+        they differ). `rel` must be an image path."""
+        match = _IMAGE_PATH.fullmatch(rel)
+        if match is None:
+            raise InvalidInput(f"{rel!r} is not an images/<sha256>.<ext> path")
+        data = self._read(rel)
+        if sha256(data) != match.group(1):
+            raise TamperedFile(
+                f"{self.where(rel)}: its bytes do not match the SHA-256 in its name "
+                f"(they hash to {sha256(data)[:16]}...)"
+            )
+        return data
+
+    def pairs(self, *statuses: str) -> Iterator[PairRecord]:
+        """The candidate records (accepted, rejected, or those given), in commit order."""
+        for status in statuses or (ACCEPTED, REJECTED):
+            for record in self.records(status):
+                if isinstance(record, PairRecord):
+                    yield record
+
+    def failures(self) -> Iterator[FailedUnit]:
+        for record in self.records(FAILED):
+            if isinstance(record, FailedUnit):
+                yield record
+
+    def done_units(self) -> set[str]:
+        """Work units with a committed outcome (accepted, or rejected on every attempt). A
+        failed unit is not done: a later run tries it again."""
+        return {
+            r.unit
+            for r in self.pairs()
+            if r.unit and (r.status == ACCEPTED or (r.status == REJECTED and r.final))
+        }
+
+
 @dataclass
-class PairDataset:
+class PairDataset(Dataset):
     root: Path
+
     # Committed bytes per manifest (None: a dataset from before the journal, read whole).
     sizes: dict[str, int] | None = None
     _lock: FolderLock | None = field(default=None, repr=False)
@@ -106,17 +233,7 @@ class PairDataset:
     def _check_header(self, header: dict[str, Any] | None) -> None:
         meta = self.root / "dataset.json"
         if meta.exists():
-            existing = self.header
-            if header is not None and existing.get("run") != header.get("run"):
-                changed = sorted(
-                    k
-                    for k in set(existing.get("run", {})) | set(header.get("run", {}))
-                    if existing.get("run", {}).get(k) != header.get("run", {}).get(k)
-                )
-                raise InvalidInput(
-                    f"{self.root} was generated with other settings ({', '.join(changed)} "
-                    "differ); resume with the same arguments or write to a new folder"
-                )
+            check_run(str(self.root), self.header, header)
         elif header is not None:
             data = {"format": FORMAT, "format_version": FORMAT_VERSION, **header}
             write_atomic(meta, json.dumps(data, indent=2).encode() + b"\n")
@@ -136,16 +253,9 @@ class PairDataset:
             self._truncate(self.root / name, size)
 
     def close(self) -> None:
-        """Release the writer lock (a reader has none)."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-
-    def __enter__(self) -> PairDataset:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @classmethod
     def read(cls, root: str | Path) -> PairDataset:
@@ -161,14 +271,28 @@ class PairDataset:
         return ds
 
     @property
+    def location(self) -> str:
+        return str(self.root)
+
+    @property
     def header(self) -> dict[str, Any]:
         try:
-            data = json.loads(self._read("dataset.json"))
-        except (FileNotFoundError, ValueError):
+            data: bytes | None = self._read("dataset.json")
+        except FileNotFoundError:
             data = None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise InvalidInput(f"{self.root} is not a pair dataset (dataset.json format)")
-        return data
+        return parse_header(data, str(self.root))
+
+    def where(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    def image_names(self) -> list[str]:
+        folder = self.root / "images"
+        with os_errors(folder):
+            names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        return [f"images/{n}" for n in names if is_image_path(f"images/{n}")]
+
+    def reviews(self) -> list[ReviewRecord]:
+        return read_reviews(self.root)
 
     def _read(self, rel: str, limit: int | None = None) -> bytes:
         return read_nofollow(self.root, rel, limit)
@@ -241,12 +365,26 @@ class PairDataset:
     # -- writing -------------------------------------------------------------------------
 
     def put_image(self, data: bytes, suffix: str = ".png") -> str:
-        """Store image bytes under their content hash; the path relative to the root."""
         rel = f"images/{sha256(data)}{suffix}"
         path = self.root / rel
         if not path.exists():
             write_atomic(path, data)
         return rel
+
+    def has_image(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    def put_file(self, name: str, data: bytes) -> str:
+        path = self.root / name
+        tmp = path.with_name(f".tmp-{name}")
+        try:
+            with os_errors(tmp):
+                tmp.write_bytes(data)
+            with os_errors(path):
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return str(path)
 
     def commit(self, records: Sequence[Record]) -> None:
         """Commit a work unit's records whole or not at all: append them to their manifests
@@ -256,9 +394,7 @@ class PairDataset:
             raise InvalidInput(f"{self.root} is open for reading only")
         by_file: dict[str, list[Record]] = {}
         for r in records:
-            if r.status not in _FILE_OF:
-                raise InvalidInput(f"record {r.unit!r} has no status to file it under")
-            by_file.setdefault(_FILE_OF[r.status], []).append(r)
+            by_file.setdefault(file_of(r), []).append(r)
         before, journal_size = dict(self.sizes), self._journal_size
         try:
             for name, rows in by_file.items():
@@ -299,38 +435,3 @@ class PairDataset:
         for name in names:
             for where, data in parse_jsonl(self.manifest_text(name), str(self.root / name)):
                 yield from_json(data, where)
-
-    def read_image(self, rel: str) -> bytes:
-        """An image's bytes, read without following links and checked against the SHA-256
-        its name carries (TamperedFile when they differ). `rel` must be an image path."""
-        match = _IMAGE_PATH.fullmatch(rel)
-        if match is None:
-            raise InvalidInput(f"{rel!r} is not an images/<sha256>.<ext> path")
-        data = self._read(rel)
-        if sha256(data) != match.group(1):
-            raise TamperedFile(
-                f"{self.root / rel}: its bytes do not match the SHA-256 in its name "
-                f"(they hash to {sha256(data)[:16]}...)"
-            )
-        return data
-
-    def pairs(self, *statuses: str) -> Iterator[PairRecord]:
-        """The candidate records (accepted, rejected, or those given), in manifest order."""
-        for status in statuses or (ACCEPTED, REJECTED):
-            for record in self.records(status):
-                if isinstance(record, PairRecord):
-                    yield record
-
-    def failures(self) -> Iterator[FailedUnit]:
-        for record in self.records(FAILED):
-            if isinstance(record, FailedUnit):
-                yield record
-
-    def done_units(self) -> set[str]:
-        """Work units with a committed outcome (accepted, or rejected on every attempt). A
-        failed unit is not done: a later run tries it again."""
-        return {
-            r.unit
-            for r in self.pairs()
-            if r.unit and (r.status == ACCEPTED or (r.status == REJECTED and r.final))
-        }

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -53,11 +54,12 @@ from safetypairs.contract.review_record import (
     UNREVIEWED,
     ReviewRecord,
     pair_state,
-    read_reviews,
     standing,
 )
-from safetypairs.pairs.dataset import PairDataset, is_image_path
+from safetypairs.pairs.dataset import Dataset, PairDataset, is_image_path
 from safetypairs.pairs.files import os_errors
+from safetypairs.pairs.merge import merge_datasets
+from safetypairs.pairs.store import dataset_exists, local_path, read_dataset, upload
 
 FORMATS = ("parquet", "hf")
 # `reviewed`: which pairs by people's review (safetypairs.contract.review_record); None: all.
@@ -185,27 +187,27 @@ def _review_columns(decisions: dict[str, ReviewRecord] | None) -> dict[str, Any]
     }
 
 
-def _image(ds: PairDataset, record: PairRecord, rel: str) -> bytes:
+def _image(ds: Dataset, record: PairRecord, rel: str) -> bytes:
     """The checked bytes of one of the record's images (see the module docstring)."""
     try:
         data = ds.read_image(rel)
         decode_image(data, _STORED_IMAGE_LIMITS)
     except FileNotFoundError as exc:
         raise InvalidInput(
-            f"record {record.id!r}: cannot read {ds.root / rel} ({exc.strerror})"
+            f"record {record.id!r}: cannot read {ds.where(rel)} ({exc.strerror})"
         ) from None
     except TamperedFile as exc:
         raise TamperedFile(f"record {record.id!r}: {exc.message}") from None
     except InvalidInput as exc:  # the decoder's verdict
         raise TamperedFile(
-            f"record {record.id!r}: {ds.root / rel} is not an image ({exc.message})"
+            f"record {record.id!r}: {ds.where(rel)} is not an image ({exc.message})"
         ) from None
     except SafetyPairsError as exc:
         raise type(exc)(f"record {record.id!r}: {exc.message}") from None
     return data
 
 
-def _row(ds: PairDataset, record: PairRecord, review: dict[str, Any]) -> dict[str, Any]:
+def _row(ds: Dataset, record: PairRecord, review: dict[str, Any]) -> dict[str, Any]:
     row = {name: _coerce(_get(record, path), kind) for name, (path, kind) in FIELDS.items()}
     row.update(review)
     for column, part in IMAGE_COLUMNS.items():
@@ -223,10 +225,10 @@ def _row(ds: PairDataset, record: PairRecord, review: dict[str, Any]) -> dict[st
 
 
 def _rows(
-    ds: PairDataset, include_rejected: bool, reviewed: str | None
+    ds: Dataset, include_rejected: bool, reviewed: str | None
 ) -> Iterator[tuple[PairRecord, dict[str, Any]]]:
     """The records to export and their review columns, filtered by `reviewed`."""
-    decided = standing(read_reviews(ds.root))
+    decided = standing(ds.reviews())
     records = ds.pairs(ACCEPTED, REJECTED) if include_rejected else ds.pairs(ACCEPTED)
     for record in records:
         review = _review_columns(decided.get(str(record.id)))
@@ -239,7 +241,7 @@ def _rows(
 
 
 def _write_parquet(
-    ds: PairDataset, path: Path, include_rejected: bool, reviewed: str | None = None
+    ds: Dataset, path: Path, include_rejected: bool, reviewed: str | None = None
 ) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -260,7 +262,7 @@ def _write_parquet(
     return rows
 
 
-def _write_hf(ds: PairDataset, path: Path, include_rejected: bool, reviewed: str | None) -> int:
+def _write_hf(ds: Dataset, path: Path, include_rejected: bool, reviewed: str | None) -> int:
     from datasets import Dataset
 
     # Through a Parquet file: `from_parquet` memory-maps it, so a large dataset never has to
@@ -289,13 +291,34 @@ def export_dataset(
 ) -> dict[str, Any]:
     """Write `out` (a .parquet file, or a `save_to_disk` folder for "hf"); a summary.
     `reviewed`: "accepted" keeps only the pairs people accepted (every reviewer on the pair),
-    "any" only the pairs someone reviewed; None keeps all."""
-    root, out = Path(dataset), Path(out)
+    "any" only the pairs someone reviewed; None keeps all. The dataset and `out` may be
+    object store URLs (pairs/store.py): the export is built locally, then uploaded."""
     if to not in FORMATS:
         raise InvalidInput(f"unknown export format {to!r}; one of {', '.join(FORMATS)}")
     if reviewed not in (None, *REVIEWED):
         raise InvalidInput(f"unknown review filter {reviewed!r}; one of {', '.join(REVIEWED)}")
-    ds = PairDataset.read(root)
+    ds = read_dataset(dataset)
+    folder = local_path(out)
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="safetypairs-export-") as work:
+            built = Path(work) / "export"
+            rows = _export_to(ds, built, to, include_rejected, reviewed)
+            upload(built, str(out))
+    else:
+        rows = _export_to(ds, folder, to, include_rejected, reviewed)
+    return {
+        "out": str(out),
+        "format": to,
+        "rows": rows,
+        "include_rejected": include_rejected,
+        "reviewed": reviewed,
+    }
+
+
+def _export_to(
+    ds: Dataset, out: Path, to: str, include_rejected: bool, reviewed: str | None
+) -> int:
+    """Export into the local path `out`; the row count."""
     if out.exists():
         raise InvalidInput(f"{out} exists: export to a new path")
     # Built beside its final place and renamed at the end: a failed export leaves nothing.
@@ -309,13 +332,7 @@ def export_dataset(
     except BaseException:
         _remove(tmp)
         raise
-    return {
-        "out": str(out),
-        "format": to,
-        "rows": rows,
-        "include_rejected": include_rejected,
-        "reviewed": reviewed,
-    }
+    return rows
 
 
 # -- import --------------------------------------------------------------------------------
@@ -366,7 +383,7 @@ def _hf_source(src: Path) -> tuple[dict[str, Any], Iterator[list[dict[str, Any]]
     return header, (t.to_pylist() for t in table.iter(batch_size=BATCH_ROWS))
 
 
-def _restore(ds: PairDataset, src: Path, n: int, row: dict[str, Any]) -> PairRecord:
+def _restore(ds: Dataset, src: Path, n: int, row: dict[str, Any]) -> PairRecord:
     """The manifest record of row `n`, its images stored again by content hash."""
     where = f"{src} row {n}, column record"
     text = row["record"]
@@ -391,9 +408,21 @@ def _restore(ds: PairDataset, src: Path, n: int, row: dict[str, Any]) -> PairRec
 
 
 def import_dataset(src: str | Path, out: str | Path) -> dict[str, Any]:
-    """Make the pair dataset `out` (a new folder) from a Parquet file or `save_to_disk` folder
-    that `export_dataset` wrote; a summary."""
-    src, out = Path(src), Path(out)
+    """Make the pair dataset `out` (a new folder, or a new object store dataset: imported
+    into a local folder first, then merged there) from a Parquet file or `save_to_disk`
+    folder that `export_dataset` wrote; a summary."""
+    folder = local_path(out)
+    if folder is not None:
+        return _import_to(Path(src), folder)
+    if dataset_exists(str(out)):
+        raise InvalidInput(f"{out} holds a dataset already: import into a new location")
+    with tempfile.TemporaryDirectory(prefix="safetypairs-import-") as work:
+        result = _import_to(Path(src), Path(work) / "dataset")
+        merge_datasets(out, [Path(work) / "dataset"])
+    return {**result, "out": str(out)}
+
+
+def _import_to(src: Path, out: Path) -> dict[str, Any]:
     if not src.exists():
         raise InvalidInput(f"{src} does not exist")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -1,7 +1,9 @@
 """Merging datasets that several generator processes wrote (one shard each) into one, without
-duplicates: a record is identified by its status and id (units for failures). Sources are
-read as readers read them (committed units only, no links followed, every image checked
-against its hash); the target is written under its writer lock, one commit per source."""
+duplicates: a record is identified by its status and id (units for failures). Sources and the
+target are folders or object store URLs (pairs/store.py). Sources are read as readers read
+them (committed units only, every image checked against its hash); the target is written
+under its writer lock or lease, one commit per source, so a merge killed midway and run again
+adds each source once."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.pair_record import FailedUnit, Record
-from safetypairs.pairs.dataset import PairDataset, is_image_path
+from safetypairs.pairs.store import open_dataset, read_dataset
 
 
 def _key(record: Record) -> tuple[str | None, str | None]:
@@ -21,7 +23,7 @@ def merge_datasets(out: str | Path, inputs: Sequence[str | Path]) -> dict[str, i
     """Merge `inputs` into `out` (created, or extended when it exists); returns counts."""
     if not inputs:
         raise InvalidInput("give at least one dataset to merge")
-    sources = [PairDataset.read(p) for p in inputs]
+    sources = [read_dataset(p) for p in inputs]
     runs = [{k: v for k, v in s.header["run"].items() if k != "shard"} for s in sources]
     for path, run in zip(inputs[1:], runs[1:], strict=True):
         if run != runs[0]:
@@ -29,7 +31,7 @@ def merge_datasets(out: str | Path, inputs: Sequence[str | Path]) -> dict[str, i
     header = {**sources[0].header, "run": {**sources[0].header["run"], "shard": "merged"}}
     header.pop("format", None)
     header.pop("format_version", None)
-    with PairDataset.open(out, header) as target:
+    with open_dataset(out, header) as target:
         seen = {_key(r) for r in target.records()}
         added = duplicates = 0
         for source in sources:
@@ -41,10 +43,10 @@ def merge_datasets(out: str | Path, inputs: Sequence[str | Path]) -> dict[str, i
                     continue
                 seen.add(key)
                 fresh.append(record)
-            for image in sorted((source.root / "images").iterdir()):
-                rel = f"images/{image.name}"
-                if is_image_path(rel) and not (target.root / rel).exists():
-                    target.put_image(source.read_image(rel), image.suffix)
-            target.commit(fresh)
+            for rel in source.image_names():
+                if not target.has_image(rel):
+                    target.put_image(source.read_image(rel), Path(rel).suffix)
+            if fresh:
+                target.commit(fresh)
             added += len(fresh)
     return {"added": added, "duplicates": duplicates}

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from safetypairs.client.backoff import TRANSIENT, Backoff
 from safetypairs.client.edit import AsyncEditClient
 from safetypairs.client.judge import AsyncJudgeClient
-from safetypairs.contract.errors import SafetyPairsError, StorageError
+from safetypairs.contract.errors import SafetyPairsError
 from safetypairs.contract.pair_record import (
     ACCEPTED,
     REJECTED,
@@ -40,10 +41,12 @@ from safetypairs.contract.pair_record import (
 )
 from safetypairs.pairs.config import GenerationConfig, Progress, derive_seed
 from safetypairs.pairs.criteria import TO_SAFE, TO_UNSAFE, rejection_reasons
-from safetypairs.pairs.dataset import PairDataset, sha256
-from safetypairs.pairs.files import FolderLock
+from safetypairs.pairs.dataset import Dataset, sha256
+from safetypairs.pairs.lease import DEFAULT_LEASE_S
 from safetypairs.pairs.similarity import compare
+from safetypairs.pairs.store import open_dataset, take_writer
 
+T = TypeVar("T")
 # The kept image is within the margin of the threshold, or unsafe in a category not asked for.
 SOURCE_AMBIGUOUS = "source_ambiguous"
 
@@ -66,6 +69,16 @@ class _Kept:
     rate_s: float
 
 
+class _DatasetFailed(Exception):
+    """The dataset could not store or commit (a full disk, a store gone, credentials revoked):
+    not a unit's failure to record but the end of the run. Not a SafetyPairsError, so the
+    per-unit handlers let it through; `run` raises the error it carries."""
+
+    def __init__(self, error: SafetyPairsError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class PairGenerator:
     def __init__(
         self,
@@ -74,15 +87,34 @@ class PairGenerator:
         out: str | Path,
         config: GenerationConfig,
         on_progress: Callable[[Progress], None] | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
     ) -> None:
-        self.judge, self.editor, self.out, self.config = judge, editor, Path(out), config
-        self.dataset: PairDataset | None = None
+        """`out`: a folder or an object store URL (pairs/store.py); `lease_s`: the writer
+        lease's duration there."""
+        self.judge, self.editor, self.out, self.config = judge, editor, out, config
+        self.lease_s = lease_s
+        self.dataset: Dataset | None = None
         self.progress = Progress()
         self._on_progress = on_progress or (lambda p: None)
         self._judge_gate = asyncio.Semaphore(config.judge_concurrency)
         self._edit_gate = asyncio.Semaphore(config.edit_concurrency)
         self._kept: dict[str, asyncio.Task] = {}
         self._models = Models()
+        self._writer: ThreadPoolExecutor | None = None  # the dataset's writer thread, per run
+
+    async def _store(self, write: Callable[..., T], *args: Any) -> T:
+        """Run a dataset write on the one writer thread: off the event loop (an object store
+        put takes a network round trip, during which the loop keeps the services busy), one
+        at a time and in order (the dataset has one writer)."""
+        assert self._writer is not None, "dataset writes happen within run()"
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._writer, write, *args)
+        except SafetyPairsError as exc:
+            raise _DatasetFailed(exc) from None
+
+    async def _put(self, data: bytes, suffix: str = ".png") -> str:
+        return await self._store(self.dataset.put_image, data, suffix)
 
     # -- service calls ---------------------------------------------------------------------
 
@@ -177,7 +209,7 @@ class PairGenerator:
         started = time.perf_counter()
         unsafe_kept = direction == TO_SAFE
         kept_member = Member(
-            image=self.dataset.put_image(kept.data),
+            image=await self._put(kept.data),
             labels=(category,) if unsafe_kept else (),
             role="kept" if c.artifact_matched else "source",
             p_unsafe=kept.rating.p_unsafe,
@@ -227,7 +259,7 @@ class PairGenerator:
                     source=Source(path=src.path, sha256=src.sha, image=source_image),
                     a=kept_member,
                     b=Member(
-                        image=self.dataset.put_image(edited),
+                        image=await self._put(edited),
                         labels=() if unsafe_kept else (category,),
                         role="edit",
                         p_unsafe=rating.p_unsafe,
@@ -247,14 +279,14 @@ class PairGenerator:
                 )
                 records.append(record)
                 if not reasons:
-                    self._commit(records)
+                    await self._commit(records)
                     return
         if records:
             records[-1] = replace(records[-1], final=True)
-        self._commit(records)
+        await self._commit(records)
 
-    def _commit(self, records: Sequence[Record]) -> None:
-        self.dataset.commit(records)
+    async def _commit(self, records: Sequence[Record]) -> None:
+        await self._store(self.dataset.commit, records)
         for r in records:
             if r.status == ACCEPTED:
                 self.progress.accepted += 1
@@ -264,14 +296,14 @@ class PairGenerator:
                 self.progress.failed += 1
         self._on_progress(self.progress)
 
-    def _ambiguous(self, src: _Source, kept: _Kept, done: set[str]) -> None:
+    async def _ambiguous(self, src: _Source, kept: _Kept, done: set[str]) -> None:
         """A source whose kept image is neither clearly safe nor clearly unsafe (or unsafe in a
         category not asked for) makes no unit; the record says why."""
         unit = f"{src.sha[:16]}:source"
         if unit in done:
             return
         rating = kept.rating
-        self._commit(
+        await self._commit(
             [
                 PairRecord(
                     status=REJECTED,
@@ -286,16 +318,16 @@ class PairGenerator:
             ]
         )
 
-    def _fail(self, unit: str, path: str, exc: SafetyPairsError) -> None:
+    async def _fail(self, unit: str, path: str, exc: SafetyPairsError) -> None:
         error = ErrorInfo(kind=exc.kind, message=exc.message)
-        self._commit([FailedUnit(unit=unit, source=Source(path=path), error=error)])
+        await self._commit([FailedUnit(unit=unit, source=Source(path=path), error=error)])
 
     async def _source(self, path: str, done: set[str], gate: asyncio.Semaphore) -> None:
         async with gate:
             try:
                 data = Path(path).read_bytes()
             except OSError as exc:
-                self._fail(
+                await self._fail(
                     f"source:{path}", path, SafetyPairsError(f"cannot read {path}: {exc.strerror}")
                 )
                 return
@@ -309,28 +341,25 @@ class PairGenerator:
                     (d, cat, f"{src.sha[:16]}:{d}:{cat}") for d, cat in self._units(kept.rating)
                 ]
                 if not units:
-                    self._ambiguous(src, kept, done)
+                    await self._ambiguous(src, kept, done)
                 todo = [u for u in units if u[2] not in done]
                 self.progress.skipped += len(units) - len(todo)
-                source_image = self.dataset.put_image(data, Path(path).suffix.lower() or ".img")
+                source_image = await self._put(data, Path(path).suffix.lower() or ".img")
                 for direction, category, unit in todo:
                     try:
                         await self._unit(src, source_image, kept, direction, category, unit)
-                    except StorageError:
-                        raise
                     except SafetyPairsError as exc:
-                        self._fail(unit, path, exc)
-            except StorageError:  # the dataset's disk, not the unit: the run cannot go on
-                raise
+                        await self._fail(unit, path, exc)
             except SafetyPairsError as exc:  # the source itself: unreadable, or rating failed
-                self._fail(f"source:{src.sha[:16]}", path, exc)
+                await self._fail(f"source:{src.sha[:16]}", path, exc)
         self.progress.sources_done += 1
         self._on_progress(self.progress)
 
     async def run(self, paths: Sequence[str | Path]) -> Progress:
-        """Generate into the dataset folder, continuing a run with the same arguments. The
-        folder's writer lock is taken first, so a second writer fails before any work."""
-        lock = FolderLock(self.out)
+        """Generate into the dataset, continuing a run with the same arguments. The writer
+        lock (or lease) is taken first, so a second writer fails before any work."""
+        lock = take_writer(self.out, self.lease_s)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
         try:
             judge_info = await self.judge.model_info()
             edit_info = await self.editor.model_info()
@@ -344,7 +373,7 @@ class PairGenerator:
                 "run": self.config.run_header(self._models.judge, self._models.edit),
                 "policy": self.config.policy.to_dict(),
             }
-            self.dataset = PairDataset.open(self.out, header, lock)
+            self.dataset = open_dataset(self.out, header, self.lease_s, lock)
             done = self.dataset.done_units()
             self.progress.sources_total = len(paths)
             self._on_progress(self.progress)
@@ -352,12 +381,15 @@ class PairGenerator:
             tasks = [asyncio.ensure_future(self._source(str(p), done, gate)) for p in paths]
             try:
                 await asyncio.gather(*tasks)
-            except BaseException:  # a full disk: stop every unit before the lock goes
+            except BaseException as exc:  # the dataset failed: stop every unit, then the lock
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if isinstance(exc, _DatasetFailed):
+                    raise exc.error from None
                 raise
         finally:
+            self._writer.shutdown(wait=True)  # a write under way ends before the lock goes
             lock.release()
         return self.progress
 

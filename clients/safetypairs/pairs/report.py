@@ -24,7 +24,6 @@ import base64
 import hashlib
 import html
 import json
-import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,13 +42,12 @@ from safetypairs.contract.review_record import (
     STATES,
     ReviewRecord,
     pair_state,
-    read_reviews,
     standing,
 )
 from safetypairs.pairs.criteria import Criteria
-from safetypairs.pairs.dataset import PairDataset, is_image_path
-from safetypairs.pairs.files import os_errors
+from safetypairs.pairs.dataset import Dataset, is_image_path
 from safetypairs.pairs.report_summary import UNCATEGORIZED, Summary, finite, summarize
+from safetypairs.pairs.store import local_path, read_dataset
 
 REPORT_NAME = "report.html"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -97,12 +95,12 @@ def _box_style(bbox: tuple[int, ...] | None, size: tuple[int, int] | None) -> st
     )
 
 
-def _frame(root: Path, path: str | None, alt: str, bbox: tuple[int, ...] | None) -> str:
+def _frame(ds: Dataset, path: str | None, alt: str, bbox: tuple[int, ...] | None) -> str:
     """An image of the dataset with the change box over it, or a named warning in its place."""
     if not is_image_path(path):
         return f'<div class="missing">no image ({_e(path)})</div>'
     try:
-        size = _png_size(PairDataset(root).read_image(str(path)))
+        size = _png_size(ds.read_image(str(path)))
     except FileNotFoundError:
         return f'<div class="missing">missing file {_e(path)}</div>'
     except SafetyPairsError as exc:
@@ -133,7 +131,7 @@ def _side(p_unsafe: float | None, criteria: Criteria | None) -> str:
 
 
 def _figure(
-    root: Path,
+    ds: Dataset,
     side: str,
     member: Member | None,
     bbox: tuple[int, ...] | None,
@@ -150,10 +148,10 @@ def _figure(
         "</span></figcaption>"
     )
     alt = f"{side}: {role}"
-    return f'<figure class="member">{_frame(root, member.image, alt, bbox)}{caption}</figure>'
+    return f'<figure class="member">{_frame(ds, member.image, alt, bbox)}{caption}</figure>'
 
 
-def _source_figure(root: Path, r: PairRecord) -> str:
+def _source_figure(ds: Dataset, r: PairRecord) -> str:
     """The photo the pair was made from, when neither member is it (with artifact matching the
     kept member is the null edit's output, not the photo)."""
     image = r.source.image if r.source else None
@@ -161,7 +159,7 @@ def _source_figure(root: Path, r: PairRecord) -> str:
         return ""
     name = Path(r.source.path).name if r.source and r.source.path else "source"
     caption = f"<figcaption><b>SOURCE</b> · the photo as given<br>{_e(name)}</figcaption>"
-    return f'<figure class="source">{_frame(root, image, "source photo", None)}{caption}</figure>'
+    return f'<figure class="source">{_frame(ds, image, "source photo", None)}{caption}</figure>'
 
 
 def _facts(pairs: list[tuple[str, str]]) -> str:
@@ -199,7 +197,7 @@ def _limit(value: str, rule: str | None) -> str:
 
 
 def _card(
-    root: Path,
+    ds: Dataset,
     r: PairRecord,
     decisions: dict[str, ReviewRecord] | None = None,
     criteria: Criteria | None = None,
@@ -247,8 +245,8 @@ def _card(
         "</header>"
         f'<p class="instruction">{_e(r.instruction)}</p>'
         f'<p class="action">{_e(action)}</p>'
-        f'<div class="pair">{_source_figure(root, r)}{_figure(root, "a", r.a, bbox, criteria)}'
-        f"{_figure(root, 'b', r.b, bbox, criteria)}</div>"
+        f'<div class="pair">{_source_figure(ds, r)}{_figure(ds, "a", r.a, bbox, criteria)}'
+        f"{_figure(ds, 'b', r.b, bbox, criteria)}</div>"
         f"{_facts(facts)}</article>"
     )
 
@@ -439,8 +437,7 @@ _JS = """
 
 
 def render(
-    root: Path,
-    header: dict[str, Any],
+    ds: Dataset,
     records: Sequence[PairRecord],
     failed: Sequence[FailedUnit],
     reviews: dict[str, dict[str, ReviewRecord]] | None = None,
@@ -470,14 +467,15 @@ def render(
         ],
     }
     filters = "".join(_select(k, k, v) for k, v in values.items())
-    criteria = criteria_of(header)
-    cards = "".join(_card(root, r, reviews.get(str(r.id)), criteria) for r in records)
-    about = json.dumps(header, indent=2, sort_keys=True, default=str)
+    criteria = criteria_of(ds.header)
+    cards = "".join(_card(ds, r, reviews.get(str(r.id)), criteria) for r in records)
+    name = ds.location.rstrip("/").rsplit("/", 1)[-1]
+    about = json.dumps(ds.header, indent=2, sort_keys=True, default=str)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">'
-        f"<title>Pair dataset report: {_e(root.name)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>Pair dataset {_e(root.name)}</h1>{banner}"
+        f"<title>Pair dataset report: {_e(name)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>Pair dataset {_e(name)}</h1>{banner}"
         f"<details><summary>dataset.json</summary><pre>{_e(about)}</pre></details>"
         f"{_summary_html(summary, failed, criteria)}"
         f'<div id="filters">{filters}<span id="shown"></span></div>'
@@ -485,19 +483,11 @@ def render(
     )
 
 
-def write_report(root: str | Path) -> Path:
-    """Write `report.html` into the dataset folder and return its path."""
-    root = Path(root)
-    ds = PairDataset.read(root)
+def write_report(location: str | Path) -> Path | str:
+    """Write `report.html` into the dataset (a folder or an object store URL) and return
+    where it is: a Path for a folder."""
+    ds = read_dataset(location)
     records, failed = list(ds.pairs()), list(ds.failures())
-    path = root / REPORT_NAME
-    page = render(root, ds.header, records, failed, standing(read_reviews(root))).encode()
-    tmp = path.with_name(f".tmp-{REPORT_NAME}")
-    try:
-        with os_errors(tmp):
-            tmp.write_bytes(page)
-        with os_errors(path):
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    page = render(ds, records, failed, standing(ds.reviews())).encode()
+    where = ds.put_file(REPORT_NAME, page)
+    return where if local_path(location) is None else Path(where)
