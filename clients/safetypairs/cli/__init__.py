@@ -31,12 +31,12 @@ flags, register it), so client commands need only the SDK.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from safetypairs.cli import edit, evaluation, guard, judge, pairs, review, serve, training
 from safetypairs.cli.common import Parser
-from safetypairs.contract.errors import SafetyPairsError
+from safetypairs.cli.errors import run
+from safetypairs.cli.progress import shown
 
 ROOMS = (guard, judge, edit, pairs, review, evaluation, training, serve)
 
@@ -50,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors are one line on stderr and an exit status (cli.errors)."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except SafetyPairsError as exc:
-        print(f"error ({exc.kind}): {exc.message}", file=sys.stderr)
-        return 2
+    with shown(not getattr(args, "no_progress", False)):
+        return run(args, getattr(args, "debug", False))

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from safetypairs.cli.common import (
     Subcommands,
     add_client_command,
+    add_progress_flag,
     connect,
     print_json,
     usage_error,
 )
 from safetypairs.client.edit import EditClient, EditProgress, EditResult
+from safetypairs.contract.progress import Task, task
 
 
 def register(sub: Subcommands) -> None:
@@ -35,7 +38,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--region", default="", help="x,y,width,height: only this rectangle may change")
     p.add_argument("--format", choices=["png", "webp"], default=None, help="default: from --out")
     p.add_argument("--change-map", default=None, help="also write the change map PNG here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_progress_flag(p)
     p.add_argument("--json", action="store_true", help="print the result's fields as JSON")
     p.set_defaults(func=cmd_edit)
 
@@ -52,24 +55,20 @@ def cmd_edit(args: argparse.Namespace) -> int:
             return usage_error(f"--region {args.region!r} must be x,y,width,height")
         region = (x, y, w, h)
     fmt = args.format or ("webp" if out.suffix.lower() == ".webp" else "png")
-    with connect(EditClient, args, timeout=args.timeout) as editor:
-        try:
-            result = editor.edit(
-                image,
-                args.instruction,
-                seed=args.seed,
-                mask=args.mask,
-                region=region,
-                steps=args.steps,
-                guidance_scale=args.guidance_scale,
-                image_guidance_scale=args.image_guidance_scale,
-                negative_prompt=args.negative_prompt,
-                format=fmt,
-                on_progress=None if args.no_progress else _progress_bar,
-            )
-        finally:
-            if not args.no_progress:
-                print(file=sys.stderr)
+    with connect(EditClient, args, timeout=args.timeout) as editor, _steps() as on_progress:
+        result = editor.edit(
+            image,
+            args.instruction,
+            seed=args.seed,
+            mask=args.mask,
+            region=region,
+            steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            image_guidance_scale=args.image_guidance_scale,
+            negative_prompt=args.negative_prompt,
+            format=fmt,
+            on_progress=None if args.no_progress else on_progress,
+        )
     result.save(out)
     if args.change_map:
         Path(args.change_map).write_bytes(result.change.map_png)
@@ -88,12 +87,21 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(p: EditProgress) -> None:
-    width = 30
-    done = width * p.step // p.total if p.total else 0
-    bar = "#" * done + "." * (width - done)
-    print(f"\r[{bar}] step {p.step}/{p.total} {p.elapsed_s:6.1f}s", end="", file=sys.stderr)
-    sys.stderr.flush()
+@contextmanager
+def _steps() -> Iterator[Callable[[EditProgress], None]]:
+    """The edit's denoising steps as progress; the task starts with the first step, when the
+    service has said how many there are."""
+    with ExitStack() as stack:
+        bar: list[Task] = []
+        shown = [0]
+
+        def show(p: EditProgress) -> None:
+            if not bar:
+                bar.append(stack.enter_context(task("denoising", p.total, "step")))
+            bar[0].advance(p.step - shown[0])
+            shown[0] = p.step
+
+        yield show
 
 
 def _summary(result: EditResult, out: Path) -> dict[str, Any]:

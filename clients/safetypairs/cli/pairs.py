@@ -6,24 +6,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
+from collections.abc import Callable
 from typing import Any
 
 from safetypairs.cli.common import (
     Subcommands,
     add_connection_flags,
     add_max_backoff,
+    add_progress_flag,
     codes,
     connect,
     image_paths,
+    old_spelling,
     target,
     usage_error,
 )
+from safetypairs.contract.pair_record import ACCEPTED
+from safetypairs.contract.progress import Task, task
 
 
 def register(sub: Subcommands) -> None:
     p = sub.add_parser("generate", help="generate verified counterfactual pairs into a dataset")
-    p.add_argument("--images", required=True, help="folder (or file) of source images")
+    p.add_argument("images", nargs="*", help="source image files, or folders searched for images")
+    p.add_argument(
+        "--images",
+        dest="images_flag",
+        action=old_spelling(argparse._AppendAction, "positional IMAGES"),
+        default=[],
+        help=argparse.SUPPRESS,
+    )
     p.add_argument("--out", required=True, help="dataset folder; an existing one is resumed")
     p.add_argument("--policy", default="", help="policy YAML; default: the built-in O1..O9")
     p.add_argument("--categories", default="", help="codes to make pairs for; default: all")
@@ -51,19 +62,19 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--edit-concurrency", type=int, default=1, help="edits at once")
     add_max_backoff(p)
     p.add_argument("--shard", default="0/1", help="i/n: this process's share of the images")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(p)
     add_connection_flags(p)
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, extra="pairs")
 
     p = sub.add_parser("merge-datasets", help="merge shard datasets into one, without duplicates")
     p.add_argument("out", help="merged dataset folder")
     p.add_argument("inputs", nargs="+", help="datasets to merge")
-    p.set_defaults(func=cmd_merge_datasets)
+    p.set_defaults(func=cmd_merge_datasets, extra="pairs")
 
     p = sub.add_parser("report", help="write a dataset's HTML report (report.html) and print it")
     p.add_argument("dataset", help="pair dataset folder")
     p.add_argument("--open", action="store_true", help="also open it in a web browser")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, extra="pairs")
 
     p = sub.add_parser("export", help="export a pair dataset to Parquet or a datasets folder")
     p.add_argument("dataset", help="pair dataset folder")
@@ -75,12 +86,12 @@ def register(sub: Subcommands) -> None:
         choices=["accepted", "any"],
         help="only pairs people accepted (see `review`), or only pairs someone reviewed",
     )
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, extra="eval")
 
     p = sub.add_parser("import", help="make a pair dataset from an export (Parquet or hf)")
     p.add_argument("src", help="a .parquet file or a datasets save_to_disk folder")
     p.add_argument("--out", required=True, help="new pair dataset folder")
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=cmd_import, extra="eval")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -89,17 +100,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from safetypairs.client.edit import AsyncEditClient
     from safetypairs.client.judge import AsyncJudgeClient
     from safetypairs.contract.policy import default_policy, load_policy
+    from safetypairs.pairs.config import Progress
     from safetypairs.pairs.criteria import Criteria
+    from safetypairs.pairs.dataset import PairDataset
+    from safetypairs.pairs.explain import explain
     from safetypairs.pairs.pipeline import GenerationConfig, PairGenerator, summary
 
-    paths = list(image_paths([args.images]))
+    given = [*args.images, *args.images_flag]
+    if not given:
+        return usage_error("name the source images: safetypairs generate IMAGES... --out DATASET")
+    paths = list(image_paths(given))
     if not paths:
-        return usage_error(f"no image files in {args.images}")
+        return usage_error(f"no image files in {' '.join(given)}")
     try:
         shard = tuple(int(x) for x in args.shard.split("/"))
         assert len(shard) == 2 and 0 <= shard[0] < shard[1]
     except (ValueError, AssertionError):
         return usage_error(f"--shard {args.shard!r} must be i/n with 0 <= i < n")
+    criteria = Criteria(args.threshold, args.margin, args.min_ssim, args.max_changed)
     config = GenerationConfig(
         policy=load_policy(args.policy) if args.policy else default_policy(),
         categories=tuple(codes(args.categories)),
@@ -108,7 +126,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         attempts=args.attempts,
         seed=args.seed,
         artifact_matched=not args.no_artifact_match,
-        criteria=Criteria(args.threshold, args.margin, args.min_ssim, args.max_changed),
+        criteria=criteria,
         edit_steps=args.edit_steps,
         judge_concurrency=args.judge_concurrency,
         edit_concurrency=args.edit_concurrency,
@@ -117,36 +135,51 @@ def cmd_generate(args: argparse.Namespace) -> int:
         shard=shard,  # type: ignore[arg-type]
     )
 
-    async def run() -> Any:
+    async def run(show: Callable[[Progress], None]) -> Progress:
         async with (
             connect(AsyncJudgeClient, args, args.judge_target) as judge,
             connect(AsyncEditClient, args, args.edit_target) as editor,
         ):
-            bar = None if args.quiet else _progress
-            return await PairGenerator(judge, editor, args.out, config, bar).run(paths)
+            return await PairGenerator(judge, editor, args.out, config, show).run(paths)
 
-    progress = asyncio.run(run())
-    if not args.quiet:
-        print(file=sys.stderr)
-    print(json.dumps({"dataset": args.out, **summary(progress)}, indent=2))
+    with task("sources", len(paths), "image") as bar:
+        progress = asyncio.run(run(_show_on(bar)))
+    result = {"dataset": args.out, **summary(progress)}
+    records = list(PairDataset.read(args.out).pairs())
+    if not any(r.status == ACCEPTED for r in records):
+        result["no_pairs"] = explain(records, criteria)
+        _print_why(result["no_pairs"], progress.failed)
+    print(json.dumps(result, indent=2))
     return 1 if progress.failed else 0
 
 
-def _progress(progress: Any) -> None:
-    """One line on stderr, redrawn: sources done, pairs accepted, rate and ETA."""
-    done, total = progress.sources_done, progress.sources_total
-    elapsed = time.monotonic() - progress.started
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = f"{(total - done) / rate:.0f}s" if rate > 0 and done < total else "-"
-    filled = int(30 * done / total) if total else 30
-    print(
-        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} images  "
-        f"accepted {progress.accepted}  rejected {progress.rejected}  failed {progress.failed}  "
-        f"{rate:.2f} img/s  ETA {eta}  ",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+def _show_on(bar: Task) -> Callable[[Any], None]:
+    """A generator's progress callback: `bar` advances by sources done, with the counts."""
+    shown = [0]
+
+    def show(progress: Any) -> None:
+        bar.note(
+            f"accepted {progress.accepted}, rejected {progress.rejected}, failed {progress.failed}"
+        )
+        bar.advance(progress.sources_done - shown[0])
+        shown[0] = progress.sources_done
+
+    return show
+
+
+def _print_why(why: dict[str, Any], failed: int) -> None:
+    """Why the dataset holds no accepted pair, for a person (the JSON summary has it too)."""
+    lines = ["no accepted pairs in the dataset; why:"]
+    if failed:
+        lines.append(f"  {failed} units failed: their errors are in failed.jsonl")
+    for reason, count in why["rejections"].items():
+        lines.append(f"  {reason}: {count}")
+        miss = why["nearest_miss"].get(reason)
+        if miss:
+            lines.append(f"    {miss['advice']}")
+    if not why["rejections"] and not failed:
+        lines.append("  no source was rated (none falls in this --shard?)")
+    print("\n".join(lines), file=sys.stderr)
 
 
 def cmd_merge_datasets(args: argparse.Namespace) -> int:

@@ -108,14 +108,10 @@ class PairDataset:
         if meta.exists():
             existing = self.header
             if header is not None and existing.get("run") != header.get("run"):
-                changed = sorted(
-                    k
-                    for k in set(existing.get("run", {})) | set(header.get("run", {}))
-                    if existing.get("run", {}).get(k) != header.get("run", {}).get(k)
-                )
+                changed = _differences(existing.get("run", {}), header.get("run", {}))
                 raise InvalidInput(
-                    f"{self.root} was generated with other settings ({', '.join(changed)} "
-                    "differ); resume with the same arguments or write to a new folder"
+                    f"{self.root} was generated with other settings ({'; '.join(changed)}); "
+                    "resume with the same arguments or write to a new folder"
                 )
         elif header is not None:
             data = {"format": FORMAT, "format_version": FORMAT_VERSION, **header}
@@ -334,3 +330,17 @@ class PairDataset:
             for r in self.pairs()
             if r.unit and (r.status == ACCEPTED or (r.status == REJECTED and r.final))
         }
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """'criteria.margin: 0.1 in the dataset, 0.0 now' for each setting that differs."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        was, now = old.get(key), new.get(key)
+        if was == now:
+            continue
+        if isinstance(was, dict) and isinstance(now, dict):
+            lines += _differences(was, now, f"{prefix}{key}.")
+        else:
+            lines.append(f"{prefix}{key}: {json.dumps(was)} in the dataset, {json.dumps(now)} now")
+    return lines

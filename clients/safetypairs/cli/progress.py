@@ -1,0 +1,95 @@
+"""Progress bars for the command line, with tqdm: a redrawn bar on a terminal, and in a pipe
+or a log file plain lines (no carriage returns) at most every PIPE_INTERVAL_S seconds, plus the
+first and the last. Work nested inside other work (a training run inside sample-efficiency)
+gets its own bar on a terminal and no lines in a pipe."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from tqdm import tqdm
+
+from safetypairs.contract import progress
+from safetypairs.contract.progress import Task
+
+PIPE_INTERVAL_S = 10.0
+# Rate estimate: an exponential moving average over updates, weighted this much to the
+# latest. Low, because units of work differ in cost (a source's first unit also pays for its
+# null edit): the ETA should not swing with each one.
+SMOOTHING = 0.05
+
+
+class _Lines:
+    """A file for tqdm outside a terminal: each redraw becomes one plain line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class _Bar:
+    def __init__(self, bar: tqdm, depth: list[int]) -> None:
+        self.bar, self._depth = bar, depth
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def note(self, text: str) -> None:
+        self.bar.set_postfix_str(text, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+        self._depth[0] -= 1
+
+
+class Bars:
+    """A progress reporter (safetypairs.contract.progress.Reporter) drawing on `stream`."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.terminal = self.stream.isatty()
+        self._depth = [0]
+
+    def __call__(self, label: str, total: int | None, unit: str) -> Task:
+        nested = self._depth[0] > 0
+        self._depth[0] += 1
+        if self.terminal:
+            bar = tqdm(
+                total=total,
+                desc=label,
+                unit=unit,
+                file=self.stream,
+                leave=not nested,
+                smoothing=SMOOTHING,
+                dynamic_ncols=True,
+            )
+        else:
+            bar = tqdm(
+                total=total,
+                desc=label,
+                unit=unit,
+                file=_Lines(self.stream),
+                disable=nested,
+                mininterval=PIPE_INTERVAL_S,
+                maxinterval=PIPE_INTERVAL_S,
+                smoothing=SMOOTHING,
+                ncols=0,  # the count, times and rate, no bar
+            )
+        return _Bar(bar, self._depth)
+
+
+@contextmanager
+def shown(enabled: bool = True) -> Iterator[None]:
+    """Show the progress of the library work done inside the block (nothing if not enabled)."""
+    with progress.reporting(Bars() if enabled else None):
+        yield
