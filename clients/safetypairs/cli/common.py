@@ -115,6 +115,17 @@ def old_spelling(base: type[argparse.Action], new: str) -> type[argparse.Action]
     return OldSpelling
 
 
+def add_pairs_flag(p: argparse.ArgumentParser, what: str = "", required: bool = False) -> None:
+    """--pairs, the same everywhere: a pair dataset folder or its pairs.jsonl, repeatable."""
+    p.add_argument(
+        "--pairs",
+        action="append",
+        default=None if required else [],
+        required=required,
+        help=f"{what}a pair dataset folder (or its pairs.jsonl); repeat for more",
+    )
+
+
 def add_progress_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-progress",

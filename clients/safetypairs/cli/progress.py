@@ -63,8 +63,11 @@ class Bars:
     def __call__(self, label: str, total: int | None, unit: str) -> Task:
         nested = self._depth[0] > 0
         self._depth[0] += 1
+        # A step of unknown length: its name and the time it took, not "0it".
+        form = {"bar_format": "{desc}: {elapsed}{postfix}"} if total is None else {}
         if self.terminal:
             bar = tqdm(
+                **form,
                 total=total,
                 desc=label,
                 unit=unit,
@@ -75,6 +78,7 @@ class Bars:
             )
         else:
             bar = tqdm(
+                **form,
                 total=total,
                 desc=label,
                 unit=unit,

@@ -50,10 +50,15 @@ def reporting(reporter: Reporter | None) -> Iterator[None]:
         _reporter = before
 
 
+def start(label: str, total: int | None = None, unit: str = "it") -> Task:
+    """A unit of long work the caller closes (`task` closes it for a block)."""
+    return _reporter(label, total, unit) if _reporter is not None else _Silent()
+
+
 @contextmanager
 def task(label: str, total: int | None = None, unit: str = "it") -> Iterator[Task]:
     """A unit of long work: advance it as parts finish; closed when the block ends."""
-    current = _reporter(label, total, unit) if _reporter is not None else _Silent()
+    current = start(label, total, unit)
     try:
         yield current
     finally:
