@@ -144,3 +144,18 @@ def test_old_spellings_are_hidden_from_help() -> None:
     assert "--images" not in generate
     evaluate = sub.choices["evaluate"].format_help()
     assert "--guard-model" in evaluate and "--guard " not in evaluate
+
+
+def test_guard_variant_refuses_to_overwrite_like_export(
+    default_guard_onnx: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "copy"
+    out.mkdir()
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    result = run_cli(
+        "guard-variant", str(default_guard_onnx), "--variant", "fp16", "--images", str(image),
+        str(image), "--out", str(out), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert one_line(result.stderr) == f"error: {out} exists: write the copy to a new folder"

@@ -154,3 +154,13 @@ def test_resuming_with_other_settings_names_old_and_new_values(empty_dataset: Pa
     assert "criteria.margin: 0.1 in the dataset, 0.0 now" in message
     assert "seed: 1 in the dataset, 2 now" in message
     assert "threshold" not in message  # the same in both
+
+
+def test_pairs_are_read_from_the_folder_or_its_file(tmp_path: Path) -> None:
+    """`--pairs` takes either, in training as in evaluation (issue 19: one vocabulary)."""
+    from safetypairs.training.demo_data import make_training_set
+
+    _, pairs_file = make_training_set(tmp_path, pairs=2, singles=0)
+    by_folder = read_pairs(pairs_file.parent, default_policy())
+    by_file = read_pairs(pairs_file, default_policy())
+    assert [p.id for p in by_folder] == [p.id for p in by_file] == ["p0", "p1"]

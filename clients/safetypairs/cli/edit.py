@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,8 @@ from safetypairs.cli.common import (
     print_json,
     usage_error,
 )
-from safetypairs.client.edit import EditClient, EditProgress, EditResult
-from safetypairs.contract.progress import Task, task
+from safetypairs.cli.progress import counter
+from safetypairs.client.edit import EditClient, EditResult
 
 
 def register(sub: Subcommands) -> None:
@@ -55,7 +53,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
             return usage_error(f"--region {args.region!r} must be x,y,width,height")
         region = (x, y, w, h)
     fmt = args.format or ("webp" if out.suffix.lower() == ".webp" else "png")
-    with connect(EditClient, args, timeout=args.timeout) as editor, _steps() as on_progress:
+    with (
+        connect(EditClient, args, timeout=args.timeout) as editor,
+        counter("denoising", "step") as steps,
+    ):
         result = editor.edit(
             image,
             args.instruction,
@@ -67,7 +68,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
             image_guidance_scale=args.image_guidance_scale,
             negative_prompt=args.negative_prompt,
             format=fmt,
-            on_progress=None if args.no_progress else on_progress,
+            on_progress=None if args.no_progress else lambda p: steps(p.step, p.total),
         )
     result.save(out)
     if args.change_map:
@@ -85,23 +86,6 @@ def cmd_edit(args: argparse.Namespace) -> int:
         f"of the pixels, {where}"
     )
     return 0
-
-
-@contextmanager
-def _steps() -> Iterator[Callable[[EditProgress], None]]:
-    """The edit's denoising steps as progress; the task starts with the first step, when the
-    service has said how many there are."""
-    with ExitStack() as stack:
-        bar: list[Task] = []
-        shown = [0]
-
-        def show(p: EditProgress) -> None:
-            if not bar:
-                bar.append(stack.enter_context(task("denoising", p.total, "step")))
-            bar[0].advance(p.step - shown[0])
-            shown[0] = p.step
-
-        yield show
 
 
 def _summary(result: EditResult, out: Path) -> dict[str, Any]:

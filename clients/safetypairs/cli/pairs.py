@@ -21,8 +21,8 @@ from safetypairs.cli.common import (
     target,
     usage_error,
 )
+from safetypairs.cli.progress import counter
 from safetypairs.contract.pair_record import ACCEPTED
-from safetypairs.contract.progress import Task, task
 
 
 def register(sub: Subcommands) -> None:
@@ -142,8 +142,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         ):
             return await PairGenerator(judge, editor, args.out, config, show).run(paths)
 
-    with task("sources", len(paths), "image") as bar:
-        progress = asyncio.run(run(_show_on(bar)))
+    with counter("sources", "image") as report:
+        progress = asyncio.run(run(lambda p: report(p.sources_done, p.sources_total, _counts(p))))
     result = {"dataset": args.out, **summary(progress)}
     records = list(PairDataset.read(args.out).pairs())
     if not any(r.status == ACCEPTED for r in records):
@@ -153,18 +153,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 1 if progress.failed else 0
 
 
-def _show_on(bar: Task) -> Callable[[Any], None]:
-    """A generator's progress callback: `bar` advances by sources done, with the counts."""
-    shown = [0]
-
-    def show(progress: Any) -> None:
-        bar.note(
-            f"accepted {progress.accepted}, rejected {progress.rejected}, failed {progress.failed}"
-        )
-        bar.advance(progress.sources_done - shown[0])
-        shown[0] = progress.sources_done
-
-    return show
+def _counts(progress: Any) -> str:
+    return f"accepted {progress.accepted}, rejected {progress.rejected}, failed {progress.failed}"
 
 
 def _print_why(why: dict[str, Any], failed: int) -> None:

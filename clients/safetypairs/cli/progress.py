@@ -6,8 +6,8 @@ gets its own bar on a terminal and no lines in a pipe."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import IO
 
 from tqdm import tqdm
@@ -90,6 +90,26 @@ class Bars:
                 ncols=0,  # the count, times and rate, no bar
             )
         return _Bar(bar, self._depth)
+
+
+@contextmanager
+def counter(label: str, unit: str) -> Iterator[Callable[..., None]]:
+    """A task fed with running totals: `report(done, total, note="")`. It starts with the
+    first report (when the work knows its size and has really begun: a run refused before
+    that shows no bar) and ends with the block."""
+    with ExitStack() as stack:
+        started: list[Task] = []
+        shown = [0]
+
+        def report(done: int, total: int, note: str = "") -> None:
+            if not started:
+                started.append(stack.enter_context(progress.task(label, total, unit)))
+            if note:
+                started[0].note(note)
+            started[0].advance(done - shown[0])
+            shown[0] = done
+
+        yield report
 
 
 @contextmanager

@@ -75,15 +75,16 @@ def _no_flip(records: list[PairRecord], c: Criteria) -> Miss | None:
     return Miss(NO_FLIP, best, f">= margin {c.margin} on both sides", advice)
 
 
+def _figures(records: list[PairRecord], name: str) -> list[float]:
+    """One similarity figure (`ssim_outside`, `changed_fraction`) of every record that has it."""
+    values = (getattr(r.similarity, name) if r.similarity else None for r in records)
+    return [v for v in values if v is not None]
+
+
 def _changed(records: list[PairRecord], c: Criteria) -> Miss | None:
-    seen = [
-        r.similarity.changed_fraction
-        for r in records
-        if r.similarity and r.similarity.changed_fraction is not None
-    ]
-    if not seen:
+    least = min(_figures(records, "changed_fraction"), default=None)
+    if least is None:
         return None
-    least = min(seen)
     return Miss(
         CHANGED_TOO_MUCH,
         least,
@@ -94,14 +95,9 @@ def _changed(records: list[PairRecord], c: Criteria) -> Miss | None:
 
 
 def _preserved(records: list[PairRecord], c: Criteria) -> Miss | None:
-    seen = [
-        r.similarity.ssim_outside
-        for r in records
-        if r.similarity and r.similarity.ssim_outside is not None
-    ]
-    if not seen:
+    best = max(_figures(records, "ssim_outside"), default=None)
+    if best is None:
         return None
-    best = max(seen)
     return Miss(
         NOT_PRESERVED,
         best,
