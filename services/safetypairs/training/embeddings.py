@@ -44,7 +44,7 @@ class EmbeddingCache:
         missing = sorted(
             {ex.digest: ex.path for ex in examples if not self._entry(ex.digest).is_file()}.items()
         )
-        with task(f"embedding images ({self.encoder.key})", len(missing), "img") as shown:
+        with task("embedding images", len(missing), "img") as shown:
             for start in range(0, len(missing), self.batch_size):
                 chunk = missing[start : start + self.batch_size]
                 self._compute(chunk)
