@@ -174,7 +174,7 @@ def test_evaluate_refuses_unclear_model_choice(eval_data: dict, tmp_path: Path, 
     )
     assert cli_main(["evaluate", "--guard-model", "g", *out]) == 2
     err = capsys.readouterr().err
-    assert "exactly one of --guard, --guard-target, --judge-target" in err
+    assert "exactly one of --guard-model, --guard-target, --judge-target" in err
     assert "give --data and/or --pairs" in err
 
 
