@@ -5,6 +5,7 @@ extra named; an old flag spelling still working and saying the new one."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import textwrap
@@ -159,3 +160,22 @@ def test_guard_variant_refuses_to_overwrite_like_export(
     )  # fmt: skip
     assert result.returncode == 2
     assert one_line(result.stderr) == f"error: {out} exists: write the copy to a new folder"
+
+
+def test_a_closed_pipe_ends_quietly_with_141(sp_home: Path) -> None:
+    """`... | head` where the reader is gone before the (short) output is written. Buffered as
+    a user's shell has it (no PYTHONUNBUFFERED): the write happens at the end, when the
+    interpreter would otherwise report the broken pipe itself, with status 120."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "safetypairs.cli", "build-default-guard", "--home", str(sp_home)],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    os.close(write_end)
+    assert result.returncode == 141 and result.stderr == "", result.stderr

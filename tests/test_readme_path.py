@@ -154,6 +154,7 @@ def test_the_readme_path_of_a_new_user(
         stderr=subprocess.PIPE,
         text=True,
         timeout=TIMEOUT,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},  # as a shell has it
     )
     os.close(write_end)
     walk.outputs["screen --json | head"] = closed.stderr

@@ -48,7 +48,9 @@ EXTRA_OF_MODULE = {
 def run(args: argparse.Namespace, debug: bool) -> int:
     """Run the parsed command; turn what it raises into one line and an exit status."""
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a reader gone shows here, inside the handler, not at exit
+        return status
     except KeyboardInterrupt:
         _say("interrupted; what was finished is kept (run the same command again to go on)")
         return _traceback_if(debug, INTERRUPTED)
