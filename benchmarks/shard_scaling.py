@@ -76,7 +76,6 @@ def main() -> None:
                 "-m",
                 "safetypairs.cli",
                 "generate",
-                "--images",
                 str(folder),
                 "--categories",
                 "O6",
@@ -94,7 +93,7 @@ def main() -> None:
                 judge.grpc_target,
                 "--edit-target",
                 edit.grpc_target,
-                "--quiet",
+                "--no-progress",
             ]
             ratios = []
             for r in range(args.rounds):

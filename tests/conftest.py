@@ -3,11 +3,18 @@ service (`bentoml serve`, HTTP + in-process gRPC) on loopback ports."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
+import pty
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,6 +44,53 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@dataclass
+class TerminalRun:
+    returncode: int
+    output: str  # stdout and stderr together, as a terminal shows them
+
+
+def run_cli_in_terminal(*args: str, timeout: float, cwd: Path | None = None) -> TerminalRun:
+    """`safetypairs ARGS` on a pseudo-terminal, as a person at a terminal runs it."""
+    return run_in_terminal([sys.executable, "-m", "safetypairs.cli", *args], timeout, cwd)
+
+
+def run_in_terminal(argv: list[str], timeout: float, cwd: Path | None = None) -> TerminalRun:
+    """`argv` with stdin, stdout and stderr on a pseudo-terminal of 120x40 characters."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(
+        argv,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        cwd=cwd,
+    )
+    os.close(secondary)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 1.0)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(primary, 65536)
+            except OSError:  # the child closed its end: all read
+                break
+            if not data:
+                break
+            chunks.append(data)
+        returncode = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(primary)
+    return TerminalRun(returncode, b"".join(chunks).decode("utf-8", "replace"))
 
 
 def group_rss_bytes(pgid: int) -> int:

@@ -320,7 +320,8 @@ def test_cli_edit_writes_the_image_and_shows_progress(edit_service, tmp_path, ca
     argv += ["--change-map", str(change), "--region", "0,0,32,32"]
     assert cli_main(argv) == 0
     captured = capsys.readouterr()
-    assert "step 2/2" in captured.err and "UNTRAINED" not in captured.err
+    assert "denoising: 100% 2/2" in captured.err and "UNTRAINED" not in captured.err
+    assert "\r" not in captured.err  # not a terminal: plain lines
     assert "is untrained" in captured.out and "seed 42" in captured.out
     assert pixels(out.read_bytes()).shape == (64, 64, 3)
     assert np.asarray(Image.open(change)).shape == (64, 64)

@@ -77,7 +77,9 @@ def test_evaluate_guard_service_matches_in_process_and_direct_verdicts(
     common = [*eval_data["args"], "--resamples", "200"]
     here, there = tmp_path / "onnx", tmp_path / "service"
     assert (
-        cli_main(["evaluate", *common, "--guard", str(default_guard_manifest), "--out", str(here)])
+        cli_main(
+            ["evaluate", *common, "--guard-model", str(default_guard_manifest), "--out", str(here)]
+        )
         == 0
     )
     assert (
@@ -141,7 +143,8 @@ def test_evaluate_onnx_artifact_on_pairs(
     out = tmp_path / "member"
     pairs = eval_data["args"][-2:]
     assert (
-        cli_main(["evaluate", *pairs, "--guard", str(default_guard_onnx), "--out", str(out)]) == 0
+        cli_main(["evaluate", *pairs, "--guard-model", str(default_guard_onnx), "--out", str(out)])
+        == 0
     )
     results, rows = _read(out)
     assert results["model"]["kind"] == "onnx-guard" and len(rows) == 6
@@ -164,11 +167,14 @@ def test_evaluate_refuses_unclear_model_choice(eval_data: dict, tmp_path: Path, 
     out = ["--out", str(tmp_path / "x")]
     assert cli_main(["evaluate", *eval_data["args"], *out]) == 2
     assert (
-        cli_main(["evaluate", *eval_data["args"], "--guard", "a", "--judge-target", "b", *out]) == 2
+        cli_main(
+            ["evaluate", *eval_data["args"], "--guard-model", "a", "--judge-target", "b", *out]
+        )
+        == 2
     )
-    assert cli_main(["evaluate", "--guard", "g", *out]) == 2
+    assert cli_main(["evaluate", "--guard-model", "g", *out]) == 2
     err = capsys.readouterr().err
-    assert "exactly one of --guard, --guard-target, --judge-target" in err
+    assert "exactly one of --guard-model, --guard-target, --judge-target" in err
     assert "give --data and/or --pairs" in err
 
 

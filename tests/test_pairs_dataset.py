@@ -89,8 +89,8 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path) ->
         images.mkdir()
         Image.new("RGB", (8, 8)).save(images / "0.png")
         # No services listen at these addresses: the lock is taken before anything is asked.
-        generate = [sys.executable, "-m", "safetypairs.cli", "generate", "--quiet"]
-        generate += ["--images", str(images), "--out", str(root), "--max-backoff", "1"]
+        generate = [sys.executable, "-m", "safetypairs.cli", "generate", "--no-progress"]
+        generate += [str(images), "--out", str(root), "--max-backoff", "1"]
         generate += ["--judge-target", "127.0.0.1:9", "--edit-target", "127.0.0.1:9"]
         started = time.monotonic()
         second = subprocess.run(generate, capture_output=True, text=True, timeout=60)

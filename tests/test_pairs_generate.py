@@ -85,7 +85,6 @@ def generate_args(pair_stack, sources, policy_file, out, *extra) -> list[str]:
     judge_svc, edit_svc = pair_stack
     return [
         "generate",
-        "--images",
         str(sources),
         "--out",
         str(out),
@@ -105,7 +104,7 @@ def generate_args(pair_stack, sources, policy_file, out, *extra) -> list[str]:
         "2",
         "--max-backoff",
         "5",
-        "--quiet",
+        "--no-progress",
         *extra,
     ]
 
@@ -370,7 +369,7 @@ def test_an_editor_restarted_mid_run_is_waited_for_and_nothing_is_lost(
     args = generate_args(pair_stack, sources, policy_file, out, *loose(threshold))
     args[args.index("--edit-target") + 1] = f"127.0.0.1:{port}"
     args[args.index("--max-backoff") + 1] = "120"
-    args.remove("--quiet")
+    args.remove("--no-progress")
     process = run_cli(args)
     try:
         wait_for_a_commit(process, out)
@@ -474,8 +473,8 @@ def test_a_missing_or_broken_policy_is_named_before_anything_starts(
     if policy_text is not None:
         policy.write_text(policy_text)
     out = tmp_path / "ds"
-    args = ["generate", "--images", str(sources), "--policy", str(policy), "--out", str(out)]
-    assert cli_main([*args, "--categories", "O6", "--quiet"]) == 2
+    args = ["generate", str(sources), "--policy", str(policy), "--out", str(out)]
+    assert cli_main([*args, "--categories", "O6", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "InvalidInput" in err and needle in err and str(policy) in err
     assert not out.exists()  # nothing written

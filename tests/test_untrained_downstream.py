@@ -129,7 +129,7 @@ def test_evaluate_flags_labels_from_an_untrained_judge(
 ) -> None:
     """A trained model scored against pairs an untrained judge labelled: the figures measure
     nothing either, and the results say so though the model itself is fine."""
-    args = ["--pairs", str(data["untrained_pairs"].parent), "--guard", str(guards["trained"])]
+    args = ["--pairs", str(data["untrained_pairs"].parent), "--guard-model", str(guards["trained"])]
     results, printed = _evaluate(args, tmp_path / "labels")
     assert results["model"]["untrained"] is False and results["untrained"] is True
     assert results["dataset"]["made_by_untrained"] == [
@@ -139,7 +139,7 @@ def test_evaluate_flags_labels_from_an_untrained_judge(
     assert results["notes"][0].startswith("UNTRAINED labels: pairs made by untrained models")
     assert "note: UNTRAINED labels: pairs made by untrained models" in printed
     clean, printed = _evaluate(
-        ["--pairs", str(data["pairs"]), "--guard", str(guards["trained"])], tmp_path / "clean"
+        ["--pairs", str(data["pairs"]), "--guard-model", str(guards["trained"])], tmp_path / "clean"
     )
     assert clean["untrained"] is False and clean["untrained_reasons"] == []
     assert "UNTRAINED" not in printed

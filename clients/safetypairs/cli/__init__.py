@@ -10,7 +10,7 @@
     safetypairs serve edit [--http-port 3002] [--grpc-port 50053] [--edit-model REF] ...
     safetypairs edit IMAGE --instruction TEXT --out FILE [--seed N] [--region x,y,w,h]
     safetypairs build-default-editor [--home DIR]
-    safetypairs evaluate --data PATH [--pairs PATH] (--guard REF | --guard-target HOST:PORT |
+    safetypairs evaluate --data PATH [--pairs PATH] (--guard-model REF | --guard-target HOST:PORT |
                          --judge-target HOST:PORT) --out DIR
     safetypairs sample-efficiency --data PATH --pairs PATH --sizes 8,16,32 --out DIR
     safetypairs confound-check --pairs PATH --out DIR
@@ -31,12 +31,12 @@ flags, register it), so client commands need only the SDK.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from safetypairs.cli import edit, evaluation, guard, judge, pairs, review, serve, training
 from safetypairs.cli.common import Parser
-from safetypairs.contract.errors import SafetyPairsError, StorageError
+from safetypairs.cli.errors import run
+from safetypairs.cli.progress import shown
 
 ROOMS = (guard, judge, edit, pairs, review, evaluation, training, serve)
 
@@ -50,11 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors are one line on stderr and an exit status (cli.errors)."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except SafetyPairsError as exc:
-        print(f"error ({exc.kind}): {exc.message}", file=sys.stderr)
-        # 3: the dataset's storage failed (full disk, store unreachable): retrying may help,
-        # and a Kubernetes Job retries it; 2: anything a retry would meet again.
-        return 3 if isinstance(exc, StorageError) else 2
+    with shown(not getattr(args, "no_progress", False)):
+        return run(args, getattr(args, "debug", False))

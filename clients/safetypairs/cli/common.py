@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -53,6 +53,18 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        # Anywhere on the line (before or after the command); SUPPRESS: a subcommand's
+        # parser leaves the value the main parser found alone.
+        self.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on an error, also print the traceback",
+        )
+
+    def error(self, message: str) -> NoReturn:
+        """A bad command line is one line, like every other error (cli.errors), exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def target(service: str) -> str:
@@ -91,6 +103,43 @@ def add_client_command(
     p.add_argument("--timeout", type=float, default=timeout, help="deadline per call, seconds")
     add_connection_flags(p)
     return p
+
+
+def old_spelling(base: type[argparse.Action], new: str) -> type[argparse.Action]:
+    """An argparse action for a flag's old spelling, kept for one release: add it with
+    help=argparse.SUPPRESS; using it works and says the new spelling on stderr."""
+
+    class OldSpelling(base):  # type: ignore[misc, valid-type]
+        def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+            print(f"note: {option} is now {new}; {option} goes in a later release", file=sys.stderr)
+            super().__call__(parser, namespace, values, option)
+
+    return OldSpelling
+
+
+def add_pairs_flag(p: argparse.ArgumentParser, what: str = "", required: bool = False) -> None:
+    """--pairs, the same everywhere: a pair dataset folder or its pairs.jsonl, repeatable."""
+    p.add_argument(
+        "--pairs",
+        action="append",
+        default=None if required else [],
+        required=required,
+        help=f"{what}a pair dataset folder (or its pairs.jsonl) or store URL; repeat for more",
+    )
+
+
+def add_progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress on stderr (a bar on a terminal, a line every few seconds elsewhere)",
+    )
+    p.add_argument(
+        "--quiet",
+        dest="no_progress",
+        action=old_spelling(argparse._StoreTrueAction, "--no-progress"),
+        help=argparse.SUPPRESS,
+    )
 
 
 def add_max_backoff(p: argparse.ArgumentParser) -> None:

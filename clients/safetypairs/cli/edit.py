@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 from safetypairs.cli.common import (
     Subcommands,
     add_client_command,
+    add_progress_flag,
     connect,
     print_json,
     usage_error,
 )
-from safetypairs.client.edit import EditClient, EditProgress, EditResult
+from safetypairs.cli.progress import counter
+from safetypairs.client.edit import EditClient, EditResult
 
 
 def register(sub: Subcommands) -> None:
@@ -35,7 +36,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--region", default="", help="x,y,width,height: only this rectangle may change")
     p.add_argument("--format", choices=["png", "webp"], default=None, help="default: from --out")
     p.add_argument("--change-map", default=None, help="also write the change map PNG here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_progress_flag(p)
     p.add_argument("--json", action="store_true", help="print the result's fields as JSON")
     p.set_defaults(func=cmd_edit)
 
@@ -52,24 +53,23 @@ def cmd_edit(args: argparse.Namespace) -> int:
             return usage_error(f"--region {args.region!r} must be x,y,width,height")
         region = (x, y, w, h)
     fmt = args.format or ("webp" if out.suffix.lower() == ".webp" else "png")
-    with connect(EditClient, args, timeout=args.timeout) as editor:
-        try:
-            result = editor.edit(
-                image,
-                args.instruction,
-                seed=args.seed,
-                mask=args.mask,
-                region=region,
-                steps=args.steps,
-                guidance_scale=args.guidance_scale,
-                image_guidance_scale=args.image_guidance_scale,
-                negative_prompt=args.negative_prompt,
-                format=fmt,
-                on_progress=None if args.no_progress else _progress_bar,
-            )
-        finally:
-            if not args.no_progress:
-                print(file=sys.stderr)
+    with (
+        connect(EditClient, args, timeout=args.timeout) as editor,
+        counter("denoising", "step") as steps,
+    ):
+        result = editor.edit(
+            image,
+            args.instruction,
+            seed=args.seed,
+            mask=args.mask,
+            region=region,
+            steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            image_guidance_scale=args.image_guidance_scale,
+            negative_prompt=args.negative_prompt,
+            format=fmt,
+            on_progress=None if args.no_progress else lambda p: steps(p.step, p.total),
+        )
     result.save(out)
     if args.change_map:
         Path(args.change_map).write_bytes(result.change.map_png)
@@ -86,14 +86,6 @@ def cmd_edit(args: argparse.Namespace) -> int:
         f"of the pixels, {where}"
     )
     return 0
-
-
-def _progress_bar(p: EditProgress) -> None:
-    width = 30
-    done = width * p.step // p.total if p.total else 0
-    bar = "#" * done + "." * (width - done)
-    print(f"\r[{bar}] step {p.step}/{p.total} {p.elapsed_s:6.1f}s", end="", file=sys.stderr)
-    sys.stderr.flush()
 
 
 def _summary(result: EditResult, out: Path) -> dict[str, Any]:

@@ -10,9 +10,12 @@ from safetypairs.cli.common import (
     Subcommands,
     add_connection_flags,
     add_max_backoff,
+    add_pairs_flag,
+    add_progress_flag,
     connect,
     judge_policy,
     local_pair_datasets,
+    old_spelling,
 )
 from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient
@@ -31,13 +34,16 @@ def register(sub: Subcommands) -> None:
         default=[],
         help="labelled images: JSONL/CSV table, folder, or Hugging Face save_to_disk (repeat)",
     )
+    add_pairs_flag(p)
     p.add_argument(
-        "--pairs",
-        action="append",
-        default=[],
-        help="pair dataset (pairs.jsonl, folder, URL; repeat)",
+        "--guard-model", default="", help="guard artifact (.onnx, ensemble, folder), run here"
     )
-    p.add_argument("--guard", default="", help="guard artifact (.onnx, ensemble, folder), run here")
+    p.add_argument(
+        "--guard",
+        dest="guard_model",
+        action=old_spelling(argparse._StoreAction, "--guard-model"),
+        help=argparse.SUPPRESS,
+    )
     p.add_argument("--guard-target", default="", help="running guard service, HOST:PORT")
     p.add_argument("--judge-target", default="", help="running judge service, HOST:PORT")
     p.add_argument("--out", required=True, help="folder for results.json, scores and PNGs")
@@ -50,14 +56,15 @@ def register(sub: Subcommands) -> None:
     add_max_backoff(p)
     _add_data_flags(p)
     add_connection_flags(p)
-    p.set_defaults(func=cmd_evaluate)
+    add_progress_flag(p)
+    p.set_defaults(func=cmd_evaluate, extra="eval")
 
     p = sub.add_parser(
         "sample-efficiency",
         help="train guards on growing subsets with and without pairs, plot metric vs size",
     )
     p.add_argument("--data", action="append", default=[], help="labelled pool (repeat)")
-    p.add_argument("--pairs", action="append", default=[], help="pair pool (repeat)")
+    add_pairs_flag(p, "pair pool: ")
     p.add_argument("--out", required=True, help="folder for the runs, JSON and PNG")
     p.add_argument("--sizes", default="8,16,32", help="training images per run, e.g. 8,16,32")
     p.add_argument("--seeds", default="0,1,2", help="seeds, e.g. 0,1,2")
@@ -76,12 +83,13 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--epochs", type=int, default=300, help="most epochs per head")
     p.add_argument("--cache", default=None, help="embedding cache folder (default: in --out)")
     _add_data_flags(p)
-    p.set_defaults(func=cmd_sample_efficiency)
+    add_progress_flag(p)
+    p.set_defaults(func=cmd_sample_efficiency, extra="models")
 
     p = sub.add_parser(
         "confound-check", help="does a pair dataset leak which image was edited? (linear probe)"
     )
-    p.add_argument("--pairs", action="append", required=True, help="pair dataset (repeat)")
+    add_pairs_flag(p, required=True)
     p.add_argument("--out", required=True, help="folder for confound.json and confound.png")
     p.add_argument("--encoder", default=ENCODER, help="frozen encoder reference")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds over pairs")
@@ -89,7 +97,8 @@ def register(sub: Subcommands) -> None:
     _add_bootstrap_flags(p)
     p.add_argument("--cache", default=None, help="embedding cache folder (default: in --out)")
     _add_data_flags(p)
-    p.set_defaults(func=cmd_confound_check)
+    add_progress_flag(p)
+    p.set_defaults(func=cmd_confound_check, extra="models")
 
 
 def _add_bootstrap_flags(p: argparse.ArgumentParser) -> None:
@@ -115,9 +124,9 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from safetypairs.evaluation.commands import evaluate
 
-    chosen = [x for x in (args.guard, args.guard_target, args.judge_target) if x]
+    chosen = [x for x in (args.guard_model, args.guard_target, args.judge_target) if x]
     if len(chosen) != 1:
-        raise InvalidInput("give exactly one of --guard, --guard-target, --judge-target")
+        raise InvalidInput("give exactly one of --guard-model, --guard-target, --judge-target")
     if not args.data and not args.pairs:
         raise InvalidInput("give --data and/or --pairs")
     client: GuardClient | JudgeClient | None = None

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +15,29 @@ from safetypairs.cli.common import (
     Subcommands,
     add_connection_flags,
     add_max_backoff,
+    add_progress_flag,
     codes,
     connect,
     image_paths,
+    old_spelling,
     target,
     usage_error,
 )
+from safetypairs.cli.progress import counter
+from safetypairs.contract.pair_record import ACCEPTED
 from safetypairs.pairs.lease import DEFAULT_LEASE_S
 
 
 def register(sub: Subcommands) -> None:
     p = sub.add_parser("generate", help="generate verified counterfactual pairs into a dataset")
-    p.add_argument("--images", required=True, help="folder (or file) of source images")
+    p.add_argument("images", nargs="*", help="source image files, or folders searched for images")
+    p.add_argument(
+        "--images",
+        dest="images_flag",
+        action=old_spelling(argparse._AppendAction, "positional IMAGES"),
+        default=[],
+        help=argparse.SUPPRESS,
+    )
     p.add_argument(
         "--out",
         required=True,
@@ -70,19 +81,19 @@ def register(sub: Subcommands) -> None:
         help="object store --out: how long the writer lease lasts unrenewed (a restarted "
         "writer waits at most this long for a killed one's lease)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(p)
     add_connection_flags(p)
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, extra="pairs")
 
     p = sub.add_parser("merge-datasets", help="merge shard datasets into one, without duplicates")
     p.add_argument("out", help="merged dataset folder or URL")
     p.add_argument("inputs", nargs="+", help="datasets to merge (folders or URLs)")
-    p.set_defaults(func=cmd_merge_datasets)
+    p.set_defaults(func=cmd_merge_datasets, extra="pairs")
 
     p = sub.add_parser("report", help="write a dataset's HTML report (report.html) and print it")
     p.add_argument("dataset", help="pair dataset folder or URL")
     p.add_argument("--open", action="store_true", help="also open it in a web browser (a folder)")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, extra="pairs")
 
     p = sub.add_parser("export", help="export a pair dataset to Parquet or a datasets folder")
     p.add_argument("dataset", help="pair dataset folder or URL")
@@ -94,12 +105,12 @@ def register(sub: Subcommands) -> None:
         choices=["accepted", "any"],
         help="only pairs people accepted (see `review`), or only pairs someone reviewed",
     )
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, extra="eval")
 
     p = sub.add_parser("import", help="make a pair dataset from an export (Parquet or hf)")
     p.add_argument("src", help="a .parquet file or a datasets save_to_disk folder")
     p.add_argument("--out", required=True, help="new pair dataset folder or URL")
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=cmd_import, extra="eval")
 
 
 def _default_shard() -> str:
@@ -117,12 +128,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from safetypairs.client.edit import AsyncEditClient
     from safetypairs.client.judge import AsyncJudgeClient
     from safetypairs.contract.policy import default_policy, load_policy
+    from safetypairs.pairs.config import Progress
     from safetypairs.pairs.criteria import Criteria
+    from safetypairs.pairs.explain import explain
     from safetypairs.pairs.pipeline import GenerationConfig, PairGenerator, summary
+    from safetypairs.pairs.store import read_dataset
 
-    paths = list(image_paths([args.images]))
+    given = [*args.images, *args.images_flag]
+    if not given:
+        return usage_error("name the source images: safetypairs generate IMAGES... --out DATASET")
+    paths = list(image_paths(given))
     if not paths:
-        return usage_error(f"no image files in {args.images}")
+        return usage_error(f"no image files in {' '.join(given)}")
     try:
         shard = tuple(int(x) for x in args.shard.split("/"))
         assert len(shard) == 2 and 0 <= shard[0] < shard[1]
@@ -133,6 +150,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     if args.lease_seconds <= 0:
         return usage_error("--lease-seconds must be positive")
+    criteria = Criteria(args.threshold, args.margin, args.min_ssim, args.max_changed)
     config = GenerationConfig(
         policy=load_policy(args.policy) if args.policy else default_policy(),
         categories=tuple(codes(args.categories)),
@@ -141,7 +159,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         attempts=args.attempts,
         seed=args.seed,
         artifact_matched=not args.no_artifact_match,
-        criteria=Criteria(args.threshold, args.margin, args.min_ssim, args.max_changed),
+        criteria=criteria,
         edit_steps=args.edit_steps,
         judge_concurrency=args.judge_concurrency,
         edit_concurrency=args.edit_concurrency,
@@ -150,37 +168,42 @@ def cmd_generate(args: argparse.Namespace) -> int:
         shard=shard,  # type: ignore[arg-type]
     )
 
-    async def run() -> Any:
+    async def run(show: Callable[[Progress], None]) -> Progress:
         async with (
             connect(AsyncJudgeClient, args, args.judge_target) as judge,
             connect(AsyncEditClient, args, args.edit_target) as editor,
         ):
-            bar = None if args.quiet else _progress
-            generator = PairGenerator(judge, editor, args.out, config, bar, args.lease_seconds)
+            generator = PairGenerator(judge, editor, args.out, config, show, args.lease_seconds)
             return await generator.run(paths)
 
-    progress = asyncio.run(run())
-    if not args.quiet:
-        print(file=sys.stderr)
-    print(json.dumps({"dataset": args.out, **summary(progress)}, indent=2))
+    with counter("sources", "image") as report:
+        progress = asyncio.run(run(lambda p: report(p.sources_done, p.sources_total, _counts(p))))
+    result = {"dataset": args.out, **summary(progress)}
+    records = list(read_dataset(args.out).pairs())
+    if not any(r.status == ACCEPTED for r in records):
+        result["no_pairs"] = explain(records, criteria)
+        _print_why(result["no_pairs"], progress.failed)
+    print(json.dumps(result, indent=2))
     return 1 if progress.failed else 0
 
 
-def _progress(progress: Any) -> None:
-    """One line on stderr, redrawn: sources done, pairs accepted, rate and ETA."""
-    done, total = progress.sources_done, progress.sources_total
-    elapsed = time.monotonic() - progress.started
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = f"{(total - done) / rate:.0f}s" if rate > 0 and done < total else "-"
-    filled = int(30 * done / total) if total else 30
-    print(
-        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} images  "
-        f"accepted {progress.accepted}  rejected {progress.rejected}  failed {progress.failed}  "
-        f"{rate:.2f} img/s  ETA {eta}  ",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+def _counts(progress: Any) -> str:
+    return f"accepted {progress.accepted}, rejected {progress.rejected}, failed {progress.failed}"
+
+
+def _print_why(why: dict[str, Any], failed: int) -> None:
+    """Why the dataset holds no accepted pair, for a person (the JSON summary has it too)."""
+    lines = ["no accepted pairs in the dataset; why:"]
+    if failed:
+        lines.append(f"  {failed} units failed: their errors are in failed.jsonl")
+    for reason, count in why["rejections"].items():
+        lines.append(f"  {reason}: {count}")
+        miss = why["nearest_miss"].get(reason)
+        if miss:
+            lines.append(f"    {miss['advice']}")
+    if not why["rejections"] and not failed:
+        lines.append("  no source was rated (none falls in this --shard?)")
+    print("\n".join(lines), file=sys.stderr)
 
 
 def cmd_merge_datasets(args: argparse.Namespace) -> int:

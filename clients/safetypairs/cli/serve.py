@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
+from collections.abc import Callable
 
 from safetypairs.cli.common import Subcommands
 
@@ -58,13 +60,27 @@ def _add_setting_flags(parser: argparse.ArgumentParser, settings_class: type) ->
     """One flag per service setting, same name as its SAFETYPAIRS_* env var."""
     from safetypairs.serving.settings import env_name, flag_name
 
-    types = {"int": int, "float": float, "str": str}
+    hints = typing.get_type_hints(settings_class)
     for f in dataclasses.fields(settings_class):
-        kind = f.type if isinstance(f.type, str) else f.type.__name__
         parser.add_argument(
             flag_name(f.name),
             dest=f.name,
-            type=types.get(kind, str),
+            type=_setting_type(hints[f.name], flag_name(f.name)),
             default=None,
             help=f"{f.metadata.get('help', '')} (env {env_name(f.name)}, default {f.default!r})",
         )
+
+
+def _setting_type(kind: type, flag: str) -> Callable[[str], object]:
+    """Parse a flag's value as its setting's environment variable is parsed (so `--auth-exempt-
+    probes maybe` is a usage error naming the flag, like the variable's bad value)."""
+    from safetypairs.serving.settings import SettingsError, parse_setting
+
+    def parse(raw: str) -> object:
+        try:
+            return parse_setting(raw, kind, flag)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = kind.__name__  # argparse names the type in its message
+    return parse

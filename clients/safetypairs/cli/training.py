@@ -9,6 +9,8 @@ from pathlib import Path
 
 from safetypairs.cli.common import (
     Subcommands,
+    add_pairs_flag,
+    add_progress_flag,
     codes,
     image_paths,
     local_pair_datasets,
@@ -26,9 +28,7 @@ def register(sub: Subcommands) -> None:
         "CLIP, SigLIP or other vision model with pooled output",
     )
     p.add_argument("--data", action="append", default=[], help="labelled JSONL or folder (repeat)")
-    p.add_argument(
-        "--pairs", action="append", default=[], help="pair dataset pairs.jsonl/URL (repeat)"
-    )
+    add_pairs_flag(p)
     p.add_argument(
         "--human-accepted-only",
         action="store_true",
@@ -46,7 +46,8 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--cache", default=None, help="embedding cache folder (default: beside --out)")
     p.add_argument("--name", default="trained-guard", help="model name on its card")
     p.add_argument("--version", default="1", help="model version on its card")
-    p.set_defaults(func=cmd_train_guard)
+    add_progress_flag(p)
+    p.set_defaults(func=cmd_train_guard, extra="models")
 
     p = sub.add_parser("guard-variant", help="write an int8 or fp16 copy of a guard")
     p.add_argument("path", help="a guard .onnx with its sidecar, or its folder")
@@ -57,15 +58,15 @@ def register(sub: Subcommands) -> None:
         required=True,
         help="real images: the first half calibrates, the second half checks agreement",
     )
-    p.add_argument("--out", required=True, help="folder for the copy")
-    p.set_defaults(func=cmd_guard_variant)
+    p.add_argument("--out", required=True, help="new folder for the copy (refused if it exists)")
+    p.set_defaults(func=cmd_guard_variant, extra="models")
 
     p = sub.add_parser(
         "register-guard", help="copy a guard into the BentoML model store under a version tag"
     )
     p.add_argument("path", help="a guard: .onnx with sidecar, ensemble manifest, or their folder")
     p.add_argument("--name", default="safetypairs-guard", help="store name (default %(default)s)")
-    p.set_defaults(func=cmd_register_guard)
+    p.set_defaults(func=cmd_register_guard, extra="serve")
 
 
 def cmd_train_guard(args: argparse.Namespace) -> int:
@@ -115,6 +116,8 @@ def cmd_guard_variant(args: argparse.Namespace) -> int:
     from safetypairs.guard.quantize import decision_agreement, make_variant
 
     source = guard_artifact_path(args.path)
+    if Path(args.out).exists():
+        return usage_error(f"{args.out} exists: write the copy to a new folder")
     fp32 = GuardEngine.load(source)
     limits = ImageLimits(64 * 1024 * 1024, 100_000_000)
     arrays = []

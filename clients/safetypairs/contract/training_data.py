@@ -132,9 +132,19 @@ def read_labelled(path: Path, policy: Policy) -> list[Example]:
 
 
 def read_pairs(path: Path, policy: Policy, human_accepted_only: bool = False) -> list[Pair]:
-    """The pairs of a pairs file. `human_accepted_only`: only those people accepted in the
-    review log beside it (reviews.jsonl in the dataset; see contract.review_record)."""
+    """The pairs of a pair dataset (its folder, or its pairs.jsonl). `human_accepted_only`:
+    only those people accepted in the review log beside it (reviews.jsonl in the dataset; see
+    contract.review_record). A generated dataset without accepted pairs is an error saying so."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "pairs.jsonl"
+    if (path.parent / "dataset.json").is_file() and (
+        not path.is_file() or path.stat().st_size == 0
+    ):
+        raise TrainingDataError(
+            f"{path.parent}: a pair dataset with no accepted pairs (its rejected candidates "
+            "and their reasons are in rejected.jsonl and `safetypairs report`): nothing to use"
+        )
     keep = None
     if human_accepted_only:
         if not (path.parent / REVIEW_LOG).is_file():

@@ -4,7 +4,6 @@ arguments in, the Python API called, a short summary printed."""
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ def evaluate(
     policy: PolicyLike,
 ) -> int:
     """`client` is the service to score with (built by the CLI from its connection flags), or
-    None to run the ONNX guard `args.guard` in this process."""
+    None to run the ONNX guard `args.guard_model` in this process."""
     local_policy = policy if isinstance(policy, Policy) else default_policy()
     data = load_eval_set([*args.data, *args.pairs], local_policy, _read_options(args))
     if isinstance(client, JudgeClient):
@@ -62,7 +61,7 @@ def evaluate(
     elif isinstance(client, GuardClient):
         scores = score_guard_service(data, client, max_backoff_s=args.max_backoff)
     else:
-        scores = score_onnx_guard(data, args.guard)
+        scores = score_onnx_guard(data, args.guard_model)
     settings = Settings(resamples=args.resamples, level=args.level, seed=args.seed)
     results = write_report(data, scores, Path(args.out), settings)
     print(f"{scores.model} on {len(data.items)} images, {len(data.pairs)} pairs -> {args.out}")
@@ -90,9 +89,6 @@ def evaluate(
 
 
 def sample_efficiency(args: argparse.Namespace) -> int:
-    progress = logging.getLogger("safetypairs.evaluation")  # one line per run, not the exporter's
-    progress.setLevel(logging.INFO)
-    progress.addHandler(logging.StreamHandler())
     config = ExperimentConfig(
         data=[Path(p) for p in args.data],
         pairs=[Path(p) for p in args.pairs],

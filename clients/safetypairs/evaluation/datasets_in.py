@@ -67,8 +67,8 @@ def _load_one(path: Path, policy: Policy, options: ReadOptions) -> EvalSet:
         )
     if not path.is_dir():
         raise TrainingDataError(f"{path}: no such file or folder")
-    if (path / "pairs.jsonl").is_file():
-        return _from_pairs(path / "pairs.jsonl", policy, options.human_accepted_only)
+    if (path / "pairs.jsonl").is_file() or (path / "dataset.json").is_file():
+        return _from_pairs(path, policy, options.human_accepted_only)
     if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
         return from_hf(path, policy, options)
     tables = [path / n for n in TABLE_NAMES if (path / n).is_file()]

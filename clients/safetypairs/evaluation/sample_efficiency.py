@@ -29,6 +29,7 @@ import numpy as np
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.pair_record import Member, PairRecord, to_line
 from safetypairs.contract.policy import Policy, default_policy
+from safetypairs.contract.progress import start
 from safetypairs.evaluation import plots
 from safetypairs.evaluation.datasets_in import EvalPair, EvalSet, Item, ReadOptions, load_eval_set
 from safetypairs.evaluation.evaluate import Settings, evaluate
@@ -202,6 +203,7 @@ def run_experiment(config: ExperimentConfig, policy: Policy | None = None) -> di
         )
     )
     runs = []
+    shown = start("training runs", 2 * len(config.seeds) * len(config.sizes), "run")
     for seed in config.seeds:
         singles = stratified_order(pools.singles, seed)
         pairs = list(pools.pairs)
@@ -235,6 +237,7 @@ def run_experiment(config: ExperimentConfig, policy: Policy | None = None) -> di
                 except InvalidInput as exc:  # e.g. a subset without one class: say so, go on
                     log.warning("%s n=%d seed %d: %s", condition, size, seed, exc.message)
                     runs.append(run | {"error": exc.message})
+                    shown.advance()
                     continue
                 scores = score_onnx_guard(test, str(trained.onnx_path))
                 results = evaluate(test, scores, Settings(resamples=200, seed=seed))
@@ -245,6 +248,9 @@ def run_experiment(config: ExperimentConfig, policy: Policy | None = None) -> di
                 }
                 runs.append(run | _figures(results))
                 log.info("%s n=%d seed %d: %s", condition, size, seed, _figures(results))
+                shown.note(f"{condition} n={size} seed {seed}")
+                shown.advance()
+    shown.close()
     return _summarise(config, test, runs, made_by)
 
 

@@ -9,7 +9,7 @@ rather than counting them as wrong.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +19,7 @@ from safetypairs.client.guard import GuardClient
 from safetypairs.client.judge import JudgeClient, PolicyLike
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.images import decode_image
+from safetypairs.contract.progress import task
 from safetypairs.contract.results import Verdict
 from safetypairs.contract.training_data import LIMITS
 from safetypairs.evaluation.datasets_in import EvalSet
@@ -51,8 +52,12 @@ class Scores:
         }
 
 
-def _chunks(n: int, size: int) -> list[range]:
-    return [range(i, min(n, i + size)) for i in range(0, n, size)]
+def _chunks(n: int, size: int, what: str) -> Iterator[range]:
+    """Index ranges of `size` over n images, shown as progress (`what` scores them)."""
+    with task(f"scoring with {what}", n, "img") as shown:
+        for i in range(0, n, size):
+            yield range(i, min(n, i + size))
+            shown.advance(min(n, i + size) - i)
 
 
 def score_onnx_guard(data: EvalSet, ref: str, *, batch_size: int = 16) -> Scores:
@@ -63,7 +68,7 @@ def score_onnx_guard(data: EvalSet, ref: str, *, batch_size: int = 16) -> Scores
     engine = load_guard(ref)
     card = engine.card
     probs = np.zeros((len(data.items), len(card.categories)), dtype=np.float64)
-    for chunk in _chunks(len(data.items), batch_size):
+    for chunk in _chunks(len(data.items), batch_size, "the guard"):
         batch = [
             engine.preprocess(
                 decode_image(data.items[i].read(), LIMITS, draft_size=2 * card.input_size)
@@ -136,7 +141,9 @@ def score_guard_service(
     been answered, so a restart loses or repeats nothing."""
     info = call_with_backoff(client.model_info, max_backoff_s)
     verdicts: list[Verdict] = []
-    for chunk in _chunks(len(data.items), min(batch_size, info.max_images_per_request or 16)):
+    for chunk in _chunks(
+        len(data.items), min(batch_size, info.max_images_per_request or 16), "the guard service"
+    ):
         images = [data.items[i].read() for i in chunk]
         ids = [data.items[i].id for i in chunk]
         results = call_with_backoff(
@@ -162,7 +169,9 @@ def score_judge_service(
     an overloaded or restarting judge like score_guard_service."""
     info = call_with_backoff(client.model_info, max_backoff_s)
     verdicts: list[Verdict] = []
-    for chunk in _chunks(len(data.items), min(batch_size, info.max_batch_size or batch_size)):
+    for chunk in _chunks(
+        len(data.items), min(batch_size, info.max_batch_size or batch_size), "the judge service"
+    ):
         images = [data.items[i].read() for i in chunk]
         ids = [data.items[i].id for i in chunk]
         rated = call_with_backoff(

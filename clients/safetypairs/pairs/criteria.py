@@ -13,6 +13,9 @@ NO_FLIP = "no_flip"  # the two images did not get opposite ratings past the marg
 WRONG_CATEGORY = "wrong_category"  # the unsafe image is unsafe in another category
 NOT_PRESERVED = "not_preserved"  # the image outside the changed region moved too much
 CHANGED_TOO_MUCH = "changed_too_much"  # the changed region is too large a part of the image
+# A source whose kept image is within the margin of the threshold, or unsafe in a category not
+# asked for: it makes no unit.
+SOURCE_AMBIGUOUS = "source_ambiguous"
 
 
 @dataclass(frozen=True)

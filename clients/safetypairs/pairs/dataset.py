@@ -80,12 +80,25 @@ def check_run(where: str, existing: dict[str, Any], header: dict[str, Any] | Non
     with other arguments would mix two runs."""
     if header is None or existing.get("run") == header.get("run"):
         return
-    old, new = existing.get("run", {}), header.get("run", {})
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed = _differences(existing.get("run", {}), header.get("run", {}))
     raise InvalidInput(
-        f"{where} was generated with other settings ({', '.join(changed)} differ); resume "
-        "with the same arguments or write to a new folder"
+        f"{where} was generated with other settings ({'; '.join(changed)}); resume with the "
+        "same arguments or write to a new folder"
     )
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """'criteria.margin: 0.1 in the dataset, 0.0 now' for each setting that differs."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        was, now = old.get(key), new.get(key)
+        if was == now:
+            continue
+        if isinstance(was, dict) and isinstance(now, dict):
+            lines += _differences(was, now, f"{prefix}{key}.")
+        else:
+            lines.append(f"{prefix}{key}: {json.dumps(was)} in the dataset, {json.dumps(now)} now")
+    return lines
 
 
 def parse_header(data: bytes | None, where: str) -> dict[str, Any]:

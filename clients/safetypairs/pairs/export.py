@@ -256,7 +256,7 @@ def _write_parquet(
             if len(batch) == BATCH_ROWS:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 rows, batch = rows + len(batch), []
-        if batch or not rows:
+        if batch:  # never an empty row group: readers fail on it
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
             rows += len(batch)
     return rows
@@ -321,6 +321,8 @@ def _export_to(
     """Export into the local path `out`; the row count."""
     if out.exists():
         raise InvalidInput(f"{out} exists: export to a new path")
+    if next(_rows(ds, include_rejected, reviewed), None) is None:
+        raise InvalidInput(_nothing_to_export(ds, include_rejected, reviewed))
     # Built beside its final place and renamed at the end: a failed export leaves nothing.
     tmp = out.with_name(f".tmp-{out.name}")
     _remove(tmp)
@@ -333,6 +335,23 @@ def _export_to(
         _remove(tmp)
         raise
     return rows
+
+
+def _nothing_to_export(ds: PairDataset, include_rejected: bool, reviewed: str | None) -> str:
+    """Why an export would hold no row. An empty export is refused, not written: `datasets`
+    cannot load a Parquet file without rows ("corresponds to no data")."""
+    accepted = sum(1 for _ in ds.pairs(ACCEPTED))
+    rejected = sum(1 for _ in ds.pairs(REJECTED))
+    if reviewed and (accepted or (include_rejected and rejected)):
+        why = f"none of its pairs passes --reviewed {reviewed} (see `safetypairs review`)"
+    elif include_rejected:
+        why = "it holds no candidate pairs at all"
+    else:
+        why = (
+            f"it holds no accepted pairs ({rejected} rejected candidates: "
+            "--include-rejected exports them; `safetypairs report` shows why they were rejected)"
+        )
+    return f"{ds.root}: nothing to export, so nothing was written: {why}"
 
 
 # -- import --------------------------------------------------------------------------------

@@ -40,15 +40,13 @@ from safetypairs.contract.pair_record import (
     Timings,
 )
 from safetypairs.pairs.config import GenerationConfig, Progress, derive_seed
-from safetypairs.pairs.criteria import TO_SAFE, TO_UNSAFE, rejection_reasons
+from safetypairs.pairs.criteria import SOURCE_AMBIGUOUS, TO_SAFE, TO_UNSAFE, rejection_reasons
 from safetypairs.pairs.dataset import Dataset, sha256
 from safetypairs.pairs.lease import DEFAULT_LEASE_S
 from safetypairs.pairs.similarity import compare
 from safetypairs.pairs.store import open_dataset, take_writer
 
 T = TypeVar("T")
-# The kept image is within the margin of the threshold, or unsafe in a category not asked for.
-SOURCE_AMBIGUOUS = "source_ambiguous"
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +187,7 @@ class EditEngine:
         """Load a diffusers pipeline directory through `from_pretrained`, as its
         model_index.json says (or as `pipeline` names); `options` are the constructor's."""
         import diffusers
+        from diffusers.utils import is_accelerate_available
 
         path = Path(path)
         class_name = pipeline or pipeline_class_name(path)
@@ -195,8 +197,19 @@ class EditEngine:
             )
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
+        diffusers.utils.logging.disable_progress_bar()  # "Loading pipeline components" bars
         try:
-            pipe = getattr(diffusers, class_name).from_pretrained(path, torch_dtype=torch_dtype)
+            with warnings.catch_warnings():
+                # diffusers 0.42 renamed torch_dtype to dtype; the older releases this project
+                # supports (>= 0.35) know only torch_dtype, so the notice is silenced, not heeded.
+                warnings.filterwarnings("ignore", "`torch_dtype` is deprecated", FutureWarning)
+                pipe = getattr(diffusers, class_name).from_pretrained(
+                    path,
+                    torch_dtype=torch_dtype,
+                    # Without accelerate (not a dependency) diffusers loads the ordinary way
+                    # anyway; asking for it only adds a warning to every start-up.
+                    low_cpu_mem_usage=is_accelerate_available(),
+                )
         except Exception as exc:  # missing files, wrong class for the checkpoint, bad configs
             raise ModelError(f"cannot load {class_name} from {path}: {exc}") from exc
         pipe.to(torch_device)

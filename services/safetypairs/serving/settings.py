@@ -115,7 +115,7 @@ class ServingSettings:
         for f in dataclasses.fields(cls):
             raw = environ.get(env_name(f.name))
             if raw is not None and raw != "":
-                values[f.name] = _parse(raw, hints[f.name], env_name(f.name))
+                values[f.name] = parse_setting(raw, hints[f.name], env_name(f.name))
         settings = cls(**values)
         settings.validate()
         return settings
@@ -159,7 +159,8 @@ class ServingSettings:
         return {env_name(f.name): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-def _parse(raw: str, kind: Any, name: str) -> Any:
+def parse_setting(raw: str, kind: Any, name: str) -> Any:
+    """`raw` (an env value or a flag) as `kind`; SettingsError naming `name` when it is not."""
     try:
         if kind is bool:
             if raw.lower() in ("1", "true", "yes", "on"):

@@ -3,6 +3,8 @@ once for every torch-side service. Imported only by services that run torch (nev
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from safetypairs.contract.errors import ModelError
@@ -32,3 +34,31 @@ def set_threads(threads: int) -> None:
     many times slower than the cores allow: give each its share."""
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+class _DropNotice(logging.Filter):
+    """Drops log records whose message holds `text`."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def quiet_start_up() -> None:
+    """Silence the start-up notices of transformers that tell an operator nothing here:
+
+    * "`...ImageProcessor` requires torchvision (not installed); falling back to
+      `...ImageProcessorPil`": torchvision is left out on purpose (its PyPI wheel is CUDA-linked,
+      see the `models` extra) and the PIL processors are the ones these services mean to use;
+    * its loading progress bars: carriage-return bars in a service log (the service logs its
+      own line once the model is loaded). The editor turns off diffusers' bars as it loads.
+    """
+    import transformers
+
+    logging.getLogger("transformers.utils.import_utils").addFilter(
+        _DropNotice("requires torchvision (not installed); falling back to")
+    )
+    transformers.utils.logging.disable_progress_bar()

@@ -22,6 +22,7 @@ import torch
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.images import decode_image
 from safetypairs.contract.policy import Policy, default_policy
+from safetypairs.contract.progress import task
 from safetypairs.contract.training_data import (
     LIMITS,
     Example,
@@ -205,7 +206,8 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    encoder = load_encoder(config.encoder)
+    with task(f"loading the encoder {config.encoder}"):
+        encoder = load_encoder(config.encoder)
     cache = EmbeddingCache(config.cache or config.out.parent / ".embeddings", encoder)
     feats = torch.from_numpy(cache.embed(examples))
     y = torch.tensor([[c in ex.labels for c in codes] for ex in examples], dtype=torch.float32)
@@ -270,13 +272,14 @@ def train_guard(config: TrainConfig, policy: Policy | None = None) -> TrainResul
     if len(real) < 2:
         real = np.concatenate([real, real])
     onnx_path = config.out / "guard.onnx"
-    written = export_guard(
-        EncoderHeadGuard(encoder.module, head),
-        sidecar,
-        onnx_path,
-        example=torch.from_numpy(real),
-        atol=1e-4,
-    )
+    with task("exporting the ONNX graph, checking parity"):
+        written = export_guard(
+            EncoderHeadGuard(encoder.module, head),
+            sidecar,
+            onnx_path,
+            example=torch.from_numpy(real),
+            atol=1e-4,
+        )
     log.info("trained guard written to %s", onnx_path)
     return TrainResult(onnx_path, written, cache.stats.computed, cache.stats.cached)
 
