@@ -30,7 +30,7 @@ from safetypairs.serving.model_refs import configured_model
 from safetypairs.serving.runtime_skeleton import ServiceRuntime
 from safetypairs.serving.settings import EditSettings
 from safetypairs.serving.slots import Slots
-from safetypairs.serving.torch_env import set_threads
+from safetypairs.serving.torch_env import quiet_torchvision_fallback, set_threads
 from safetypairs.v1 import common_pb2, edit_pb2
 
 _MIME = {edit_pb2.OUTPUT_FORMAT_PNG: "image/png", edit_pb2.OUTPUT_FORMAT_WEBP: "image/webp"}
@@ -58,6 +58,7 @@ def load_configured_editor(settings: EditSettings) -> tuple[EditEngine, str]:
     """The engine for the settings' model (the embedded default when none is set) and the
     reference it was loaded from."""
     set_threads(settings.torch_threads)
+    quiet_torchvision_fallback()
     path, reference = configured_model(
         settings.edit_model, lambda: ensure_default_editor(settings.home_dir())
     )

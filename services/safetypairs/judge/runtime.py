@@ -36,7 +36,7 @@ from safetypairs.serving.admission import check_image_count
 from safetypairs.serving.model_refs import configured_model
 from safetypairs.serving.runtime_skeleton import BatchedRuntime
 from safetypairs.serving.settings import JudgeSettings
-from safetypairs.serving.torch_env import set_threads
+from safetypairs.serving.torch_env import quiet_torchvision_fallback, set_threads
 from safetypairs.v1 import common_pb2, judge_pb2
 
 _DIRECTIONS = {
@@ -56,6 +56,7 @@ def load_configured_judge(settings: JudgeSettings) -> tuple[JudgeEngine, str]:
     """The engine for the settings' model (the embedded default when none is set) and the
     reference it was loaded from."""
     set_threads(settings.torch_threads)
+    quiet_torchvision_fallback()
     path, reference = configured_model(
         settings.judge_model, lambda: ensure_default_judge(settings.home_dir())
     )

@@ -3,6 +3,8 @@ once for every torch-side service. Imported only by services that run torch (nev
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from safetypairs.contract.errors import ModelError
@@ -32,3 +34,16 @@ def set_threads(threads: int) -> None:
     many times slower than the cores allow: give each its share."""
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+class _TorchvisionFallback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed)" not in record.getMessage()
+
+
+def quiet_torchvision_fallback() -> None:
+    """Drop transformers' warning that, without torchvision, it loads a processor's PIL image
+    processor instead. That is the CPU images' install on purpose (torchvision's PyPI wheel is
+    built for CUDA and its ops do not load beside the CPU torch) and these services hand the
+    processors PIL images anyway: nothing for an operator to act on. Other warnings stay."""
+    logging.getLogger("transformers.utils.import_utils").addFilter(_TorchvisionFallback())
