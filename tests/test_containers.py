@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+from conftest import run_build_script
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from safetypairs.client import AsyncGuardClient, GuardClient
@@ -54,18 +54,9 @@ if ENGINE is None:
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The three images, built once: their references by service."""
     home = tmp_path_factory.mktemp("bentoml-home")
-    env = {**os.environ, "BENTOML_HOME": str(home), "SAFETYPAIRS_VENV": sys.prefix}
-    out = subprocess.run(
-        [str(ROOT / "bin/build-images"), *GRPC_PORTS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    built = dict(re.findall(r"^__image__:(\w+):(\S+)$", out.stdout, re.MULTILINE))
-    assert built == {name: f"safetypairs-{name}:{VERSION}" for name in GRPC_PORTS}, out.stdout
+    stdout = run_build_script("build-images", list(GRPC_PORTS), home, timeout=1800)
+    built = dict(re.findall(r"^__image__:(\w+):(\S+)$", stdout, re.MULTILINE))
+    assert built == {name: f"safetypairs-{name}:{VERSION}" for name in GRPC_PORTS}, stdout
     return built
 
 
@@ -139,10 +130,10 @@ def test_each_image_is_lean_and_locked_down(images: dict[str, str], name: str) -
     )
     present = run_in_image(
         ENGINE, images[name], "python", "-c", probe,
-        "torch", "onnxruntime", "diffusers", "lm_format_enforcer", "num2words", "pip",
+        "torch", "onnxruntime", "diffusers", "lmformatenforcer", "num2words", "pip",
     )  # fmt: skip
     assert present.returncode == 0, present.stderr
-    expected = {"guard": {"onnxruntime"}, "judge": {"torch", "lm_format_enforcer", "num2words"}}
+    expected = {"guard": {"onnxruntime"}, "judge": {"torch", "lmformatenforcer", "num2words"}}
     assert set(present.stdout.split()) == expected.get(name, {"torch", "diffusers"})
     compilers = run_in_image(
         ENGINE, images[name], "sh", "-c", "command -v gcc cc c++ g++ clang make || true"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_build_script
 
 ROOT = Path(__file__).resolve().parent.parent
 BENTOS = {  # build name -> (Bento name, service module)
@@ -42,20 +43,11 @@ def norm(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def bentos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """All four Bentos, built once: their directories by build name."""
+    """All six Bentos, built once: their directories by build name."""
     home = tmp_path_factory.mktemp("bentoml-home")
-    env = {**os.environ, "BENTOML_HOME": str(home), "SAFETYPAIRS_VENV": sys.prefix}
-    out = subprocess.run(
-        [str(ROOT / "bin/build-bentos"), *BENTOS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    tags = re.findall(r"__tag__:([\w.-]+):(\w+)", out.stdout)
-    assert [name for name, _ in tags] == [b[0] for b in BENTOS.values()], out.stdout
+    stdout = run_build_script("build-bentos", list(BENTOS), home, timeout=600)
+    tags = re.findall(r"__tag__:([\w.-]+):(\w+)", stdout)
+    assert [name for name, _ in tags] == [b[0] for b in BENTOS.values()], stdout
     return {build: home / "bentos" / n / v for build, (n, v) in zip(BENTOS, tags, strict=True)}
 
 
