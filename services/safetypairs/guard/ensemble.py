@@ -24,7 +24,6 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.resources
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from safetypairs.contract.results import MemberInfo
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.outputs import ItemOutput, MemberRow
 from safetypairs.guard.sidecar import GuardCard
+from safetypairs.serving.cores import intra_op_threads as member_threads
 
 FORMAT = "safetypairs-guard-ensemble"
 FORMAT_VERSION = 1
@@ -229,8 +229,8 @@ class EnsembleEngine:
         base = manifest_path.parent
         specs = data.get("members", [])
         # Members run side by side: unless told otherwise, each gets its share of the cores
-        # and no spinning threads (measured in benchmarks/RESULTS.md).
-        threads = intra_op_threads or max(1, (os.cpu_count() or 1) // max(1, len(specs)))
+        # the process may use (measured in benchmarks/RESULTS.md; the rule: serving.cores).
+        threads = member_threads(len(specs), intra_op_threads)
         for i, spec in enumerate(specs):
             _require(spec, ("name", "onnx"), f"{manifest_path} member {i}")
             name = str(spec["name"])
@@ -242,7 +242,6 @@ class EnsembleEngine:
                 sha256=spec.get("sha256"),
                 providers=providers,
                 intra_op_threads=threads,
-                spin=False,
             )
             if engine.policy != policy:
                 raise ModelError(f"member {name} uses another policy than the ensemble")

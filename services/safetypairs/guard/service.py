@@ -48,8 +48,7 @@ class GuardService(ServiceShell[GuardRuntime], CategoriesApi):
     grpc_services = (guard_registration, oip_registration)
 
     def load_model(self) -> tuple[GuardModel, str]:
-        engine = load_configured_guard(self.settings)
-        engine.warmup((1, min(4, self.settings.max_batch_size)))
+        engine = load_configured_guard(self.settings)  # warmed up by the batching measurement
         model = self.settings.guard_model
         return engine, describe_ref(model) if model else "embedded default"
 

@@ -29,6 +29,7 @@ def _setting(default: Any, help: str) -> Any:
 
 
 LOG_FORMATS = ("json", "text")
+BATCHING_MODES = ("auto", "on", "off")
 
 
 class SettingsError(ValueError):
@@ -72,7 +73,11 @@ class ServingSettings:
         "gRPC calls in progress at once (health checks included); more are refused at once "
         "with RESOURCE_EXHAUSTED",
     )
-    decode_threads: int = _setting(0, "threads decoding images; 0 = number of CPUs")
+    decode_threads: int = _setting(
+        0,
+        "threads decoding and preprocessing images (and, for a guard that does not batch, "
+        "running the model); 0 = the cores the process may use (cgroup CPU quota, affinity)",
+    )
     memory_trim_interval_s: float = _setting(
         10.0,
         "every so many seconds, give memory freed after a burst of requests back to the system "
@@ -189,8 +194,24 @@ class GuardSettings(ServingSettings):
         "TensorRT, CUDA, then CPU, whichever are available",
     )
     ort_intra_op_threads: int = _setting(
-        0, "onnxruntime intra-op threads; 0 = onnxruntime's choice"
+        0,
+        "onnxruntime intra-op threads of each model (ensemble member); 0 = the cores the "
+        "process may use (cgroup CPU quota, affinity) divided among the members",
     )
+    batching: str = _setting(
+        "auto",
+        "auto = measure the model's cost per image by batch size at start-up and batch only "
+        "up to the size that is cheaper per image (on CPU usually none); on = batches of up "
+        "to max_batch_size; off = one image per model call",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.batching not in BATCHING_MODES:
+            raise SettingsError(
+                f"{env_name('batching')} must be one of {', '.join(BATCHING_MODES)} "
+                f"(got {self.batching!r})"
+            )
 
 
 VERDICT_MODES = ("forward", "generate")
