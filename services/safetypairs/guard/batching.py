@@ -83,8 +83,7 @@ def choose(model: GuardModel, mode: str, limit: int) -> BatchPolicy:
             limit, f"pinned on: up to {limit} images per model call (SAFETYPAIRS_BATCHING=on)"
         )
     costs = measure(model, limit)
-    pays = [n for n, s in costs if s <= PAYS * costs[0][1]]
-    size = max(pays)
+    size = max([1] + [n for n, s in costs[1:] if s <= PAYS * costs[0][1]])
     if size == 1:
         why = (
             f"one image per model call: batch {costs[-1][0]} costs "
