@@ -3,6 +3,7 @@ it), with Triton's dynamic batching up to 16.  python serve_pytriton.py ONNX GRP
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -13,6 +14,11 @@ from reference_guard import ReferenceGuard
 
 if __name__ == "__main__":
     onnx, grpc_port, http_port, metrics_port = sys.argv[1], *map(int, sys.argv[2:5])
+    # Triton's Python-backend stub links libpython3.11.so from the loader's path; let it find
+    # this interpreter's own (a system libpython of another 3.11 patch release breaks the
+    # stub's multiprocessing at model start).
+    lib = os.path.join(sys.base_prefix, "lib")
+    os.environ["LD_LIBRARY_PATH"] = f"{lib}:{os.environ.get('LD_LIBRARY_PATH', '')}"
     guard = ReferenceGuard(onnx)
 
     @batch
