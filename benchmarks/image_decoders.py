@@ -65,7 +65,9 @@ def main() -> None:
             cv_ms = statistics.median(times["cv"]) * 1e3
             same = np.array_equal(pillow(data), opencv(data))
             size = f"{name} {photo.width}x{photo.height}"
-            print(f"| {size} | {fmt} | {pil_ms:.2f} | {cv_ms:.2f} | {cv_ms / pil_ms:.2f} | {same} |")
+            print(
+                f"| {size} | {fmt} | {pil_ms:.2f} | {cv_ms:.2f} | {cv_ms / pil_ms:.2f} | {same} |"
+            )
     print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 

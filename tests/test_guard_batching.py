@@ -75,9 +75,9 @@ def test_without_batching_the_answers_are_the_batchers(engine, sample_photos):
     alone, alone_batch = _answers(engine, "off", images)
     batched, batched_batch = _answers(engine, "on", images)
     assert np.abs(alone - batched).max() < 1e-5
-    assert [r.WhichOneof("outcome") for r in alone_batch.results] == ["verdict"] * len(
-        images
-    ) + ["error"]
+    assert [r.WhichOneof("outcome") for r in alone_batch.results] == ["verdict"] * len(images) + [
+        "error"
+    ]
     assert alone_batch.results[-1].error.kind == batched_batch.results[-1].error.kind
 
 

@@ -15,8 +15,8 @@ from hostile import (
 )
 from PIL import Image
 
-from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
 from safetypairs.contract import images
+from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
 from safetypairs.contract.images import ImageLimits, decode_image
 
 LIMITS = ImageLimits(max_bytes=4 * 1024 * 1024, max_pixels=4_000_000)

@@ -97,7 +97,9 @@ class Server:
         self.name, self.command, self.env, self.model = name, command, env, model
         self.grpc_port = int(env["BENCH_GRPC_PORT"])
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix=f"peer-{name}-", suffix=".log", delete=False)
+        handle, log = tempfile.mkstemp(prefix=f"peer-{name}-", suffix=".log")
+        os.close(handle)
+        self.log = Path(log)
 
     @property
     def target(self) -> str:
@@ -106,23 +108,24 @@ class Server:
     def start(self, timeout_s: float = 180.0) -> float:
         """Start and wait until ModelReady; the seconds that took."""
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            self.command,
-            env={**os.environ, **self.env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         client = triton.InferenceServerClient(self.target)
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early; log: {self.log.name}")
+                raise RuntimeError(f"{self.name} exited early; log: {self.log}")
             with contextlib.suppress(Exception):
                 if client.is_model_ready(self.model, client_timeout=1):
                     client.close()
                     return time.monotonic() - started
             if time.monotonic() - started > timeout_s:
-                raise RuntimeError(f"{self.name} not ready in {timeout_s}s; log: {self.log.name}")
+                raise RuntimeError(f"{self.name} not ready in {timeout_s}s; log: {self.log}")
             time.sleep(0.02)
 
     def pids(self) -> list[int]:
@@ -262,7 +265,8 @@ def run_rounds(
             print(
                 f"  {name:9s} start {f.startup_s:5.2f}s  p50 {f.p50_1_ms:6.2f}ms  "
                 f"p99 {f.p99_1_ms:6.2f}ms  16c {f.throughput_16:6.1f}/s p99 {f.p99_16_ms:6.1f}ms  "
-                f"cpu {f.cpu_ms_per_image:5.2f}ms/img  rss {f.rss_idle_mb:4.0f}/{f.rss_load_mb:4.0f}MB",
+                f"cpu {f.cpu_ms_per_image:5.2f}ms/img  "
+                f"rss {f.rss_idle_mb:4.0f}/{f.rss_load_mb:4.0f}MB",
                 flush=True,
             )
         print(f"  load average after the round {loadavg()}")
@@ -311,8 +315,8 @@ def ensemble_makers(home: Path, work: Path) -> dict[str, Callable[[], Server]]:
         alone = {**manifest, "name": member["name"], "members": [spec], "fusion": {}}
         alone.pop("thresholds", None)
         (solo / "ensemble.json").write_text(json.dumps(alone))
-        makers[member["name"]] = (
-            lambda solo=solo, name=member["name"]: project_server(name, str(solo / "ensemble.json"))
+        makers[member["name"]] = lambda solo=solo, name=member["name"]: project_server(
+            name, str(solo / "ensemble.json")
         )
     return makers
 

@@ -30,7 +30,9 @@ SERVERS: dict[str, tuple[str, ...]] = {
 def _same_as_project() -> tuple[str, ...]:
     """The model-side packages at the project's own versions (numpy is left to each
     server's resolver: PyTriton 0.7 needs numpy 1.x)."""
-    return tuple(f"{dist}=={importlib.metadata.version(dist)}" for dist in ("onnxruntime", "pillow"))
+    return tuple(
+        f"{dist}=={importlib.metadata.version(dist)}" for dist in ("onnxruntime", "pillow")
+    )
 
 
 def python_of(name: str) -> Path:

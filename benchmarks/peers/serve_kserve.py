@@ -22,7 +22,10 @@ class GuardModel(Model):
         out = InferOutput(name="probabilities", shape=list(probs.shape), datatype="FP32")
         out.set_data_from_numpy(probs, binary_data=True)
         return InferResponse(
-            model_name=self.name, infer_outputs=[out], response_id=payload.id, use_binary_outputs=True
+            model_name=self.name,
+            infer_outputs=[out],
+            response_id=payload.id,
+            use_binary_outputs=True,
         )
 
 

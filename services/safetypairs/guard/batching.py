@@ -2,12 +2,13 @@
 the device it runs on, at start-up, and batches only up to the size that is cheaper per image
 than one image at a time.
 
-On a CPU a convolutional guard usually costs more per image in a batch (issue 22 measured EfficientNet-
-Lite0 at batch 16 at 1.15x batch 1's cost per image on 2 cores), so the policy is one image per
-model call and the requests run side by side, one per core; on a GPU batches are almost always
-cheaper and the micro-batcher groups the requests that wait. The setting `batching` pins the
-policy (`on`: up to max_batch_size; `off`: one image per call) and skips the measurement. The
-device cannot change under a running worker: a new device is a new worker, which measures again.
+On a CPU a convolutional guard usually costs more per image in a batch (issue 22 measured
+EfficientNet-Lite0 at batch 16 at 1.15x batch 1's cost per image on 2 cores), so the policy is
+one image per model call and the requests run side by side, one per core; on a GPU batches are
+almost always cheaper and the micro-batcher groups the requests that wait. The setting
+`batching` pins the policy (`on`: up to max_batch_size; `off`: one image per call) and skips the
+measurement. The device cannot change under a running worker: a new device is a new worker,
+which measures again.
 """
 
 from __future__ import annotations
@@ -95,5 +96,7 @@ def choose(model: GuardModel, mode: str, limit: int) -> BatchPolicy:
         ratio = dict(costs)[size] / costs[0][1]
         why = f"batches of up to {size}: {ratio:.2f}x batch 1's cost per image on {device}"
     policy = BatchPolicy(size, f"auto: {why}", tuple(costs))
-    log.info("guard batching %s; cost per image by batch size: %s", policy.description, _table(costs))
+    log.info(
+        "guard batching %s; cost per image by batch size: %s", policy.description, _table(costs)
+    )
     return policy

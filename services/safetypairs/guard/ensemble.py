@@ -43,7 +43,6 @@ from safetypairs.serving.cores import intra_op_threads as member_threads
 
 FORMAT = "safetypairs-guard-ensemble"
 FORMAT_VERSION = 1
-MANIFEST = "ensemble.json"
 RULES = ("max", "weighted_mean", "logistic")
 _EPS = 1e-6
 

@@ -55,7 +55,9 @@ def resolve_threadsafe(
     loop.call_soon_threadsafe(_settle, [(future, None, error)])
 
 
-def deliver_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future, value: object) -> None:
+def deliver_threadsafe(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future, value: object
+) -> None:
     """Give `future` its result from another thread (skipped if its caller went away)."""
     loop.call_soon_threadsafe(_settle, [(future, value, None)])
 
