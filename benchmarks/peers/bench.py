@@ -3,6 +3,7 @@ same ONNX file with the same preprocessing, measured with one client in interlea
 
     python benchmarks/peers/bench.py [--rounds 3] [--servers project,kserve,mlserver,pytriton]
     python benchmarks/peers/bench.py --ensemble      # the default ensemble vs its members alone
+    python benchmarks/peers/bench.py --peer-ort tuned   # peers with the guard's ORT options
 
 Each peer runs in its own virtual environment under .bench/peers/ (created on first use by
 envs.py: minutes). Every server is started fresh in every round (the start-up figure), and
@@ -159,7 +160,7 @@ def project_server(model: str, onnx: str) -> Server:
     return Server("project", [*command, "--http-port", str(http_port)], env, model)
 
 
-def peer_server(peer: str, model: str, onnx: str, work: Path) -> Server:
+def peer_server(peer: str, model: str, onnx: str, work: Path, peer_ort: str) -> Server:
     python = str(envs.ensure(peer))
     grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
     ports = [str(grpc_port), str(http_port)]
@@ -168,7 +169,7 @@ def peer_server(peer: str, model: str, onnx: str, work: Path) -> Server:
     extra = [str(work / peer)] if peer == "mlserver" else []
     (work / peer).mkdir(exist_ok=True)
     command = [python, str(HERE / f"serve_{peer}.py"), onnx, *ports, *extra]
-    env = {"BENCH_GRPC_PORT": str(grpc_port), "PYTHONPATH": str(HERE)}
+    env = {"BENCH_GRPC_PORT": str(grpc_port), "PYTHONPATH": str(HERE), "PEER_ORT": peer_ort}
     return Server(peer, command, env, model)
 
 
@@ -342,6 +343,12 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=200, help="calls with 1 client")
     parser.add_argument("--loaded", type=int, default=800, help="calls with 16 clients")
     parser.add_argument("--ensemble", action="store_true", help="ensemble vs its members alone")
+    parser.add_argument(
+        "--peer-ort",
+        choices=("default", "tuned"),
+        default="default",
+        help="the peers' onnxruntime session options: its defaults, or the guard's own",
+    )
     args = parser.parse_args()
 
     photo = (Path(skimage.__file__).parent / "data" / "chelsea.png").read_bytes()
@@ -359,14 +366,14 @@ def main() -> None:
             )
             print_ensemble_ratios(results)
             return
-        print(f"model: {onnx}")
+        print(f"model: {onnx}; peers' onnxruntime options: {args.peer_ort}")
         makers: dict[str, Callable[[], Server]] = {}
         for name in args.servers.split(","):
             if name == "project":
                 makers[name] = lambda: project_server(model, onnx)
             else:
                 envs.ensure(name)  # before any timing
-                makers[name] = lambda name=name: peer_server(name, model, onnx, work)
+                makers[name] = lambda name=name: peer_server(name, model, onnx, work, args.peer_ort)
         results = run_rounds(makers, args.rounds, photo, args.single, args.loaded)
         print_peer_ratios(results)
 

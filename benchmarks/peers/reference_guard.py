@@ -1,5 +1,6 @@
 """The guard model as each peer server runs it: the same ONNX file and sidecar, decoded and
-preprocessed the plain way (Pillow, then numpy), with onnxruntime's default session options.
+preprocessed the plain way (Pillow, then numpy), with onnxruntime's default session options
+(or, with PEER_ORT=tuned, the guard's own: the peers then differ from the guard only as servers).
 
 Standalone on purpose (numpy, Pillow and onnxruntime only): the peers' virtual environments do
 not install this project. It reproduces the guard's `shorter_side_center_crop` preprocessing
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,15 @@ class ReferenceGuard:
         self.std = np.asarray(spec["std"], np.float32) * 255.0
         self.input = spec["name"]
         self.output = sidecar["output"]["name"]
-        self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        if os.environ.get("PEER_ORT") == "tuned":  # bench.py --peer-ort tuned
+            # The guard's own session options (serving/cores.py): threads = usable cores, one
+            # inter-op thread, no spinning; otherwise onnxruntime's defaults, as a user gets.
+            options.intra_op_num_threads = len(os.sched_getaffinity(0))
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self.categories = len(sidecar["categories"])
 
     def pixels(self, data: bytes) -> np.ndarray:
