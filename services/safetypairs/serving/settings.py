@@ -36,6 +36,11 @@ class SettingsError(ValueError):
     """A setting has a value of the wrong type or out of range (raised at start-up)."""
 
 
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{env_name(name)} must be one of {', '.join(choices)} (got {value!r})")
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     grpc_host: str = _setting("0.0.0.0", "address the in-process gRPC server binds")
@@ -142,11 +147,7 @@ class ServingSettings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{env_name(name)} must be at least 1")
-        if self.log_format not in LOG_FORMATS:
-            raise SettingsError(
-                f"{env_name('log_format')} must be one of {', '.join(LOG_FORMATS)} "
-                f"(got {self.log_format!r})"
-            )
+        _check_choice("log_format", self.log_format, LOG_FORMATS)
         if self.max_request_bytes_in_flight < self.max_message_bytes:
             raise SettingsError(
                 f"{env_name('max_request_bytes_in_flight')} ({self.max_request_bytes_in_flight}) "
@@ -207,11 +208,7 @@ class GuardSettings(ServingSettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.batching not in BATCHING_MODES:
-            raise SettingsError(
-                f"{env_name('batching')} must be one of {', '.join(BATCHING_MODES)} "
-                f"(got {self.batching!r})"
-            )
+        _check_choice("batching", self.batching, BATCHING_MODES)
 
 
 VERDICT_MODES = ("forward", "generate")
@@ -264,11 +261,7 @@ class JudgeSettings(TorchSettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.judge_verdict_mode not in VERDICT_MODES:
-            raise SettingsError(
-                f"{env_name('judge_verdict_mode')} must be one of {', '.join(VERDICT_MODES)} "
-                f"(got {self.judge_verdict_mode!r})"
-            )
+        _check_choice("judge_verdict_mode", self.judge_verdict_mode, VERDICT_MODES)
         if not 0.0 < self.judge_threshold < 1.0:
             raise SettingsError(f"{env_name('judge_threshold')} must lie strictly between 0 and 1")
         for name in ("judge_max_proposals", "judge_rationale_chars", "judge_max_prompt_chars"):
@@ -338,11 +331,8 @@ class EditSettings(TorchSettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.edit_pipeline and self.edit_pipeline not in EDIT_PIPELINES:
-            raise SettingsError(
-                f"{env_name('edit_pipeline')} must be one of {', '.join(EDIT_PIPELINES)} "
-                f"(got {self.edit_pipeline!r})"
-            )
+        if self.edit_pipeline:
+            _check_choice("edit_pipeline", self.edit_pipeline, EDIT_PIPELINES)
         for name in (
             "edit_max_steps",
             "edit_max_instruction_chars",
