@@ -42,29 +42,33 @@ class BatchPolicy:
         return self.max_batch_size > 1
 
 
-def _seconds_per_image(model: GuardModel, probe: Any, size: int) -> float:
-    batch = [probe] * size
-    best = float("inf")
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        model.run(batch)
-        best = min(best, time.perf_counter() - started)
-    return best / size
+def _seconds(model: GuardModel, batch: list[Any]) -> float:
+    started = time.perf_counter()
+    model.run(batch)
+    return time.perf_counter() - started
 
 
 def measure(model: GuardModel, limit: int) -> list[tuple[int, float]]:
     """Cost per image at batch 1, 2, 4, ... up to `limit`, stopping at the first size that
-    does not pay (no time spent on larger batches a CPU will never use)."""
+    does not pay (no time spent on larger batches a CPU will never use). Each size is timed
+    in turn with batch 1, so that a busy moment on a shared machine hits both alike; the
+    fastest run of each counts (noise only adds time)."""
     probe = model.preprocess(Image.new("RGB", (model.card.input_size, model.card.input_size)))
     model.run([probe])  # first run: allocations, kernel selection
-    costs = [(1, _seconds_per_image(model, probe, 1))]
+    one = _seconds(model, [probe])
+    costs: list[tuple[int, float]] = []
     size = 2
     while size <= limit:
-        costs.append((size, _seconds_per_image(model, probe, size)))
-        if costs[-1][1] > PAYS * costs[0][1]:
+        batch = [probe] * size
+        per_image = float("inf")
+        for _ in range(REPEATS):
+            one = min(one, _seconds(model, [probe]))
+            per_image = min(per_image, _seconds(model, batch) / size)
+        costs.append((size, per_image))
+        if per_image > PAYS * one:
             break
         size *= 2
-    return costs
+    return [(1, one), *costs]
 
 
 def _table(costs: Sequence[tuple[int, float]]) -> str:
@@ -84,7 +88,9 @@ def choose(model: GuardModel, mode: str, limit: int) -> BatchPolicy:
             limit, f"pinned on: up to {limit} images per model call (SAFETYPAIRS_BATCHING=on)"
         )
     costs = measure(model, limit)
-    size = max([1] + [n for n, s in costs[1:] if s <= PAYS * costs[0][1]])
+    # The cheapest size per image among those that pay (a larger batch may cost more again).
+    paying = [(s, n) for n, s in costs[1:] if s <= PAYS * costs[0][1]]
+    size = min(paying)[1] if paying else 1
     if size == 1:
         why = (
             f"one image per model call: batch {costs[-1][0]} costs "
