@@ -15,7 +15,7 @@ from safetypairs.contract.errors import InvalidInput
 from safetypairs.guard.artifact import load_guard
 from safetypairs.guard.batching import PAYS, choose
 from safetypairs.guard.runtime import GuardRuntime
-from safetypairs.serving.cores import intra_op_threads, usable_cores
+from safetypairs.serving.cores import usable_cores
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import GuardSettings, SettingsError
 from safetypairs.v1 import common_pb2, guard_pb2
@@ -101,10 +101,3 @@ def test_usable_cores_follow_the_cgroup_quota(tmp_path):
     assert usable_cores(v1) == 1
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")  # v1's "unlimited"
     assert usable_cores(v1) == unlimited
-
-
-def test_threads_are_split_among_ensemble_members():
-    assert intra_op_threads(1, cores=4) == 4
-    assert intra_op_threads(2, cores=4) == 2
-    assert intra_op_threads(3, cores=2) == 1
-    assert intra_op_threads(2, configured=3, cores=4) == 3

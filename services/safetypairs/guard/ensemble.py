@@ -15,13 +15,15 @@ Each member is a guard (ONNX graph + sidecar with its own preprocessing and its 
 outputs to policy categories). A member file is a path relative to the manifest, or
 `package:MODULE/FILE` inside an installed package (never downloaded); with `sha256` the file must
 have that digest or start-up stops. Members share the decoded image, preprocess it their own
-way, and run concurrently (onnxruntime releases the GIL). A category covered by several members
-needs a fusion rule; one covered by none is answered "not covered".
+way, and run one after another in the calling thread, each session with the intra-op threads of
+every usable core (serving.cores): requests run side by side, one per core, and keep every core
+busy. Members run concurrently with a share of the cores each left cores idle while the faster
+member waited for the slower (issue 22: 0.6 of 2 cores used under 16 clients). A category
+covered by several members needs a fusion rule; one covered by none is answered "not covered".
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib.resources
 import json
 import time
@@ -39,7 +41,6 @@ from safetypairs.contract.results import MemberInfo
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.outputs import ItemOutput, MemberRow
 from safetypairs.guard.sidecar import GuardCard
-from safetypairs.serving.cores import intra_op_threads as member_threads
 
 FORMAT = "safetypairs-guard-ensemble"
 FORMAT_VERSION = 1
@@ -139,10 +140,6 @@ class EnsembleEngine:
             },
             input_size=max(c.input_size for c in cards),
         )
-        # One thread per member: each member's batch runs beside the others.
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            len(members), thread_name_prefix="member"
-        )
 
     def _member_threshold(self, fusion: Fusion) -> float:
         if len(fusion.members) == 1:
@@ -227,9 +224,6 @@ class EnsembleEngine:
         members: list[tuple[str, GuardEngine]] = []
         base = manifest_path.parent
         specs = data.get("members", [])
-        # Members run side by side: unless told otherwise, each gets its share of the cores
-        # the process may use (measured in benchmarks/RESULTS.md; the rule: serving.cores).
-        threads = member_threads(len(specs), intra_op_threads)
         for i, spec in enumerate(specs):
             _require(spec, ("name", "onnx"), f"{manifest_path} member {i}")
             name = str(spec["name"])
@@ -240,7 +234,7 @@ class EnsembleEngine:
                 sidecar_file=sidecar,
                 sha256=spec.get("sha256"),
                 providers=providers,
-                intra_op_threads=threads,
+                intra_op_threads=intra_op_threads,
             )
             if engine.policy != policy:
                 raise ModelError(f"member {name} uses another policy than the ensemble")
@@ -275,11 +269,7 @@ class EnsembleEngine:
         return out, time.perf_counter() - started
 
     def run(self, batch: Sequence[tuple[np.ndarray, ...]]) -> list[ItemOutput]:
-        jobs = [
-            self._pool.submit(self._timed, i, [item[i] for item in batch])
-            for i in range(len(self._engines))
-        ]
-        results = [j.result() for j in jobs]
+        results = [self._timed(i, [item[i] for item in batch]) for i in range(len(self._engines))]
         member_probs = [r[0] for r in results]
         fused = np.stack([f.apply(member_probs) for f in self._fusions], axis=1)
         outputs = []

@@ -8,8 +8,9 @@ CPU affinity mask may narrow it further. Sizing threads by the host count oversu
 The rule, the same for one model and for an ensemble (docs/settings.md):
 * request threads (decode, preprocess and, when the guard does not batch, the model call) =
   the usable cores, so each core has one request in hand;
-* each onnxruntime session runs cores // members intra-op threads (at least 1), one inter-op
-  thread, and no spinning: an idle spinning thread would take the core another request needs.
+* each onnxruntime session (an ensemble's members run one after another) runs as many intra-op
+  threads as there are usable cores, one inter-op thread, and no spinning: an idle spinning
+  thread would take the core another request needs.
 """
 
 from __future__ import annotations
@@ -49,10 +50,3 @@ def usable_cores(cgroup_root: Path = CGROUP) -> int:
     if quota is not None:
         cores = min(cores, max(1, math.ceil(quota)))
     return max(1, cores)
-
-
-def intra_op_threads(members: int, configured: int = 0, cores: int | None = None) -> int:
-    """onnxruntime intra-op threads of each of `members` sessions (`configured` when set)."""
-    if configured:
-        return configured
-    return max(1, (cores or usable_cores()) // max(1, members))
