@@ -21,8 +21,10 @@ from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 # Where OpenCV decodes the same 8-bit RGB pixels faster than Pillow (benchmarks/
-# image_decoders.py: PNG 0.82-0.96x Pillow's time, WebP 0.2-0.6x, BMP 0.2-0.4x). JPEG stays
-# with Pillow, whose reduced-size decoding (draft) already makes it the cheaper one.
+# image_decoders.py, 2026-12-06: PNG 0.83-0.90x Pillow's time, WebP 0.60-0.68x, BMP
+# 0.19-0.60x). JPEG stays with Pillow: the guard decodes it at reduced size (draft), which
+# OpenCV's full-size decode (0.64-0.87x of Pillow's full-size time) does not match pixel for
+# pixel.
 OPENCV_FORMATS = ("PNG", "WEBP", "BMP")
 # Truncated files must fail, not decode into half-grey pictures.
 ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -17,9 +17,10 @@ outputs to policy categories). A member file is a path relative to the manifest,
 have that digest or start-up stops. Members share the decoded image, preprocess it their own
 way, and run one after another in the calling thread, each session with the intra-op threads of
 every usable core (serving.cores): requests run side by side, one per core, and keep every core
-busy. Members run concurrently with a share of the cores each left cores idle while the faster
-member waited for the slower (issue 22: 0.6 of 2 cores used under 16 clients). A category
-covered by several members needs a fusion rule; one covered by none is answered "not covered".
+busy (benchmarks/RESULTS.md, issue 22: 1.05x the sum-of-members throughput bound under 16
+clients, where members run concurrently with a share of the cores each reached 0.88x). A
+category covered by several members needs a fusion rule; one covered by none is answered "not
+covered".
 """
 
 from __future__ import annotations
