@@ -175,8 +175,8 @@ def start_guard_service(
 def guard_service(
     sp_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    """The guard on the embedded default (no model configured), with small limits and a
-    batch window so concurrent calls visibly coalesce."""
+    """The guard on the embedded default (no model configured), with small limits, batching
+    pinned on and a batch window so concurrent calls visibly coalesce."""
     log_path = tmp_path_factory.mktemp("logs") / "guard.log"
     service = start_guard_service(
         sp_home,
@@ -186,6 +186,7 @@ def guard_service(
             "SAFETYPAIRS_MAX_IMAGE_BYTES": str(2 * 1024 * 1024),
             "SAFETYPAIRS_MAX_BATCH_WAIT_MS": "20",
             "SAFETYPAIRS_MAX_BATCH_SIZE": "16",
+            "SAFETYPAIRS_BATCHING": "on",
             "SAFETYPAIRS_MAX_IMAGES_PER_REQUEST": "32",
             "SAFETYPAIRS_MAX_MESSAGE_BYTES": str(8 * 1024 * 1024),
             # As deployed: the request-id and Prometheus tests read its JSON access log.

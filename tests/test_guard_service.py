@@ -124,6 +124,7 @@ def test_list_categories_and_model_info(guard):
     assert info.runtime.startswith("onnxruntime ")
     limits = (info.input_size, info.max_images_per_request, info.max_image_pixels)
     assert limits == (256, 32, 4_000_000)
+    assert info.batching.startswith("pinned on: up to 16 images") and info.batch_costs == ()
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
@@ -355,6 +356,9 @@ def test_untrained_model_says_so_in_every_answer(tiny_guard_service, sample_phot
         info = client.model_info()
         assert info.name == "tiny-clip-guard" and info.untrained and "UNTRAINED" in info.notice
         assert info.not_covered == () and len(info.categories) == 9
+        # Batching measured at start-up (not pinned): the policy and the table it came from.
+        assert info.batching.startswith("auto: ") and info.batch_costs[0].batch_size == 1
+        assert all(c.ms_per_image > 0 for c in info.batch_costs)
         v = client.screen(sample_photos[0])
         assert v.untrained and not any(s.not_covered for s in v.scores)
         results = client.screen_batch(sample_photos[:2])

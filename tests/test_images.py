@@ -15,6 +15,7 @@ from hostile import (
 )
 from PIL import Image
 
+from safetypairs.contract import images
 from safetypairs.contract.errors import InvalidInput, PayloadTooLarge
 from safetypairs.contract.images import ImageLimits, decode_image
 
@@ -40,7 +41,7 @@ def test_non_images_are_named(kind):
         assert "look like" in err.value.message
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
 def test_truncated_files_fail_instead_of_decoding_partially(fmt):
     with pytest.raises(InvalidInput, match=r"corrupt or truncated|not a supported"):
         decode_image(truncated(fmt), LIMITS)
@@ -100,12 +101,23 @@ def test_transparency_is_composited_on_white():
     assert out[0, 0].tolist() == [255, 255, 255]
 
 
-def test_exif_orientation_is_applied():
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_is_applied(fmt):
     img = Image.new("RGB", (60, 20), (0, 128, 0))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    out = decode_image(encode(img, "JPEG", exif=exif.tobytes()), LIMITS)
+    out = decode_image(encode(img, fmt, exif=exif.tobytes()), LIMITS)
     assert out.size == (20, 60)
+
+
+@pytest.mark.parametrize("fmt", images.OPENCV_FORMATS)
+def test_opencv_decodes_the_pixels_pillow_decodes(fmt, monkeypatch):
+    """Where OpenCV decodes (faster, measured), the pixels are Pillow's exactly."""
+    assert images._opencv() is not None, "opencv-python-headless is part of the guard extra"
+    data = noise((97, 61), fmt)
+    fast = np.asarray(decode_image(data, LIMITS))
+    monkeypatch.setattr(images, "_opencv", lambda: None)
+    assert np.array_equal(fast, np.asarray(decode_image(data, LIMITS)))
 
 
 def test_animated_gif_uses_first_frame():

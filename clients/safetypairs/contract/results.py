@@ -116,6 +116,16 @@ class MemberInfo:
 
 
 @dataclass(frozen=True)
+class BatchCost:
+    batch_size: int
+    ms_per_image: float
+
+    @classmethod
+    def from_proto(cls, msg: guard_pb2.BatchCost) -> BatchCost:
+        return _from_fields(cls, msg)
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     name: str
     version: str
@@ -137,10 +147,12 @@ class ModelInfo:
     members: tuple[MemberInfo, ...] = ()  # an ensemble's members; empty for one model
     fusion: dict[str, str] = field(default_factory=dict)  # category -> fusion rule
     reference: str = ""  # the model reference the service runs (store tag with version, path)
+    batching: str = ""  # the batching policy and why (measured or pinned)
+    batch_costs: tuple[BatchCost, ...] = ()  # measured model cost per image by batch size
 
     @classmethod
     def from_proto(cls, msg: guard_pb2.ModelInfo) -> ModelInfo:
-        return _from_fields(cls, msg, {"members": MemberInfo})
+        return _from_fields(cls, msg, {"members": MemberInfo, "batch_costs": BatchCost})
 
 
 @dataclass(frozen=True)

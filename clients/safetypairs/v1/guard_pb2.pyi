@@ -65,7 +65,7 @@ class ScreenBatchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ScreenResult, _Mapping]]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "description", "untrained", "notice", "categories", "thresholds", "providers", "runtime", "input_size", "max_batch_size", "max_image_bytes", "max_image_pixels", "max_images_per_request", "not_covered", "weights", "training", "members", "fusion", "reference")
+    __slots__ = ("name", "version", "description", "untrained", "notice", "categories", "thresholds", "providers", "runtime", "input_size", "max_batch_size", "max_image_bytes", "max_image_pixels", "max_images_per_request", "not_covered", "weights", "training", "members", "fusion", "reference", "batching", "batch_costs")
     class ThresholdsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,8 @@ class ModelInfo(_message.Message):
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    BATCHING_FIELD_NUMBER: _ClassVar[int]
+    BATCH_COSTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     description: str
@@ -120,7 +122,17 @@ class ModelInfo(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[MemberInfo]
     fusion: _containers.ScalarMap[str, str]
     reference: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., untrained: _Optional[bool] = ..., notice: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., providers: _Optional[_Iterable[str]] = ..., runtime: _Optional[str] = ..., input_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., not_covered: _Optional[_Iterable[str]] = ..., weights: _Optional[str] = ..., training: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., fusion: _Optional[_Mapping[str, str]] = ..., reference: _Optional[str] = ...) -> None: ...
+    batching: str
+    batch_costs: _containers.RepeatedCompositeFieldContainer[BatchCost]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., untrained: _Optional[bool] = ..., notice: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., providers: _Optional[_Iterable[str]] = ..., runtime: _Optional[str] = ..., input_size: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., not_covered: _Optional[_Iterable[str]] = ..., weights: _Optional[str] = ..., training: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., fusion: _Optional[_Mapping[str, str]] = ..., reference: _Optional[str] = ..., batching: _Optional[str] = ..., batch_costs: _Optional[_Iterable[_Union[BatchCost, _Mapping]]] = ...) -> None: ...
+
+class BatchCost(_message.Message):
+    __slots__ = ("batch_size", "ms_per_image")
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    batch_size: int
+    ms_per_image: float
+    def __init__(self, batch_size: _Optional[int] = ..., ms_per_image: _Optional[float] = ...) -> None: ...
 
 class MemberInfo(_message.Message):
     __slots__ = ("name", "description", "categories", "weights", "training", "providers")

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safetypairs.contract.errors import ModelError
-from safetypairs.guard.engine import GuardEngine
-from safetypairs.guard.ensemble import MANIFEST, EnsembleEngine
-from safetypairs.guard.outputs import GuardModel
-from safetypairs.guard.sidecar import sidecar_path
+from safetypairs.guard.sidecar import MANIFEST, sidecar_path
 from safetypairs.serving.model_refs import resolve_model_ref
 from safetypairs.serving.settings import GuardSettings
+
+if TYPE_CHECKING:
+    from safetypairs.guard.outputs import GuardModel
 
 
 def guard_artifact_path(ref: str) -> Path:
@@ -36,6 +37,11 @@ def guard_artifact_path(ref: str) -> Path:
 
 
 def load_guard(ref: str, *, providers: Sequence[str] = (), intra_op_threads: int = 0) -> GuardModel:
+    # Imported here: `safetypairs serve` resolves the artifact (above) before it hands over to
+    # BentoML, and need not pay for importing onnxruntime, numpy and Pillow to do so.
+    from safetypairs.guard.engine import GuardEngine
+    from safetypairs.guard.ensemble import EnsembleEngine
+
     path = guard_artifact_path(ref)
     if path.suffix == ".json":
         return EnsembleEngine.load(path, providers=providers, intra_op_threads=intra_op_threads)

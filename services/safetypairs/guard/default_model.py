@@ -15,8 +15,7 @@ import json
 from pathlib import Path
 
 from safetypairs.contract.policy import default_policy
-from safetypairs.guard.ensemble import MANIFEST
-from safetypairs.guard.sidecar import GuardInput, GuardOutput, GuardSidecar
+from safetypairs.guard.sidecar import MANIFEST, GuardInput, GuardOutput, GuardSidecar
 from safetypairs.serving.default_models import DefaultModel
 
 # Bump when the recipe changes so cached builds are rebuilt.

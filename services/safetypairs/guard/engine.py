@@ -23,6 +23,7 @@ from safetypairs.contract.results import MemberInfo
 from safetypairs.guard.outputs import ItemOutput
 from safetypairs.guard.preprocess import preprocess
 from safetypairs.guard.sidecar import GuardCard, GuardSidecar, sidecar_path
+from safetypairs.serving.cores import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,10 @@ class GuardEngine:
         sha256: str | None = None,
         providers: Sequence[str] = (),
         intra_op_threads: int = 0,
-        spin: bool = True,
     ) -> GuardEngine:
         """Load `onnx_path` with its sidecar (default: same stem, .json); with `sha256`, the
-        file must have that digest. `spin=False` stops idle onnxruntime threads spinning."""
+        file must have that digest. `intra_op_threads` 0: the cores this process may use
+        (serving.cores)."""
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise ModelError(f"guard model file {onnx_path} does not exist")
@@ -115,12 +116,13 @@ class GuardEngine:
         _check_single_onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            options.intra_op_num_threads = intra_op_threads
-        if not spin:
-            # Idle intra-op threads otherwise spin for a while after each run, taking the
-            # cores that other sessions in this process (ensemble members) need.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Threads sized from the cores the process may use (not the host's), one inter-op
+        # thread, and no spinning: idle intra-op threads otherwise spin for a while after each
+        # run, taking the cores that request threads and other sessions need (serving.cores).
+        options.intra_op_num_threads = intra_op_threads or usable_cores()
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         chosen = choose_providers(providers)
         try:
             session = ort.InferenceSession(str(onnx_path), options, providers=chosen)

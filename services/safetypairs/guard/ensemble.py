@@ -15,16 +15,18 @@ Each member is a guard (ONNX graph + sidecar with its own preprocessing and its 
 outputs to policy categories). A member file is a path relative to the manifest, or
 `package:MODULE/FILE` inside an installed package (never downloaded); with `sha256` the file must
 have that digest or start-up stops. Members share the decoded image, preprocess it their own
-way, and run concurrently (onnxruntime releases the GIL). A category covered by several members
-needs a fusion rule; one covered by none is answered "not covered".
+way, and run one after another in the calling thread, each session with the intra-op threads of
+every usable core (serving.cores): requests run side by side, one per core, and keep every core
+busy (benchmarks/RESULTS.md, issue 22: 1.05x the sum-of-members throughput bound under 16
+clients, where members run concurrently with a share of the cores each reached 0.88x). A
+category covered by several members needs a fusion rule; one covered by none is answered "not
+covered".
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib.resources
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +45,6 @@ from safetypairs.guard.sidecar import GuardCard
 
 FORMAT = "safetypairs-guard-ensemble"
 FORMAT_VERSION = 1
-MANIFEST = "ensemble.json"
 RULES = ("max", "weighted_mean", "logistic")
 _EPS = 1e-6
 
@@ -140,10 +141,6 @@ class EnsembleEngine:
             },
             input_size=max(c.input_size for c in cards),
         )
-        # One thread per member: each member's batch runs beside the others.
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            len(members), thread_name_prefix="member"
-        )
 
     def _member_threshold(self, fusion: Fusion) -> float:
         if len(fusion.members) == 1:
@@ -228,9 +225,6 @@ class EnsembleEngine:
         members: list[tuple[str, GuardEngine]] = []
         base = manifest_path.parent
         specs = data.get("members", [])
-        # Members run side by side: unless told otherwise, each gets its share of the cores
-        # and no spinning threads (measured in benchmarks/RESULTS.md).
-        threads = intra_op_threads or max(1, (os.cpu_count() or 1) // max(1, len(specs)))
         for i, spec in enumerate(specs):
             _require(spec, ("name", "onnx"), f"{manifest_path} member {i}")
             name = str(spec["name"])
@@ -241,8 +235,7 @@ class EnsembleEngine:
                 sidecar_file=sidecar,
                 sha256=spec.get("sha256"),
                 providers=providers,
-                intra_op_threads=threads,
-                spin=False,
+                intra_op_threads=intra_op_threads,
             )
             if engine.policy != policy:
                 raise ModelError(f"member {name} uses another policy than the ensemble")
@@ -277,11 +270,7 @@ class EnsembleEngine:
         return out, time.perf_counter() - started
 
     def run(self, batch: Sequence[tuple[np.ndarray, ...]]) -> list[ItemOutput]:
-        jobs = [
-            self._pool.submit(self._timed, i, [item[i] for item in batch])
-            for i in range(len(self._engines))
-        ]
-        results = [j.result() for j in jobs]
+        results = [self._timed(i, [item[i] for item in batch]) for i in range(len(self._engines))]
         member_probs = [r[0] for r in results]
         fused = np.stack([f.apply(member_probs) for f in self._fusions], axis=1)
         outputs = []

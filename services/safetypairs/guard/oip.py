@@ -21,15 +21,19 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from safetypairs import __version__
-from safetypairs.contract.errors import InvalidInput, NotFound, Unavailable
+from safetypairs.contract.errors import InvalidInput, Unavailable
+from safetypairs.guard.oip_model import (
+    INPUT,
+    OUTPUT,
+    PLATFORM,
+    check_model,
+    model_metadata,
+    server_metadata,
+)
 from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.serving.grpc_server import ServiceRegistration
 
 SERVICE_NAME = "inference.GRPCInferenceService"
-INPUT = "images"
-OUTPUT = "probabilities"
-PLATFORM = "onnxruntime_onnx"
 
 
 def decode_bytes_tensor(raw: bytes) -> list[bytes]:
@@ -47,31 +51,6 @@ def decode_bytes_tensor(raw: bytes) -> list[bytes]:
         items.append(raw[offset : offset + size])
         offset += size
     return items
-
-
-def server_metadata() -> dict:
-    return {"name": "safetypairs-guard", "version": __version__, "extensions": []}
-
-
-def model_metadata(runtime: GuardRuntime) -> dict:
-    """The model's OIP v2 metadata, the same over gRPC and REST."""
-    card = runtime.engine.card
-    return {
-        "name": card.name,
-        "versions": [card.version],
-        "platform": PLATFORM,
-        "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
-        "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, len(card.categories)]}],
-    }
-
-
-def check_model(runtime: GuardRuntime, name: str, version: str) -> None:
-    card = runtime.engine.card
-    if name != card.name or version not in ("", card.version):
-        raise NotFound(
-            f"unknown model {name!r} version {version!r}; this server has "
-            f"{card.name!r} version {card.version!r}"
-        )
 
 
 class OipServicer(pb_grpc.GRPCInferenceServiceServicer):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,8 +22,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from safetypairs.contract.errors import InvalidInput, SafetyPairsError
-from safetypairs.guard.oip import INPUT, OUTPUT, check_model, model_metadata, server_metadata
-from safetypairs.guard.runtime import GuardRuntime
+from safetypairs.guard.oip_model import INPUT, OUTPUT, check_model, model_metadata, server_metadata
+
+if TYPE_CHECKING:
+    from safetypairs.guard.runtime import GuardRuntime
 
 
 def _runtime() -> GuardRuntime:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from safetypairs.contract.errors import ModelError
 from safetypairs.guard.artifact import guard_artifact_path, load_guard
-from safetypairs.guard.ensemble import MANIFEST
-from safetypairs.guard.sidecar import sidecar_path
+from safetypairs.guard.sidecar import MANIFEST, sidecar_path
 
 
 def _portable(manifest: Path) -> None:

@@ -1,14 +1,18 @@
 """The guard's request handling, shared by the gRPC servicer and the HTTP API.
 
 Requests and answers are the contract's messages (safetypairs.v1); the protocols only carry
-them. Images are decoded and preprocessed per request in a thread pool, so a bad image fails
-alone before it can join a batch; good ones meet other requests in the micro-batcher.
+them. Images are decoded and preprocessed per request in a thread pool (one thread per usable
+core), so a bad image fails alone before it can join a batch. Where batching pays (measured at
+start-up, batching.py) good images meet other requests in the micro-batcher; where it does not
+(a CPU) the same thread runs the model on its image at once, requests side by side, one per
+core, with no hand-over to the batcher's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +22,10 @@ import onnxruntime as ort
 
 from safetypairs.contract.errors import InvalidInput, SafetyPairsError, item_error
 from safetypairs.contract.images import decode_image
+from safetypairs.guard.batching import BatchPolicy, choose
 from safetypairs.guard.outputs import GuardModel, ItemOutput
 from safetypairs.serving.admission import check_image_count
-from safetypairs.serving.batcher import resolve_threadsafe
+from safetypairs.serving.batcher import deliver_threadsafe, resolve_threadsafe
 from safetypairs.serving.runtime_skeleton import BatchedRuntime
 from safetypairs.serving.settings import GuardSettings
 from safetypairs.v1 import common_pb2, guard_pb2
@@ -37,11 +42,16 @@ class _Options:
 
 class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
     def setup(self) -> None:
+        s = self.settings
+        self.batching: BatchPolicy = choose(self.engine, s.batching, s.max_batch_size)
         super().setup()
         card = self.engine.card
         self._column = {code: i for i, code in enumerate(card.categories)}
         self._default = self._resolve((), {}, False)
         self._model = f"{card.name}:{card.version}"
+
+    def batch_limit(self) -> int:
+        return self.batching.max_batch_size
 
     def run_batch(self, batch: list[Any]) -> list[ItemOutput]:
         """The batcher's model call; records each ensemble member's time once per batch."""
@@ -49,6 +59,14 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
         for member in outputs[0].members if outputs else ():
             self.metrics.member_done(member.name, member.seconds)
         return outputs
+
+    def _run_alone(self, data: bytes) -> ItemOutput:
+        """Request thread, no batching: decode, preprocess and run the model on one image."""
+        x = self._prepare_sync(data)
+        started = time.perf_counter()
+        (output,) = self.run_batch([x])
+        self.metrics.batch_done(1, time.perf_counter() - started)
+        return output
 
     # -- options -------------------------------------------------------------------------
 
@@ -87,18 +105,19 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
         img = decode_image(data, self.limits, draft_size=2 * self.engine.card.input_size)
         return self.engine.preprocess(img)
 
-    async def _prepare(self, data: bytes) -> Any:
-        return await self.on_cpu_pool(self._prepare_sync, data)
-
     def _prepare_and_enqueue(
         self, data: bytes, future: asyncio.Future, loop: asyncio.AbstractEventLoop
     ) -> None:
-        """Decoder thread: decode and hand the pixels straight to the batcher, so a single
-        request crosses the event loop once instead of twice."""
+        """Request thread: decode and hand the pixels straight to the batcher (or, without
+        batching, run the model here), so a single request crosses the event loop once."""
         try:
-            if not future.done():
+            if future.done():
+                return
+            if self.batching.batches:
                 self.batcher.enqueue([self._prepare_sync(data)], [future])
-        except Exception as exc:  # bad image, overload: the caller's error
+            else:
+                deliver_threadsafe(loop, future, self._run_alone(data))
+        except Exception as exc:  # bad image, overload, model failure: the caller's error
             resolve_threadsafe(loop, future, exc)
 
     def _verdict(self, output: ItemOutput, opts: _Options) -> common_pb2.Verdict:
@@ -157,14 +176,28 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
             image_id=request.image.id, verdict=self._verdict(output, opts)
         )
 
-    async def _prepare_all(self, images: Sequence[bytes]) -> list[Any]:
-        """Decode a request's images side by side: each entry the model input, or the input
+    async def _side_by_side(self, fn: Any, images: Sequence[bytes]) -> list[Any]:
+        """`fn` on each image in the request threads: each entry its result, or the input
         error that image alone met."""
-        prepared = await asyncio.gather(*(self._prepare(d) for d in images), return_exceptions=True)
-        for outcome in prepared:  # anything but a per-image input error fails the call
+        outcomes = await asyncio.gather(
+            *(self.on_cpu_pool(fn, d) for d in images), return_exceptions=True
+        )
+        for outcome in outcomes:  # anything but a per-image input error fails the call
             if isinstance(outcome, BaseException) and not isinstance(outcome, SafetyPairsError):
                 raise outcome
-        return list(prepared)
+        return list(outcomes)
+
+    async def _outputs(self, images: Sequence[bytes]) -> list[ItemOutput | SafetyPairsError]:
+        """Each image's model output, or the input error it alone met: through the batcher
+        where batching pays, else each image run alone in its request thread."""
+        if not self.batching.batches:
+            return await self._side_by_side(self._run_alone, images)
+        prepared = await self._side_by_side(self._prepare_sync, images)
+        good = [i for i, p in enumerate(prepared) if not isinstance(p, SafetyPairsError)]
+        outputs = await self.batcher.submit_many([prepared[i] for i in good])
+        for i, output in zip(good, outputs, strict=True):
+            prepared[i] = output
+        return prepared
 
     async def screen_batch(
         self, request: guard_pb2.ScreenBatchRequest
@@ -173,27 +206,13 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
         check_image_count(len(images), self.settings.max_images_per_request)
         opts = self._options(request.options)
         with self.admission.admit(len(images)):
-            prepared = await self._prepare_all([img.data for img in images])
-            good = [i for i, p in enumerate(prepared) if not isinstance(p, BaseException)]
-            outputs = await self.batcher.submit_many([prepared[i] for i in good])
-        by_index = dict(zip(good, outputs, strict=True))
-        results = []
-        for i, img in enumerate(images):
-            if i in by_index:
-                results.append(
-                    guard_pb2.ScreenResult(
-                        image_id=img.id, verdict=self._verdict(by_index[i], opts)
-                    )
-                )
-            else:
-                err = prepared[i]
-                assert isinstance(err, SafetyPairsError)
-                results.append(
-                    guard_pb2.ScreenResult(
-                        image_id=img.id,
-                        error=item_error(err, i, img.id),
-                    )
-                )
+            outcomes = await self._outputs([img.data for img in images])
+        results = [
+            guard_pb2.ScreenResult(image_id=img.id, error=item_error(out, i, img.id))
+            if isinstance(out, SafetyPairsError)
+            else guard_pb2.ScreenResult(image_id=img.id, verdict=self._verdict(out, opts))
+            for i, (img, out) in enumerate(zip(images, outcomes, strict=True))
+        ]
         return guard_pb2.ScreenBatchResponse(results=results)
 
     async def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
@@ -202,11 +221,10 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
         named by its index."""
         check_image_count(len(images), self.settings.max_images_per_request)
         with self.admission.admit(len(images)):
-            prepared = await self._prepare_all(images)
-            for i, outcome in enumerate(prepared):
-                if isinstance(outcome, SafetyPairsError):
-                    raise type(outcome)(f"image {i}: {outcome.message}")
-            outputs = await self.batcher.submit_many(prepared)
+            outputs = await self._outputs(images)
+        for i, outcome in enumerate(outputs):
+            if isinstance(outcome, SafetyPairsError):
+                raise type(outcome)(f"image {i}: {outcome.message}")
         return np.stack([o.probabilities for o in outputs]).astype(np.float32)
 
     # -- description ---------------------------------------------------------------------
@@ -231,4 +249,9 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
             members=[guard_pb2.MemberInfo(**dataclasses.asdict(m)) for m in self.engine.members],
             fusion=self.engine.fusion,
             reference=self.reference,
+            batching=self.batching.description,
+            batch_costs=[
+                guard_pb2.BatchCost(batch_size=n, ms_per_image=sec * 1e3)
+                for n, sec in self.batching.costs
+            ],
         )

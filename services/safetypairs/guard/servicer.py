@@ -3,11 +3,15 @@ Errors are mapped once, by the server's interceptor."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 
-from safetypairs.guard.runtime import GuardRuntime
 from safetypairs.serving.grpc_server import ServiceRegistration
 from safetypairs.v1 import guard_pb2, guard_pb2_grpc
+
+if TYPE_CHECKING:
+    from safetypairs.guard.runtime import GuardRuntime
 
 SERVICE_NAME = guard_pb2.DESCRIPTOR.services_by_name["Guard"].full_name
 

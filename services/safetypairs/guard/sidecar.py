@@ -15,6 +15,8 @@ from typing import Any
 
 from safetypairs.contract.errors import ModelError
 
+MANIFEST = "ensemble.json"  # an ensemble guard's manifest (ensemble.py), beside its members
+
 FORMAT = "safetypairs-guard"
 FORMAT_VERSION = 1
 # shorter_side_center_crop: shorter side to `size`, centre crop; squash: both sides to `size`;

@@ -55,6 +55,13 @@ def resolve_threadsafe(
     loop.call_soon_threadsafe(_settle, [(future, None, error)])
 
 
+def deliver_threadsafe(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future, value: object
+) -> None:
+    """Give `future` its result from another thread (skipped if its caller went away)."""
+    loop.call_soon_threadsafe(_settle, [(future, value, None)])
+
+
 class MicroBatcher(Generic[In, Out]):
     """Runs `fn(list[In]) -> Sequence[Out]` (blocking, one batch at a time) in a worker thread."""
 

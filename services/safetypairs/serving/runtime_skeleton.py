@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from safetypairs.contract.images import ImageLimits
 from safetypairs.serving.admission import Admission
 from safetypairs.serving.batcher import MicroBatcher
+from safetypairs.serving.cores import usable_cores
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import ServingSettings
 
@@ -44,7 +44,7 @@ class ServiceRuntime(Generic[EngineT, SettingsT]):
         self.reference = reference
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
         self.cpu_pool = concurrent.futures.ThreadPoolExecutor(
-            settings.decode_threads or os.cpu_count() or 1, thread_name_prefix="request-cpu"
+            settings.decode_threads or usable_cores(), thread_name_prefix="request-cpu"
         )
         self._accepting = False
         self.setup()
@@ -80,7 +80,7 @@ class BatchedRuntime(ServiceRuntime[EngineT, SettingsT], Generic[EngineT, Settin
         settings = self.settings
         self.batcher: MicroBatcher[ItemT, OutT] = MicroBatcher(
             self.run_batch,
-            max_batch_size=settings.max_batch_size,
+            max_batch_size=self.batch_limit(),
             max_wait_s=settings.max_batch_wait_ms / 1000.0,
             max_queue=settings.max_queue,
             observer=self.metrics,
@@ -89,6 +89,10 @@ class BatchedRuntime(ServiceRuntime[EngineT, SettingsT], Generic[EngineT, Settin
 
     def run_batch(self, batch: list[ItemT]) -> list[OutT]:
         raise NotImplementedError
+
+    def batch_limit(self) -> int:
+        """Most items per model call (the guard's may be smaller: batching.py)."""
+        return self.settings.max_batch_size
 
     def start(self) -> None:
         self.batcher.start()

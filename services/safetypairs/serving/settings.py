@@ -29,10 +29,16 @@ def _setting(default: Any, help: str) -> Any:
 
 
 LOG_FORMATS = ("json", "text")
+BATCHING_MODES = ("auto", "on", "off")
 
 
 class SettingsError(ValueError):
     """A setting has a value of the wrong type or out of range (raised at start-up)."""
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{env_name(name)} must be one of {', '.join(choices)} (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,11 @@ class ServingSettings:
         "gRPC calls in progress at once (health checks included); more are refused at once "
         "with RESOURCE_EXHAUSTED",
     )
-    decode_threads: int = _setting(0, "threads decoding images; 0 = number of CPUs")
+    decode_threads: int = _setting(
+        0,
+        "threads decoding and preprocessing images (and, for a guard that does not batch, "
+        "running the model); 0 = the cores the process may use (cgroup CPU quota, affinity)",
+    )
     memory_trim_interval_s: float = _setting(
         10.0,
         "every so many seconds, give memory freed after a burst of requests back to the system "
@@ -137,11 +147,7 @@ class ServingSettings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{env_name(name)} must be at least 1")
-        if self.log_format not in LOG_FORMATS:
-            raise SettingsError(
-                f"{env_name('log_format')} must be one of {', '.join(LOG_FORMATS)} "
-                f"(got {self.log_format!r})"
-            )
+        _check_choice("log_format", self.log_format, LOG_FORMATS)
         if self.max_request_bytes_in_flight < self.max_message_bytes:
             raise SettingsError(
                 f"{env_name('max_request_bytes_in_flight')} ({self.max_request_bytes_in_flight}) "
@@ -190,8 +196,20 @@ class GuardSettings(ServingSettings):
         "TensorRT, CUDA, then CPU, whichever are available",
     )
     ort_intra_op_threads: int = _setting(
-        0, "onnxruntime intra-op threads; 0 = onnxruntime's choice"
+        0,
+        "onnxruntime intra-op threads of each model (ensemble member); 0 = the cores the "
+        "process may use (cgroup CPU quota, affinity) divided among the members",
     )
+    batching: str = _setting(
+        "auto",
+        "auto = measure the model's cost per image by batch size at start-up and batch only "
+        "up to the size that is cheaper per image (on CPU usually none); on = batches of up "
+        "to max_batch_size; off = one image per model call",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        _check_choice("batching", self.batching, BATCHING_MODES)
 
 
 VERDICT_MODES = ("forward", "generate")
@@ -244,11 +262,7 @@ class JudgeSettings(TorchSettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.judge_verdict_mode not in VERDICT_MODES:
-            raise SettingsError(
-                f"{env_name('judge_verdict_mode')} must be one of {', '.join(VERDICT_MODES)} "
-                f"(got {self.judge_verdict_mode!r})"
-            )
+        _check_choice("judge_verdict_mode", self.judge_verdict_mode, VERDICT_MODES)
         if not 0.0 < self.judge_threshold < 1.0:
             raise SettingsError(f"{env_name('judge_threshold')} must lie strictly between 0 and 1")
         for name in ("judge_max_proposals", "judge_rationale_chars", "judge_max_prompt_chars"):
@@ -318,11 +332,8 @@ class EditSettings(TorchSettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.edit_pipeline and self.edit_pipeline not in EDIT_PIPELINES:
-            raise SettingsError(
-                f"{env_name('edit_pipeline')} must be one of {', '.join(EDIT_PIPELINES)} "
-                f"(got {self.edit_pipeline!r})"
-            )
+        if self.edit_pipeline:
+            _check_choice("edit_pipeline", self.edit_pipeline, EDIT_PIPELINES)
         for name in (
             "edit_max_steps",
             "edit_max_instruction_chars",
