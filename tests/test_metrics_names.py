@@ -3,6 +3,7 @@ both millisecond guard calls and minutes-long edits."""
 
 from __future__ import annotations
 
+import grpc
 import prometheus_client
 from prometheus_client import CollectorRegistry
 
@@ -13,7 +14,7 @@ def test_names_units_and_suffixes() -> None:
     registry = CollectorRegistry()
     metrics = ServiceMetrics("guard", prometheus_client, registry)
     # One observation each, so that every labelled family has samples to look at.
-    metrics.record("grpc", "Screen", "OK", 0.002)
+    metrics.record("grpc", "Screen", grpc.StatusCode.OK, 0.002)
     metrics.batch_done(4, 0.01)
     metrics.member_done("open-nsfw", 0.005)
     metrics.queue_depth(3)
