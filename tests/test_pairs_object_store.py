@@ -70,7 +70,7 @@ def test_commits_read_back_resume_and_refuse_other_settings(url: str) -> None:
     assert ds.done_units() == {"u0", "u1", "u2"}
     assert [r.id for r in ds.pairs("accepted")] == ["u0-1", "u1-1", "u2-1"]
     assert ds.read_image(image) == b"\x89PNG not really" and ds.image_names() == [image]
-    with pytest.raises(InvalidInput, match=r"other settings \(seed differ\)"):
+    with pytest.raises(InvalidInput, match=r"other settings \(seed: 1 in the dataset, 2 now\)"):
         open_dataset(url, {"run": {"seed": 2}})
     with open_dataset(url, HEADER) as again:  # a resume on a machine with an empty disk
         assert again.done_units() == {"u0", "u1", "u2"}

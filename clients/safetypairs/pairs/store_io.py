@@ -79,7 +79,10 @@ class StoreIO:
                 "(pip install 'safetypairs[store]')"
             ) from None
         self.url = url.rstrip("/")
-        self._options = storage_options or {}
+        # A client of its own: fsspec's instance cache keys on the arguments only, so a cached
+        # client would keep the endpoint and credentials the environment gave an earlier one
+        # (seen in one test process: a second S3 server, the first one's port still used).
+        self._options = {"skip_instance_cache": True, **(storage_options or {})}
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._options)
         except ImportError as exc:  # the store's own package (s3fs, gcsfs) is missing
@@ -93,7 +96,7 @@ class StoreIO:
     def separate(self) -> StoreIO:
         """The same location through a client of its own (its own connections): the lease's
         renewals must not queue behind a writer's hundreds of concurrent reads."""
-        return StoreIO(self.url, {**self._options, "skip_instance_cache": True})
+        return StoreIO(self.url, self._options)
 
     def where(self, rel: str) -> str:
         return f"{self.url}/{rel}"
