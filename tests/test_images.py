@@ -113,7 +113,7 @@ def test_exif_orientation_is_applied(fmt):
 @pytest.mark.parametrize("fmt", images.OPENCV_FORMATS)
 def test_opencv_decodes_the_pixels_pillow_decodes(fmt, monkeypatch):
     """Where OpenCV decodes (faster, measured), the pixels are Pillow's exactly."""
-    assert images._opencv() is not None, "opencv-python-headless comes with the dev extra (fast-decode)"
+    assert images._opencv() is not None, "opencv-python-headless: the dev extra has fast-decode"
     data = noise((97, 61), fmt)
     fast = np.asarray(decode_image(data, LIMITS))
     monkeypatch.setattr(images, "_opencv", lambda: None)
