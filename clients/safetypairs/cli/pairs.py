@@ -179,8 +179,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with counter("sources", "image") as report:
         progress = asyncio.run(run(lambda p: report(p.sources_done, p.sources_total, _counts(p))))
     result = {"dataset": args.out, **summary(progress)}
-    records = list(read_dataset(args.out).pairs())
-    if not any(r.status == ACCEPTED for r in records):
+    # The dataset is read back only when this run accepted nothing (a resumed dataset may hold
+    # earlier accepted pairs): an object store's read lists and fetches every segment.
+    records = [] if progress.accepted else list(read_dataset(args.out).pairs())
+    if not progress.accepted and not any(r.status == ACCEPTED for r in records):
         result["no_pairs"] = explain(records, criteria)
         _print_why(result["no_pairs"], progress.failed)
     print(json.dumps(result, indent=2))
