@@ -1,5 +1,5 @@
 """Shared fixtures: the embedded default guard built once per session, and a real guard
-service (`bentoml serve`, HTTP + in-process gRPC) on loopback ports."""
+service (serving.one_process: BentoML's worker, HTTP + in-process gRPC) on loopback ports."""
 
 from __future__ import annotations
 

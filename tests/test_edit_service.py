@@ -1,4 +1,4 @@
-"""The real edit service (`bentoml serve`, HTTP + in-process gRPC) on the embedded tiny
+"""The real edit service (one process, HTTP + in-process gRPC) on the embedded tiny
 InstructPix2Pix, called by real clients: the SDK, raw gRPC stubs, httpx and the CLI."""
 
 import asyncio

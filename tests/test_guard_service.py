@@ -1,4 +1,4 @@
-"""The real guard service (`bentoml serve`, HTTP + in-process gRPC) called by real clients."""
+"""The real guard service (one process, HTTP + in-process gRPC) called by real clients."""
 
 import asyncio
 import re

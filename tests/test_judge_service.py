@@ -1,4 +1,4 @@
-"""The real judge service (`bentoml serve`, HTTP + in-process gRPC) on the embedded default
+"""The real judge service (one process, HTTP + in-process gRPC) on the embedded default
 (tiny LLaVA, random weights), called by real clients. Every answer must be schema-valid."""
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from safetypairs.serving.serve import SERVICES, bento_serve_command
+from safetypairs.serving.bento_cli import bento_serve_command
+from safetypairs.serving.serve import SERVICES
 from safetypairs.serving.worker_exit import EXIT_CODE
 
 pytestmark = pytest.mark.slow

@@ -6,30 +6,57 @@ a model store), such as guard, judge and editor started side by side on one mach
 wipe each other's metrics. Every `safetypairs serve` (and the test launcher) therefore runs
 BentoML through this module, which gives each process a directory of its own and removes it
 on exit. A worker whose model cannot load ends this process with exit code 2 (see
-serving.worker_exit).
+serving.worker_exit). `safetypairs serve` uses this only for more than one worker
+(serving.one_process serves one worker without the arbiter).
 
     python -m safetypairs.serving.bento_cli serve MODULE:Service --port 3000
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
+from collections.abc import Iterator
 
 
-def main() -> None:
+def bento_serve_command(bento: str, host: str, http_port: int) -> list[str]:
+    """BentoML's serve command for `bento` (arbiter and workers), through this module."""
+    return [
+        sys.executable,
+        "-m",
+        "safetypairs.serving.bento_cli",
+        "serve",
+        bento,
+        "--host",
+        host,
+        "--port",
+        str(http_port),
+    ]
+
+
+@contextlib.contextmanager
+def own_prometheus_dir() -> Iterator[str]:
+    """This process's Prometheus multiprocess directory (not created here), set in BentoML's
+    configuration and removed on the way out."""
     # BentoML's container is the one place its CLI reads the directory from (1.4.x).
     from bentoml._internal.configuration.containers import BentoMLContainer
 
     home = BentoMLContainer.bentoml_home.get()
     directory = os.path.join(home, "prometheus_multiproc_dir", f"serve-{os.getpid()}")
     BentoMLContainer.prometheus_multiproc_dir.set(directory)
-    from bentoml_cli.cli import cli
-
     try:
-        cli()
+        yield directory
     finally:  # not atexit: serving.worker_exit may end the process from an exit handler
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> None:
+    with own_prometheus_dir():
+        from bentoml_cli.cli import cli
+
+        cli()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Start a service as its own `bentoml serve` process on loopback and wait until both
+"""Start a service as its own server process (serving.one_process) on loopback and wait until both
 protocols are ready; used by tests and benchmarks (and handy in scripts)."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from safetypairs.serving.serve import SERVICES, bento_serve_command
+from safetypairs.serving.one_process import one_process_command
+from safetypairs.serving.serve import SERVICES
 
 GUARD_SERVICE = SERVICES["guard"].bento
 JUDGE_SERVICE = SERVICES["judge"].bento
@@ -65,7 +66,7 @@ class ServiceProcess:
             **env,
         }
         return cls.launch(
-            bento_serve_command(service, "127.0.0.1", http_port),
+            one_process_command(service, "127.0.0.1", http_port),
             log_path,
             full_env,
             http_port,
@@ -89,8 +90,8 @@ class ServiceProcess:
         http_tls: ssl.SSLContext | None = None,
     ) -> ServiceProcess:
         """Run `command`, which serves HTTP on loopback `http_port` and gRPC on `grpc_port`
-        (`bentoml serve`, or a container engine running a service image), in its own process
-        group with `env`, and return once both protocols are ready."""
+        (serving.one_process, `bentoml serve`, or a container engine running a service image),
+        in its own process group with `env`, and return once both protocols are ready."""
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 command,

@@ -57,6 +57,12 @@ def configure_logging(log_format: str) -> None:
     root.handlers = [handler]
     root.setLevel(logging.INFO)
     root.propagate = False
+    # BentoML's logging set-up (dictConfig with disable_existing_loggers) disables every logger
+    # that exists when it runs, ours among them when the service module was imported first
+    # (serving.one_process loads the service before BentoML's worker configures logging).
+    for name, logger in logging.root.manager.loggerDict.items():
+        if name.split(".")[0] == "safetypairs" and isinstance(logger, logging.Logger):
+            logger.disabled = False
 
 
 def log_request(

@@ -1,12 +1,13 @@
 """`safetypairs serve SERVICE`: validate the settings, resolve the model reference, then become
-BentoML's serve command (HTTP and gRPC in one process tree).
+the server: BentoML's worker in this one process, HTTP and gRPC (serving.one_process; with
+more than one worker, BentoML's serve with its arbiter).
 
-The model is loaded once, by each worker, not here: loading it here too would double the
-start-up (the embedded default editor: about 16 s more on a 2-core machine) and memory. A
-worker that cannot load it ends the whole process tree with exit code 2 and the reason
-(serving.worker_exit), so a broken checkpoint fails start-up either way.
+The model is loaded once, by the server (each worker), not here: loading it here too would
+double the start-up (the embedded default editor: about 16 s more on a 2-core machine) and
+memory. A server that cannot load it exits with code 2 and the reason (serving.one_process,
+serving.worker_exit), so a broken checkpoint fails start-up either way.
 
-The test launcher builds its command line here too, so both start a service the same way.
+The test launcher starts a service with the same command (one_process_command).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, NoReturn
 
 from safetypairs.contract.errors import ModelError
 from safetypairs.serving import settings as settings_module
+from safetypairs.serving.one_process import one_process_command
 
 
 def _check_guard(settings: Any) -> str:
@@ -81,24 +83,9 @@ SERVICES: dict[str, ServiceSpec] = {
 }
 
 
-def bento_serve_command(bento: str, host: str, http_port: int) -> list[str]:
-    """BentoML's serve command for `bento`, through our wrapper (bento_cli.py says why)."""
-    return [
-        sys.executable,
-        "-m",
-        "safetypairs.serving.bento_cli",
-        "serve",
-        bento,
-        "--host",
-        host,
-        "--port",
-        str(http_port),
-    ]
-
-
 def serve(service: str, host: str, http_port: int, overrides: Mapping[str, Any]) -> NoReturn:
     """Validate every setting (environment plus `overrides`, by setting name), resolve the
-    model, then replace this process with BentoML's serve command."""
+    model, then replace this process with the server (serving.one_process)."""
     spec = SERVICES[service]
     env = dict(os.environ)
     for f in fields(spec.settings()):
@@ -108,4 +95,4 @@ def serve(service: str, host: str, http_port: int, overrides: Mapping[str, Any])
     print(spec.check(settings))
     print(f"HTTP on {host}:{http_port}, gRPC on {settings.grpc_host}:{settings.grpc_port}")
     sys.stdout.flush()
-    os.execve(sys.executable, bento_serve_command(spec.bento, host, http_port), env)
+    os.execve(sys.executable, one_process_command(spec.bento, host, http_port), env)

@@ -89,7 +89,11 @@ class ServingSettings:
         "(glibc malloc_trim); 0 = never",
     )
     shutdown_grace_s: float = _setting(10.0, "seconds in-flight requests get to finish on shutdown")
-    workers: int = _setting(1, "BentoML worker processes; each runs a gRPC server on the same port")
+    workers: int = _setting(
+        1,
+        "BentoML worker processes: 1 = one process, BentoML's worker without its arbiter; more = "
+        "BentoML's arbiter and that many workers, each with a gRPC server on the same port",
+    )
     home: str = _setting("", "where built models are cached; empty = ~/.cache/safetypairs")
     auth_tokens_file: str = _setting(
         "", "file of accepted bearer tokens, one per line; empty = no authentication"

@@ -12,8 +12,12 @@ and the arbiter idles with no worker. Neither says why, neither exits. So the fa
 
 The arbiter imported this module too (BentoML imports the service module to configure it), so
 it registered `_exit_if_a_worker_failed` at exit: finding the note, it prints the reason and
-exits with code 2 (the command line's code for an error), whether it runs as `safetypairs
-serve`, through serving.bento_cli or as plain `bentoml serve` in a Bento's container.
+exits with code 2 (the command line's code for an error), whether it runs through
+serving.bento_cli or as plain `bentoml serve` in a Bento's container.
+
+Served in one process (serving.one_process, what `safetypairs serve` runs for one worker) there
+is no arbiter: the failure only propagates, and `failure_reason()` gives one_process the reason
+to print before it exits with code 2.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 EXIT_CODE = 2
 # The module BentoML 1.4 runs each worker as (`python -m _bentoml_impl.worker.service`).
 _WORKER_MAIN = "_bentoml_impl.worker.service"
+_failures: list[str] = []
 
 
 def _note(arbiter_pid: int) -> Path:
@@ -61,6 +66,7 @@ def stop_serving_on_failure(what: str) -> Iterator[None]:
     except Exception as exc:
         reason = f"{what}: {_describe(exc)}"
         log.error("%s; stopping the server", reason, exc_info=True)
+        _failures.append(reason)
         if _is_bentoml_worker():
             arbiter = os.getppid()
             try:
@@ -69,6 +75,11 @@ def stop_serving_on_failure(what: str) -> Iterator[None]:
                 log.warning("cannot leave the reason for the server: %s", note_error)
             os.kill(arbiter, signal.SIGTERM)
         raise
+
+
+def failure_reason() -> str | None:
+    """Why this process's service could not start (the first reason), or None."""
+    return _failures[0] if _failures else None
 
 
 def _exit_if_a_worker_failed() -> None:
