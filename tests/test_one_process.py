@@ -21,8 +21,9 @@ from safetypairs.client import GuardClient
 from safetypairs.serving.launcher import ServiceProcess, process_tree
 
 
-def metrics_dirs(home: Path) -> list[Path]:
-    return sorted((home / "bentoml" / "prometheus_multiproc_dir").glob("serve-*"))
+def metrics_dir(home: Path, service: ServiceProcess) -> Path:
+    """The server's own Prometheus multiprocess directory (other servers share the home)."""
+    return home / "bentoml" / "prometheus_multiproc_dir" / f"serve-{service.process.pid}"
 
 
 def served_requests(service: ServiceProcess) -> str:
@@ -38,12 +39,12 @@ def test_one_worker_is_one_process_serving_both_protocols_and_metrics(sp_home, t
         with GuardClient(service.grpc_target, timeout=30) as client:
             assert client.screen(png_bytes()).scores
         assert 'method="Screen"' in served_requests(service)
-        assert metrics_dirs(sp_home), "no Prometheus multiprocess directory while serving"
+        assert metrics_dir(sp_home, service).is_dir(), "no metrics directory while serving"
         os.kill(service.process.pid, signal.SIGTERM)
         assert service.process.wait(60) == 0, service.log()[-3000:]
     finally:
         service.stop()
-    assert not metrics_dirs(sp_home), "the stopped server left its metrics directory"
+    assert not metrics_dir(sp_home, service).exists(), "the stopped server left its metrics"
 
 
 def test_a_port_in_use_is_named_before_the_model_loads(sp_home):
