@@ -7,11 +7,11 @@ uvicorn, and the gRPC server the service starts in it) without BentoML's arbiter
 Python processes started one after the other: circus's arbiter, which imports BentoML and the
 service module to read its configuration and holds the port, then the worker, which imports them
 again and loads the model. With one worker the arbiter serves no request; it costs start-up time
-and memory (the guard: 84 MB and about 2 s of its 5 s to ready on a 2-core machine,
-benchmarks/RESULTS.md), and it restarts nothing an orchestrator would not: inside a container it
-does not respawn a worker at all (serving.worker_exit). Here this process binds the HTTP port,
-loads the service once and runs BentoML's worker entry point on that socket, with the arguments
-`bentoml serve` would give it (backlog, TLS, worker id 1).
+and memory (the guard: 84 MB, and its image was ready in 5.2 s with it, 2.8 s without, on a
+2-core machine: benchmarks/RESULTS.md), and it restarts nothing an orchestrator would not:
+inside a container it does not respawn a worker at all (serving.worker_exit). Here this process
+binds the HTTP port, loads the service once and runs BentoML's worker entry point on that socket,
+with the arguments `bentoml serve` would give it (backlog, TLS, worker id 1).
 
 With the service's `workers` setting above 1 this hands over to BentoML's serve
 (serving.bento_cli), whose arbiter shares the port among the workers.
