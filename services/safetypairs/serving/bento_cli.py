@@ -3,11 +3,10 @@
 BentoML keeps the metric files of its workers in BENTOML_HOME/prometheus_multiproc_dir and
 empties that directory whenever a service starts. Two services sharing a BENTOML_HOME (and so
 a model store), such as guard, judge and editor started side by side on one machine, would
-wipe each other's metrics. Every `safetypairs serve` (and the test launcher) therefore runs
-BentoML through this module, which gives each process a directory of its own and removes it
-on exit. A worker whose model cannot load ends this process with exit code 2 (see
-serving.worker_exit). `safetypairs serve` uses this only for more than one worker
-(serving.one_process serves one worker without the arbiter).
+wipe each other's metrics. So every serving process gets a directory of its own, removed on
+exit (`own_prometheus_dir`): serving.one_process (what `safetypairs serve` runs for one worker)
+takes one, and for more workers it hands over to BentoML's serve through this module. A worker
+whose model cannot load ends this process with exit code 2 (see serving.worker_exit).
 
     python -m safetypairs.serving.bento_cli serve MODULE:Service --port 3000
 """
