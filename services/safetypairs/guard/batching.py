@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 # A batch must cost at most this share of batch 1's time per image to be worth forming. The
 # model's own saving is not the server's: a batch waits to be formed and hands over to the
 # batcher's thread, where without batching two requests already run side by side. On a 2-core
-# CPU, EfficientNet-Lite0 at batch 4 cost 0.85-0.88x batch 1 per image, yet serving batches of
-# up to 4 gave no more throughput at 16 clients than one image per call (98-100 against 99-104
-# images/s) and held 40 MB more memory; batch 2 measured 0.83-0.97x from one start to the next,
-# so a 0.9 margin switched batching on at random. GPUs save far more than a quarter.
+# CPU (measured by hand; benchmarks/RESULTS.md says how), EfficientNet-Lite0 at batch 4 cost
+# 0.85-0.88x batch 1 per image, yet serving batches of up to 4 gave no more throughput at 16
+# clients than one image per call (98-100 against 99-104 images/s) and held 40 MB more memory;
+# batch 2 measured 0.83-0.97x from one start to the next, so a 0.9 margin switched batching on
+# at random. GPUs save far more than a quarter.
 PAYS = 0.75
 REPEATS = 3  # timed runs per batch size; the fastest counts (noise only adds time)
 
