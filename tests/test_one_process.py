@@ -1,6 +1,7 @@
 """`safetypairs serve` is one process for one worker (serving.one_process): BentoML's worker
-without its arbiter, serving HTTP, gRPC and /metrics, stopping with status 0; a port in use is an
-error naming it before any model loads; with more workers it hands over to BentoML's arbiter."""
+without its arbiter, serving HTTP, gRPC and /metrics, gRPC first (before BentoML starts), stopping
+with status 0; a port in use is an error naming it before any model loads; with more workers it
+hands over to BentoML's arbiter."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def test_one_worker_is_one_process_serving_both_protocols_and_metrics(sp_home, t
     service = start_guard_service(sp_home, tmp_path / "guard.log")
     try:
         assert process_tree(service.process.pid) == [service.process.pid]
+        log = service.log()
+        # gRPC served before BentoML started its HTTP side (its start-up hooks run in it).
+        assert log.index("gRPC serving") < log.index("Running startup hook"), log[-3000:]
         with GuardClient(service.grpc_target, timeout=30) as client:
             assert client.screen(png_bytes()).scores
         assert 'method="Screen"' in served_requests(service)

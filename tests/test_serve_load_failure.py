@@ -120,7 +120,13 @@ def _check_failed(code: int, output: str, service: str) -> None:
     last = output.strip().splitlines()[-1]
     expected = f"error: the {service} service could not load its model: "
     assert last.startswith(expected), output[-3000:]
-    assert "Application startup failed" in output  # the worker said it, then everything ended
+    assert "; stopping the server" in output  # the worker logged it with its traceback
+
+
+def _check_worker_failed(code: int, output: str, service: str) -> None:
+    """Under BentoML's arbiter: its worker failed, said so, and then everything ended."""
+    _check_failed(code, output, service)
+    assert "Application startup failed" in output
 
 
 def test_safetypairs_serve_judge_exits_on_broken_weights(broken_judge: Path, tmp_path: Path):
@@ -137,7 +143,7 @@ def test_bentoml_serve_judge_exits_on_broken_weights(broken_judge: Path, tmp_pat
     argv = bento_serve_command(SERVICES["judge"].bento, "127.0.0.1", port)
     env = {**_env(tmp_path), "SAFETYPAIRS_JUDGE_MODEL": str(broken_judge)}
     code, output = _run(argv, env, tmp_path / "serve.log", port)
-    _check_failed(code, output, "judge")
+    _check_worker_failed(code, output, "judge")
     assert "Error while deserializing header" in output
 
 

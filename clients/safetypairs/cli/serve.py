@@ -43,7 +43,7 @@ def register(sub: Subcommands) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from safetypairs.serving.serve import serve
 
-    serve(args.service, args.host, args.http_port, vars(args))  # replaces this process
+    serve(args.service, args.host, args.http_port, vars(args))  # until stopped; exits
 
 
 def cmd_build_default(args: argparse.Namespace) -> int:

@@ -16,9 +16,8 @@ import bentoml
 
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.edit import http_api
-from safetypairs.edit.engine import EditEngine
-from safetypairs.edit.runtime import EditRuntime, load_configured_editor
-from safetypairs.edit.servicer import edit_registration
+from safetypairs.edit.runtime import EditRuntime
+from safetypairs.edit.worker import EDIT
 from safetypairs.serving.bento_shell import ServiceShell, bento_service
 from safetypairs.serving.http import answer, read_upload
 from safetypairs.serving.settings import EditSettings
@@ -42,11 +41,7 @@ def _one_mask(uploads: list[Path], max_bytes: int) -> bytes | None:
 @bentoml.asgi_app(http_api.app, path="/v1/stream")
 @bento_service(name="safetypairs-edit", kind="edit", settings=SETTINGS, timeout_s=600)
 class EditService(ServiceShell[EditRuntime]):
-    runtime_class = EditRuntime
-    grpc_services = (edit_registration,)
-
-    def load_model(self) -> tuple[EditEngine, str]:
-        return load_configured_editor(self.settings)
+    worker_kind = EDIT
 
     @bentoml.api(route="/v1/edit")
     async def edit(

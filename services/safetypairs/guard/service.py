@@ -10,23 +10,16 @@ stop, probes, model_info, categories) is safetypairs.serving.bento_shell.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import bentoml
 
 from safetypairs.guard import oip_http
-from safetypairs.guard.artifact import load_configured_guard
-from safetypairs.guard.registry import describe_ref
-from safetypairs.guard.servicer import guard_registration
+from safetypairs.guard.worker import GUARD
 from safetypairs.serving.bento_shell import CategoriesApi, ServiceShell, bento_service
-from safetypairs.serving.grpc_server import ServiceRegistration
 from safetypairs.serving.http import answer, uploaded_image, uploaded_images
 from safetypairs.serving.settings import GuardSettings
 from safetypairs.v1 import guard_pb2
-
-if TYPE_CHECKING:
-    from safetypairs.guard.outputs import GuardModel
-    from safetypairs.guard.runtime import GuardRuntime
 
 SETTINGS = GuardSettings.from_env()
 File = Annotated[Path, bentoml.validators.ContentType("*/*")]
@@ -43,32 +36,10 @@ def _options(
     )
 
 
-def _runtime(*args: Any) -> GuardRuntime:
-    """The request handling around the loaded model. The model runtime (onnxruntime, numpy,
-    Pillow, OpenCV, tritonclient) is imported here and below, in the worker: BentoML's arbiter
-    imports this module too, only to read the service's configuration, and start-up waits
-    for that import (a test keeps this module light)."""
-    from safetypairs.guard.runtime import GuardRuntime
-
-    return GuardRuntime(*args)
-
-
-def _oip_registration(runtime: GuardRuntime) -> ServiceRegistration:
-    from safetypairs.guard.oip import oip_registration
-
-    return oip_registration(runtime)
-
-
 @bentoml.asgi_app(oip_http.app, path="/v2")
 @bento_service(name="safetypairs-guard", kind="guard", settings=SETTINGS, timeout_s=60)
 class GuardService(ServiceShell["GuardRuntime"], CategoriesApi):
-    runtime_class = staticmethod(_runtime)
-    grpc_services = (guard_registration, _oip_registration)
-
-    def load_model(self) -> tuple[GuardModel, str]:
-        engine = load_configured_guard(self.settings)  # warmed up by the batching measurement
-        model = self.settings.guard_model
-        return engine, describe_ref(model) if model else "embedded default"
+    worker_kind = GUARD
 
     @bentoml.api(route="/v1/screen")
     async def screen(

@@ -16,9 +16,8 @@ import bentoml
 
 from safetypairs.contract.errors import InvalidInput
 from safetypairs.contract.policy import parse_policy, policy_from_dict
-from safetypairs.judge.engine import JudgeEngine
-from safetypairs.judge.runtime import JudgeRuntime, load_configured_judge
-from safetypairs.judge.servicer import judge_registration
+from safetypairs.judge.runtime import JudgeRuntime
+from safetypairs.judge.worker import JUDGE
 from safetypairs.serving.bento_shell import CategoriesApi, ServiceShell, bento_service
 from safetypairs.serving.http import answer, uploaded_image, uploaded_images
 from safetypairs.serving.settings import JudgeSettings
@@ -58,11 +57,7 @@ def _rate_options(categories: str, rationale: bool, threshold: float) -> judge_p
 
 @bento_service(name="safetypairs-judge", kind="judge", settings=SETTINGS, timeout_s=300)
 class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
-    runtime_class = JudgeRuntime
-    grpc_services = (judge_registration,)
-
-    def load_model(self) -> tuple[JudgeEngine, str]:
-        return load_configured_judge(self.settings)
+    worker_kind = JUDGE
 
     async def _policy_choice(self, policy: PolicyField, policy_name: str) -> judge_pb2.PolicyChoice:
         return await self.runtime.on_cpu_pool(_policy_choice, policy, policy_name)

@@ -1,19 +1,20 @@
 """The one BentoML service shell that the guard, the judge and the editor specialise.
 
-A service class subclasses ServiceShell and names what differs: `load_model` (the engine and
-its reference), `runtime_class` (built around the engine), `grpc_services` (each makes a
-registration from the runtime) and its own HTTP APIs; `bento_service(name=, kind=, settings=,
-timeout_s=)` then makes it a BentoML service (safetypairs.judge.service is one in full).
+A service class subclasses ServiceShell and names what differs: its `worker_kind` (the model,
+the runtime built around it and the gRPC services: serving.worker) and its own HTTP APIs;
+`bento_service(name=, kind=, settings=, timeout_s=)` then makes it a BentoML service
+(safetypairs.judge.service is one in full).
 
 BentoML 1.4 finds APIs (`@bentoml.api`), start-up and shutdown hooks and `__is_ready__` with
 dir()/getattr on the decorated class, so what is defined here is inherited like any method;
 only the leaf class is decorated (the decorator turns a class into a `bentoml.Service`, which
 cannot be subclassed again).
 
-Each worker process builds the shell once: it loads the model and builds the runtime, then its
-on_startup hook starts the runtime and the in-process gRPC server (lifecycle). A worker that
-fails either step stops the whole `bentoml serve` with the reason (worker_exit) rather than
-being respawned. Both protocols call the same runtime.
+Each worker process builds the shell once: it takes the worker that serving.one_process
+started ahead of BentoML (gRPC already serving), or builds one (model and runtime), and its
+on_startup hook starts what is not yet started (serving.lifecycle). A worker that fails either
+step stops the whole `bentoml serve` with the reason (worker_exit) rather than being respawned.
+Both protocols call the same runtime.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ import bentoml
 
 from safetypairs.serving.auth import http_tls_config, protect_http
 from safetypairs.serving.form_limits import FormLimitsMiddleware
-from safetypairs.serving.grpc_server import GrpcServer, ServiceRegistration
 from safetypairs.serving.http import answer
 from safetypairs.serving.http_access import observe_http
 from safetypairs.serving.http_paths import bound_metric_labels
-from safetypairs.serving.lifecycle import WorkerLifecycle
 from safetypairs.serving.logs import configure_logging
 from safetypairs.serving.metrics import ServiceMetrics
 from safetypairs.serving.settings import ServingSettings
+from safetypairs.serving.worker import WorkerKind, worker_for
 from safetypairs.serving.worker_exit import stop_serving_on_failure
 from safetypairs.v1 import common_pb2
 
@@ -57,33 +57,16 @@ class ServiceShell(Generic[RuntimeT]):
     # Set by bento_service:
     settings: ClassVar[ServingSettings]  # read once per process, from the environment
     kind: ClassVar[str]  # "guard", "judge", "edit": the metrics' and logs' service label
-    # Set by the subclass:
-    runtime_class: ClassVar[Callable[..., Any]]  # (engine, settings, metrics, reference)
-    grpc_services: ClassVar[tuple[Callable[[Any], ServiceRegistration], ...]]  # (runtime)
+    # Set by the subclass: its model, runtime and gRPC services (serving.worker)
+    worker_kind: ClassVar[WorkerKind]
 
     def __init__(self) -> None:
+        # BentoML's logging set-up ran since a worker started ahead configured ours.
         configure_logging(self.settings.log_format)
-        self.metrics = ServiceMetrics.of_worker(self.kind, bentoml.metrics)
-        with stop_serving_on_failure(f"the {self.kind} service could not load its model"):
-            engine, reference = self.load_model()
-        with stop_serving_on_failure(f"the {self.kind} service could not start"):
-            self.runtime: RuntimeT = self.runtime_class(
-                engine, self.settings, self.metrics, reference
-            )  # a default policy the model cannot read, say
-            registrations = [register(self.runtime) for register in self.grpc_services]
-            self.grpc = GrpcServer.from_settings(registrations, self.metrics, self.settings)
-        self.lifecycle = WorkerLifecycle(
-            self.runtime,
-            self.grpc,
-            self.settings.shutdown_grace_s,
-            self.settings.memory_trim_interval_s,
-        )
-        if engine.card.notice:
-            log.warning(engine.card.notice)
-
-    def load_model(self) -> tuple[Any, str]:
-        """The engine for the settings' model, and the reference it was loaded from."""
-        raise NotImplementedError
+        worker = worker_for(self.worker_kind, self.settings)
+        self.metrics = worker.metrics
+        self.runtime: RuntimeT = worker.runtime
+        self.lifecycle = worker.lifecycle
 
     @bentoml.on_startup
     async def start_worker(self) -> None:
@@ -141,7 +124,7 @@ def bento_service(
         )(cls)
 
         def metrics() -> ServiceMetrics:
-            return ServiceMetrics.of_worker(kind, bentoml.metrics)
+            return ServiceMetrics.of_worker(kind)
 
         api_names = {api.route: api_name for api_name, api in service.apis.items()}
         observe_http(service, kind)

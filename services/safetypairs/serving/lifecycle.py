@@ -1,5 +1,10 @@
 """Start and stop of a service worker: its runtime (batcher, slots) and its gRPC server.
 
+Start is two steps: `serve` starts the runtime and gRPC (serving.one_process does this before
+BentoML is imported, so gRPC answers while HTTP comes up), and `start`, from the service's
+on_startup hook as HTTP comes up, does what is left (serving first where nothing has yet) and
+makes the worker ready for /readyz.
+
 Shutdown order matters. On SIGTERM uvicorn (inside BentoML) stops taking HTTP connections and
 lets the ones in flight finish; only then does it run the on_shutdown hooks. Stopping gRPC from
 that hook would leave the gRPC port taking new calls, and reporting SERVING, for as long as
@@ -39,17 +44,25 @@ class WorkerLifecycle:
         self.grpc = grpc
         self.grace_s = grace_s
         self.trimmer = MemoryTrimmer(trim_interval_s)
-        self.ready = False
+        self.serving = False  # runtime and gRPC started
+        self.ready = False  # and HTTP: what /readyz reports
 
-    async def start(self) -> None:
+    async def serve(self) -> None:
+        """Take requests: the runtime, then gRPC (idempotent)."""
+        if self.serving:
+            return
         self.runtime.start()
         await self.grpc.start()
+        self.serving = True
+
+    async def start(self) -> None:
+        await self.serve()
         self._hook_sigterm(asyncio.get_running_loop())
         self.trimmer.start()
         self.ready = True
 
     async def stop(self) -> None:
-        self.ready = False
+        self.ready = self.serving = False
         await self.trimmer.stop()
         await self.grpc.stop(self.grace_s)
         await self.runtime.stop()

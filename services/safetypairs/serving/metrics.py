@@ -1,8 +1,9 @@
 """Prometheus metrics shared by both protocols.
 
-The metric classes come from a factory with prometheus_client's interface: `bentoml.metrics`
-inside a BentoML worker (so the series join BentoML's multiprocess `/metrics`), or
-`prometheus_client` itself elsewhere (tests and benchmarks that drive the parts directly).
+The metric classes come from a factory with prometheus_client's interface: prometheus_client
+itself. In a worker (`of_worker`) it is first imported after PROMETHEUS_MULTIPROC_DIR is set
+(by serving.one_process or BentoML), so the series join BentoML's multiprocess `/metrics`.
+Tests and benchmarks that drive the parts directly pass a registry of their own.
 """
 
 from __future__ import annotations
@@ -109,11 +110,13 @@ class ServiceMetrics:
         self.latency.labels(self.service, protocol, method).observe(seconds)
 
     @classmethod
-    def of_worker(cls, service: str, factory: ModuleType | Any) -> ServiceMetrics:
+    def of_worker(cls, service: str) -> ServiceMetrics:
         """The process's one ServiceMetrics for `service`: a registry takes each metric name
         once, and the HTTP middlewares count into the same series as the handlers."""
         if service not in _WORKER:
-            _WORKER[service] = cls(service, factory)
+            import prometheus_client  # here: only once the multiprocess directory is set
+
+            _WORKER[service] = cls(service, prometheus_client)
         return _WORKER[service]
 
     @contextlib.contextmanager

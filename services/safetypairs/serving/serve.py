@@ -1,17 +1,18 @@
-"""`safetypairs serve SERVICE`: validate the settings, resolve the model reference, then become
-the server: BentoML's worker in this one process, HTTP and gRPC (serving.one_process; with
-more than one worker, BentoML's serve with its arbiter).
+"""`safetypairs serve SERVICE`: validate the settings, resolve the model reference, then serve:
+gRPC and BentoML's HTTP worker in this one process (serving.one_process; with more than one
+worker, BentoML's serve with its arbiter).
 
 The model is loaded once, by the server (each worker), not here: loading it here too would
 double the start-up (the embedded default editor: about 16 s more on a 2-core machine) and
 memory. A server that cannot load it exits with code 2 and the reason (serving.one_process,
 serving.worker_exit), so a broken checkpoint fails start-up either way.
 
-The test launcher starts a service with the same command (one_process_command).
+The test launcher and the service images run the same server (one_process) directly.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -21,7 +22,6 @@ from typing import Any, NoReturn
 
 from safetypairs.contract.errors import ModelError
 from safetypairs.serving import settings as settings_module
-from safetypairs.serving.one_process import one_process_command
 
 
 def _check_guard(settings: Any) -> str:
@@ -67,25 +67,49 @@ class ServiceSpec:
     settings_class: str  # its settings dataclass in safetypairs.serving.settings
     check: Callable[[Any], str]  # resolves the model before BentoML starts
     http_port: int  # the default HTTP port
+    worker: str  # its serving.worker.WorkerKind, MODULE:NAME (importable without BentoML)
 
     def settings(self) -> type:
         return getattr(settings_module, self.settings_class)
 
+    def worker_kind(self) -> Any:
+        module, name = self.worker.split(":")
+        return getattr(importlib.import_module(module), name)
+
 
 SERVICES: dict[str, ServiceSpec] = {
     "guard": ServiceSpec(
-        "safetypairs.guard.service:GuardService", "GuardSettings", _check_guard, 3000
+        "safetypairs.guard.service:GuardService",
+        "GuardSettings",
+        _check_guard,
+        3000,
+        "safetypairs.guard.worker:GUARD",
     ),
     "judge": ServiceSpec(
-        "safetypairs.judge.service:JudgeService", "JudgeSettings", _check_judge, 3001
+        "safetypairs.judge.service:JudgeService",
+        "JudgeSettings",
+        _check_judge,
+        3001,
+        "safetypairs.judge.worker:JUDGE",
     ),
-    "edit": ServiceSpec("safetypairs.edit.service:EditService", "EditSettings", _check_edit, 3002),
+    "edit": ServiceSpec(
+        "safetypairs.edit.service:EditService",
+        "EditSettings",
+        _check_edit,
+        3002,
+        "safetypairs.edit.worker:EDIT",
+    ),
 }
+
+
+def service_spec(bento: str) -> ServiceSpec | None:
+    """The spec of the service `bento` (MODULE:Class) names, if it is one of these."""
+    return next((spec for spec in SERVICES.values() if spec.bento == bento), None)
 
 
 def serve(service: str, host: str, http_port: int, overrides: Mapping[str, Any]) -> NoReturn:
     """Validate every setting (environment plus `overrides`, by setting name), resolve the
-    model, then replace this process with the server (serving.one_process)."""
+    model, then serve in this process (serving.one_process) until stopped."""
     spec = SERVICES[service]
     env = dict(os.environ)
     for f in fields(spec.settings()):
@@ -95,4 +119,8 @@ def serve(service: str, host: str, http_port: int, overrides: Mapping[str, Any])
     print(spec.check(settings))
     print(f"HTTP on {host}:{http_port}, gRPC on {settings.grpc_host}:{settings.grpc_port}")
     sys.stdout.flush()
-    os.execve(sys.executable, one_process_command(spec.bento, host, http_port), env)
+    # The service module and BentoML read their settings from the environment.
+    os.environ.update(env)
+    from safetypairs.serving.one_process import serve as serve_here
+
+    raise SystemExit(serve_here(spec.bento, host, http_port))
