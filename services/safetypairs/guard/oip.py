@@ -12,10 +12,10 @@ UNIMPLEMENTED.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import grpc
-import numpy as np
 from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
@@ -123,7 +123,8 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
             images = decode_bytes_tensor(request.raw_input_contents[0])
         else:
             images = list(tensor.contents.bytes_contents)
-        count = int(np.prod(tensor.shape)) if tensor.shape else 0
+        # math.prod, not numpy's: np.prod on a protobuf field builds an array (0.1 ms a call).
+        count = math.prod(tensor.shape) if tensor.shape else 0
         if count != len(images):
             raise InvalidInput(
                 f"input shape {list(tensor.shape)} holds {count} elements, got {len(images)}"
