@@ -161,17 +161,22 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
             members=members,
         )
 
-    async def screen(self, request: guard_pb2.ScreenRequest) -> guard_pb2.ScreenResponse:
-        opts = self._options(request.options)
+    async def _output(self, data: bytes) -> ItemOutput:
+        """One image's model output, from a request thread that hands it straight to this call
+        (one crossing of the event loop)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ItemOutput] = loop.create_future()
+        self.cpu_pool.submit(self._prepare_and_enqueue, data, future, loop)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            future.cancel()  # deadline or disconnect: the batcher skips it
+            raise
+
+    async def screen(self, request: guard_pb2.ScreenRequest) -> guard_pb2.ScreenResponse:
+        opts = self._options(request.options)
         with self.admission.admit(1):
-            self.cpu_pool.submit(self._prepare_and_enqueue, request.image.data, future, loop)
-            try:
-                output = await future
-            except asyncio.CancelledError:
-                future.cancel()  # deadline or disconnect: the batcher skips it
-                raise
+            output = await self._output(request.image.data)
         return guard_pb2.ScreenResponse(
             image_id=request.image.id, verdict=self._verdict(output, opts)
         )
@@ -190,6 +195,11 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
     async def _outputs(self, images: Sequence[bytes]) -> list[ItemOutput | SafetyPairsError]:
         """Each image's model output, or the input error it alone met: through the batcher
         where batching pays, else each image run alone in its request thread."""
+        if len(images) == 1:  # the usual tensor call: as `screen`, one crossing of the loop
+            try:
+                return [await self._output(images[0])]
+            except SafetyPairsError as exc:
+                return [exc]
         if not self.batching.batches:
             return await self._side_by_side(self._run_alone, images)
         prepared = await self._side_by_side(self._prepare_sync, images)
