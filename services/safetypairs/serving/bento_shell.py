@@ -78,7 +78,8 @@ class ServiceShell(Generic[RuntimeT]):
         await self.lifecycle.stop()
 
     def __is_ready__(self) -> bool:
-        """/readyz: 200 only once the model is loaded and gRPC serves."""
+        """/readyz: 200 only once the model is loaded and both protocols serve (gRPC may
+        have answered a moment earlier: serving.one_process)."""
         return self.lifecycle.ready
 
     @bentoml.api(route="/v1/model_info")
