@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,29 @@ def test_a_pinned_policy_measures_nothing(engine):
     on, off = choose(engine, "on", 8), choose(engine, "off", 8)
     assert (on.max_batch_size, on.costs, on.description.startswith("pinned on")) == (8, (), True)
     assert (off.max_batch_size, off.costs, off.batches) == (1, (), False)
+
+
+def test_the_measurement_gives_back_the_memory_its_large_batches_took(default_guard_onnx: Path):
+    """onnxruntime's arena keeps what the largest batch took; after the batching measurement
+    the guard shrinks it to what it serves (in a fresh process: RSS is per process)."""
+    probe = (
+        "import json, sys, psutil\n"
+        "from safetypairs.guard.artifact import load_guard\n"
+        "engine = load_guard(sys.argv[1]); engine.warmup((1,))\n"
+        "rss = lambda: psutil.Process().memory_info().rss\n"
+        "one = rss(); engine.warmup((16,)); grown = rss(); engine.release_arena()\n"
+        "print(json.dumps([one, grown, rss()]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(default_guard_onnx)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    one, grown, released = json.loads(out.stdout.strip().splitlines()[-1])
+    assert grown - one > 50 * 2**20, "a batch of 16 should grow the arena by far more"
+    assert released - one < (grown - one) / 4, (one, grown, released)
 
 
 def test_batching_setting_is_validated():

@@ -288,6 +288,10 @@ class EnsembleEngine:
         for engine in self._engines:
             engine.warmup(batch_sizes)
 
+    def release_arena(self) -> None:
+        for engine in self._engines:
+            engine.release_arena()
+
 
 def _require(data: Any, keys: Sequence[str], where: str) -> None:
     """A ModelError naming the fields a manifest entry lacks (not a bare KeyError)."""
