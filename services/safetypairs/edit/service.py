@@ -39,7 +39,7 @@ def _one_mask(uploads: list[Path], max_bytes: int) -> bytes | None:
 
 
 @bentoml.asgi_app(http_api.app, path="/v1/stream")
-@bento_service(name="safetypairs-edit", kind="edit", settings=SETTINGS, timeout_s=600)
+@bento_service(name="safetypairs-edit", settings=SETTINGS, timeout_s=600)
 class EditService(ServiceShell[EditRuntime]):
     worker_kind = EDIT
 

@@ -37,7 +37,7 @@ def _options(
 
 
 @bentoml.asgi_app(oip_http.app, path="/v2")
-@bento_service(name="safetypairs-guard", kind="guard", settings=SETTINGS, timeout_s=60)
+@bento_service(name="safetypairs-guard", settings=SETTINGS, timeout_s=60)
 class GuardService(ServiceShell["GuardRuntime"], CategoriesApi):
     worker_kind = GUARD
 

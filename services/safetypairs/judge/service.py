@@ -55,7 +55,7 @@ def _rate_options(categories: str, rationale: bool, threshold: float) -> judge_p
     return judge_pb2.RateOptions(categories=codes, rationale=rationale, threshold=threshold)
 
 
-@bento_service(name="safetypairs-judge", kind="judge", settings=SETTINGS, timeout_s=300)
+@bento_service(name="safetypairs-judge", settings=SETTINGS, timeout_s=300)
 class JudgeService(ServiceShell[JudgeRuntime], CategoriesApi):
     worker_kind = JUDGE
 

@@ -2,7 +2,7 @@
 
 A service class subclasses ServiceShell and names what differs: its `worker_kind` (the model,
 the runtime built around it and the gRPC services: serving.worker) and its own HTTP APIs;
-`bento_service(name=, kind=, settings=, timeout_s=)` then makes it a BentoML service
+`bento_service(name=, settings=, timeout_s=)` then makes it a BentoML service
 (safetypairs.judge.service is one in full).
 
 BentoML 1.4 finds APIs (`@bentoml.api`), start-up and shutdown hooks and `__is_ready__` with
@@ -56,8 +56,8 @@ RuntimeT = TypeVar("RuntimeT", bound=Runtime)
 class ServiceShell(Generic[RuntimeT]):
     # Set by bento_service:
     settings: ClassVar[ServingSettings]  # read once per process, from the environment
-    kind: ClassVar[str]  # "guard", "judge", "edit": the metrics' and logs' service label
-    # Set by the subclass: its model, runtime and gRPC services (serving.worker)
+    # Set by the subclass: its model, runtime and gRPC services (serving.worker); its name
+    # ("guard", "judge", "edit") is the metrics' and logs' service label.
     worker_kind: ClassVar[WorkerKind]
 
     def __init__(self) -> None:
@@ -70,7 +70,7 @@ class ServiceShell(Generic[RuntimeT]):
 
     @bentoml.on_startup
     async def start_worker(self) -> None:
-        with stop_serving_on_failure(f"the {self.kind} service could not start"):
+        with stop_serving_on_failure(f"the {self.worker_kind.name} service could not start"):
             await self.lifecycle.start()  # a gRPC port taken by another program, say
 
     @bentoml.on_shutdown
@@ -105,15 +105,16 @@ class CategoriesApi:
 
 
 def bento_service(
-    *, name: str, kind: str, settings: ServingSettings, timeout_s: int
+    *, name: str, settings: ServingSettings, timeout_s: int
 ) -> Callable[[type[ServiceShell[Any]]], bentoml.Service[Any]]:
-    """Make a ServiceShell subclass a BentoML service: its settings and label, its workers,
+    """Make a ServiceShell subclass a BentoML service: its settings, its workers,
     request timeout and TLS, then request ids with the access log (outermost, so refused calls
     are logged too), the bearer-token check when tokens are set, and the form limits; BentoML's
     own HTTP metrics get bounded labels."""
 
     def decorate(cls: type[ServiceShell[Any]]) -> bentoml.Service[Any]:
-        cls.settings, cls.kind = settings, kind
+        cls.settings = settings
+        kind = cls.worker_kind.name
         service = bentoml.service(
             name=name,
             workers=settings.workers,
