@@ -111,14 +111,17 @@ def serve(service: str, host: str, http_port: int, overrides: Mapping[str, Any])
     """Validate every setting (environment plus `overrides`, by setting name), resolve the
     model, then serve in this process (serving.one_process) until stopped."""
     spec = SERVICES[service]
-    # Into the environment: the service module and BentoML read their settings from there.
+    env = dict(os.environ)
     for f in fields(spec.settings()):
         if overrides.get(f.name) is not None:
-            os.environ[settings_module.env_name(f.name)] = str(overrides[f.name])
-    settings = spec.settings().from_env()
+            env[settings_module.env_name(f.name)] = str(overrides[f.name])
+    settings = spec.settings().from_env(env)
     print(spec.check(settings))
     print(f"HTTP on {host}:{http_port}, gRPC on {settings.grpc_host}:{settings.grpc_port}")
     sys.stdout.flush()
+    # The service module and BentoML read their settings from the environment: set only now,
+    # once they are valid (a refused setting leaves the caller's environment as it was).
+    os.environ.update(env)
     from safetypairs.serving.one_process import serve as serve_here
 
     raise SystemExit(serve_here(spec.bento, host, http_port))
