@@ -60,6 +60,28 @@ def test_dynamic_batch_and_batch_independence(engine):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+def test_a_run_alone_spins_on_a_second_session_with_the_same_answers(default_guard_onnx):
+    """The session for calls alone spins between operators and stops when its run ends; the
+    first never spins. Both run the same graph: the same answers."""
+    engine = GuardEngine.load(default_guard_onnx, intra_op_threads=2, alone_session=True)
+    spin = "session.intra_op.allow_spinning"
+    plain = engine.session.get_session_options()
+    alone = engine.alone_session.get_session_options()
+    assert plain.get_session_config_entry(spin) == "0"
+    assert alone.get_session_config_entry(spin) == "1"
+    assert alone.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert alone.intra_op_num_threads == plain.intra_op_num_threads == 2
+    rng = np.random.default_rng(1)
+    x = [engine.preprocess(Image.fromarray(rng.integers(0, 255, (90, 120, 3), np.uint8)))]
+    np.testing.assert_allclose(engine.infer(x, alone=True), engine.infer(x), atol=1e-6)
+
+
+def test_no_second_session_where_it_cannot_spin_or_is_not_asked_for(default_guard_onnx):
+    assert GuardEngine.load(default_guard_onnx, intra_op_threads=2).alone_session is None
+    one = GuardEngine.load(default_guard_onnx, intra_op_threads=1, alone_session=True)
+    assert one.alone_session is None  # one thread: nothing to spin
+
+
 def test_preprocess_center_crops_the_shorter_side(engine):
     # Left third red, rest green, on a 3:1 wide image: the centre crop sees only green.
     img = Image.new("RGB", (672, 224), (0, 255, 0))

@@ -101,12 +101,13 @@ def test_transparency_is_composited_on_white():
     assert out[0, 0].tolist() == [255, 255, 255]
 
 
+@pytest.mark.parametrize("alone", [False, True])
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
-def test_exif_orientation_is_applied(fmt):
+def test_exif_orientation_is_applied(fmt, alone):
     img = Image.new("RGB", (60, 20), (0, 128, 0))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    out = decode_image(encode(img, fmt, exif=exif.tobytes()), LIMITS)
+    out = decode_image(encode(img, fmt, exif=exif.tobytes()), LIMITS, alone=alone)
     assert out.size == (20, 60)
 
 
@@ -116,8 +117,61 @@ def test_opencv_decodes_the_pixels_pillow_decodes(fmt, monkeypatch):
     assert images._opencv() is not None, "opencv-python-headless: the dev extra has fast-decode"
     data = noise((97, 61), fmt)
     fast = np.asarray(decode_image(data, LIMITS))
-    monkeypatch.setattr(images, "_opencv", lambda: None)
+    _only_pillow(monkeypatch)
     assert np.array_equal(fast, np.asarray(decode_image(data, LIMITS)))
+
+
+def _only_pillow(monkeypatch) -> None:
+    monkeypatch.setattr(images, "_opencv", lambda: None)
+    monkeypatch.setattr(images, "_spng", lambda: None)
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+def test_libspng_decodes_the_pixels_pillow_decodes(interlace, monkeypatch):
+    """A call alone decodes 8-bit RGB PNGs with libspng (faster, measured): Pillow's pixels."""
+    assert images._spng() is not None, "pyspng: the guard extra installs it"
+    arr = np.random.default_rng(3).integers(0, 256, (61, 97, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(arr), "PNG", interlace=interlace)
+    assert np.array_equal(images._by_spng(Image.open(io.BytesIO(data)), data), arr)
+    fast = np.asarray(decode_image(data, LIMITS, alone=True))
+    _only_pillow(monkeypatch)
+    assert np.array_equal(fast, np.asarray(decode_image(data, LIMITS)))
+
+
+def test_libspng_takes_only_plain_8_bit_rgb_pngs_up_to_its_size(monkeypatch):
+    """Others go on to OpenCV or Pillow: 16-bit or palette PNGs, and PNGs large enough that
+    libspng would hold the GIL for long."""
+    monkeypatch.setattr(images, "SPNG_MAX_PIXELS", 64 * 64)
+    wide = np.zeros((8, 8, 3), np.uint16)
+    cases = {
+        "16-bit grey": encode(Image.fromarray(wide.reshape(8, 24)).convert("I;16")),
+        "palette": encode(Image.new("P", (8, 8))),
+        "large": noise((65, 64), "PNG"),
+    }
+    for name, data in cases.items():
+        assert images._by_spng(Image.open(io.BytesIO(data)), data) is None, name
+    small = noise((64, 64), "PNG")
+    assert images._by_spng(Image.open(io.BytesIO(small)), small) is not None
+
+
+def test_a_png_with_a_damaged_chunk_decodes_alone_as_it_does_beside_others():
+    """libspng (as pyspng sets it up) skips the chunk CRCs; a damaged file therefore takes the
+    other decoders' path, with the same outcome whether the call is alone or not."""
+    data = bytearray(noise((64, 48), "PNG"))
+    idat = data.index(b"IDAT")
+    data[idat + 40] ^= 0x01  # one bit of the compressed pixels: the CRC no longer matches
+    outcomes = []
+    for alone in (False, True):
+        try:
+            outcomes.append(np.asarray(decode_image(bytes(data), LIMITS, alone=alone)))
+        except InvalidInput as exc:
+            outcomes.append(exc.message)
+    assert images._png_chunk_types(bytes(data)) is None
+    assert type(outcomes[0]) is type(outcomes[1])
+    if isinstance(outcomes[0], str):
+        assert outcomes[0] == outcomes[1] and "corrupt" in outcomes[0]
+    else:
+        assert np.array_equal(outcomes[0], outcomes[1])
 
 
 def test_animated_gif_uses_first_frame():

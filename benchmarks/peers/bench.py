@@ -6,16 +6,18 @@ same ONNX file with the same preprocessing, measured with one client in interlea
     python benchmarks/peers/bench.py --peer-ort tuned   # peers with the guard's ORT options
 
 Each peer runs in its own virtual environment under .bench/peers/ (created on first use by
-envs.py: minutes). Every server is started fresh in every round (the start-up figure), and
-measured with `tritonclient.grpc.aio`, OIP v2 ModelInfer with the encoded image as a BYTES
-tensor of shape [1, 1]:
+envs.py: minutes). Every server is started fresh in every round, one after another, and all
+stay up (idle when not measured) until the round ends. They are measured with
+`tritonclient.grpc.aio`, OIP v2 ModelInfer with the encoded image as a BYTES tensor of shape
+[1, 1]:
 
 * start-up: from the process start until ModelReady answers true (polled every 20 ms, with a
   20 ms reconnect backoff);
-* RSS idle (after start-up) and peak RSS under load, over the whole process tree;
-* p50/p99 latency with 1 client (sequential calls);
-* throughput and p99 with 16 clients (concurrent calls), and the server's CPU time per image
-  over that phase (user + system of the process tree).
+* RSS idle (a second after start-up) and peak RSS under load, over the whole process tree;
+* p50/p99 latency with 1 client (sequential calls), the servers taking turns in blocks of 25
+  calls, so that drift in the machine's speed falls on all of them alike;
+* throughput and p99 with 16 clients (concurrent calls), one server after another, and the
+  server's CPU time per image over that phase (user + system of the process tree).
 
 Ratios are taken within each round (this project / the best peer of the round) and the median
 over rounds is printed, with the load average before each round: the machine is shared.
@@ -105,6 +107,7 @@ class Server:
     def __init__(self, name: str, command: list[str], env: dict[str, str], model: str) -> None:
         self.name, self.command, self.env, self.model = name, command, env, model
         self.grpc_port = int(env["BENCH_GRPC_PORT"])
+        self.figures = Figures()
         self.process: subprocess.Popen[bytes] | None = None
         handle, log = tempfile.mkstemp(prefix=f"peer-{name}-", suffix=".log")
         os.close(handle)
@@ -226,36 +229,67 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) * 1000.0
 
 
-def measure(server: Server, data: bytes, single: int, loaded: int) -> Figures:
-    fig = Figures(startup_s=server.start())
-    try:
-        time.sleep(1.0)
-        fig.rss_idle_mb = resident_bytes(server.pids()) / MB
+BLOCK = 25  # one-client calls per server in turn
+
+
+def one_client(servers: dict[str, Server], data: bytes, single: int) -> None:
+    """p50/p99 with 1 client, the servers taking turns in blocks of BLOCK calls (the order
+    reversed every block), so that the machine's drift, which moves one server's median by up
+    to 20% from one minute to the next here, falls on every server alike."""
+    latencies: dict[str, list[float]] = {name: [] for name in servers}
+    for server in servers.values():
         calls(server.target, server.model, data, 1, 20)  # warm-up
-        lat, _, fig.answer = calls(server.target, server.model, data, 1, single)
-        fig.p50_1_ms, fig.p99_1_ms = pct(lat, 50), pct(lat, 99)
-        peak = [0]
-        done = threading.Event()
+    names = list(servers)
+    for block in range(-(-single // BLOCK)):
+        for name in names if block % 2 == 0 else names[::-1]:
+            server = servers[name]
+            count = min(BLOCK, single - len(latencies[name]))
+            lat, _, answer = calls(server.target, server.model, data, 1, count)
+            latencies[name].extend(lat)
+            server.figures.answer = server.figures.answer or answer
+    for name, lat in latencies.items():
+        servers[name].figures.p50_1_ms, servers[name].figures.p99_1_ms = pct(lat, 50), pct(lat, 99)
 
-        def sample() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], resident_bytes(server.pids()))
-                done.wait(0.05)
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        cpu0 = cpu_seconds(server.pids())
-        lat, wall, _ = calls(server.target, server.model, data, 16, loaded)
-        cpu = cpu_seconds(server.pids()) - cpu0
-        done.set()
-        sampler.join()
-        fig.throughput_16 = len(lat) / wall
-        fig.p99_16_ms = pct(lat, 99)
-        fig.cpu_ms_per_image = cpu * 1000.0 / len(lat)
-        fig.rss_load_mb = peak[0] / MB
-    finally:
-        server.stop()
-    return fig
+def sixteen_clients(server: Server, data: bytes, loaded: int) -> None:
+    """Throughput, p99, CPU per image and peak RSS with 16 clients, the other servers idle."""
+    fig = server.figures
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], resident_bytes(server.pids()))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu0 = cpu_seconds(server.pids())
+    lat, wall, _ = calls(server.target, server.model, data, 16, loaded)
+    cpu = cpu_seconds(server.pids()) - cpu0
+    done.set()
+    sampler.join()
+    fig.throughput_16 = len(lat) / wall
+    fig.p99_16_ms = pct(lat, 99)
+    fig.cpu_ms_per_image = cpu * 1000.0 / len(lat)
+    fig.rss_load_mb = peak[0] / MB
+
+
+def started(maker: Callable[[], Server], attempts: int = 3) -> Server:
+    """A started server, its start-up timed. free_port's port is free when picked, but with
+    other servers up one of them may take it for a connection before this server binds it:
+    then the server exits at once, and starts again on fresh ports."""
+    for attempt in range(1, attempts + 1):
+        server = maker()
+        try:
+            server.figures.startup_s = server.start()
+            return server
+        except RuntimeError as exc:
+            server.stop()
+            if attempt == attempts:
+                raise
+            print(f"  ({exc}; starting again on fresh ports)", flush=True)
+    raise AssertionError("unreachable")
 
 
 def loadavg() -> str:
@@ -265,15 +299,28 @@ def loadavg() -> str:
 def run_rounds(
     makers: dict[str, Callable[[], Server]], rounds: int, data: bytes, single: int, loaded: int
 ) -> list[dict[str, Figures]]:
+    """Each round starts every server fresh, one after another (the start-up figure, and RSS
+    idle a second later), measures them with one client taking turns, then each with 16
+    clients in turn, and stops them all."""
     results = []
     names = list(makers)
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
         print(f"round {r + 1}/{rounds}: load average {loadavg()}; order {', '.join(order)}")
-        figures = {}
+        servers: dict[str, Server] = {}
+        try:
+            for name in order:
+                server = servers[name] = started(makers[name])
+                time.sleep(1.0)
+                server.figures.rss_idle_mb = resident_bytes(server.pids()) / MB
+            one_client(servers, data, single)
+            for server in servers.values():
+                sixteen_clients(server, data, loaded)
+        finally:
+            for server in servers.values():
+                server.stop()
         for name in order:
-            figures[name] = measure(makers[name](), data, single, loaded)
-            f = figures[name]
+            f = servers[name].figures
             print(
                 f"  {name:9s} start {f.startup_s:5.2f}s  p50 {f.p50_1_ms:6.2f}ms  "
                 f"p99 {f.p99_1_ms:6.2f}ms  16c {f.throughput_16:6.1f}/s p99 {f.p99_16_ms:6.1f}ms  "
@@ -282,7 +329,7 @@ def run_rounds(
                 flush=True,
             )
         print(f"  load average after the round {loadavg()}")
-        results.append(figures)
+        results.append({name: servers[name].figures for name in order})
     return results
 
 

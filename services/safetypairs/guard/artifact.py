@@ -36,16 +36,26 @@ def guard_artifact_path(ref: str) -> Path:
     return candidates[0]
 
 
-def load_guard(ref: str, *, providers: Sequence[str] = (), intra_op_threads: int = 0) -> GuardModel:
+def load_guard(
+    ref: str,
+    *,
+    providers: Sequence[str] = (),
+    intra_op_threads: int = 0,
+    alone_session: bool = False,
+) -> GuardModel:
     # Imported here: `safetypairs serve` resolves the artifact (above) before it hands over to
     # BentoML, and need not pay for importing onnxruntime, numpy and Pillow to do so.
     from safetypairs.guard.engine import GuardEngine
     from safetypairs.guard.ensemble import EnsembleEngine
 
     path = guard_artifact_path(ref)
-    if path.suffix == ".json":
-        return EnsembleEngine.load(path, providers=providers, intra_op_threads=intra_op_threads)
-    return GuardEngine.load(path, providers=providers, intra_op_threads=intra_op_threads)
+    engine = EnsembleEngine if path.suffix == ".json" else GuardEngine
+    return engine.load(
+        path,
+        providers=providers,
+        intra_op_threads=intra_op_threads,
+        alone_session=alone_session,
+    )
 
 
 def load_configured_guard(settings: GuardSettings) -> GuardModel:
@@ -54,4 +64,9 @@ def load_configured_guard(settings: GuardSettings) -> GuardModel:
 
     ref = settings.guard_model or str(ensure_default_guard(settings.home_dir()))
     providers = [p.strip() for p in settings.ort_providers.split(",") if p.strip()]
-    return load_guard(ref, providers=providers, intra_op_threads=settings.ort_intra_op_threads)
+    return load_guard(
+        ref,
+        providers=providers,
+        intra_op_threads=settings.ort_intra_op_threads,
+        alone_session=settings.ort_spin_alone,
+    )

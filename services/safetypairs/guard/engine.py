@@ -78,12 +78,37 @@ def verify_sha256(path: Path, expected: str) -> None:
         )
 
 
+def _session(
+    onnx_path: Path, providers: Sequence[str], threads: int, *, spinning: bool
+) -> ort.InferenceSession:
+    """Threads sized from the cores the process may use (not the host's) and one inter-op
+    thread. Without `spinning`, idle intra-op threads sleep at once: spinning ones would take
+    the cores that request threads and other runs need (serving.cores). With it (a run alone)
+    they spin between the run's operators, which saves a wake-up per operator, and stop when
+    the run ends (`session.force_spinning_stop`), so they never spin idle."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if spinning:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+    try:
+        return ort.InferenceSession(str(onnx_path), options, providers=list(providers))
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"onnxruntime cannot load {onnx_path}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class GuardEngine:
     onnx_path: Path
     sidecar: GuardSidecar
     policy: Policy
     session: ort.InferenceSession
+    # The same graph for a run that has the cores to itself (one call in the service): its
+    # intra-op threads spin between operators instead of sleeping, and stop when the run ends.
+    alone_session: ort.InferenceSession | None = None
 
     @classmethod
     def load(
@@ -94,10 +119,12 @@ class GuardEngine:
         sha256: str | None = None,
         providers: Sequence[str] = (),
         intra_op_threads: int = 0,
+        alone_session: bool = False,
     ) -> GuardEngine:
         """Load `onnx_path` with its sidecar (default: same stem, .json); with `sha256`, the
         file must have that digest. `intra_op_threads` 0: the cores this process may use
-        (serving.cores)."""
+        (serving.cores). `alone_session`: also open the session `infer(..., alone=True)` runs
+        on, where the model runs on the CPU with more than one intra-op thread."""
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise ModelError(f"guard model file {onnx_path} does not exist")
@@ -114,24 +141,22 @@ class GuardEngine:
         except InvalidInput as exc:
             raise ModelError(f"guard {onnx_path}: {exc.message}") from None
         _check_single_onnxruntime()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Threads sized from the cores the process may use (not the host's), one inter-op
-        # thread, and no spinning: idle intra-op threads otherwise spin for a while after each
-        # run, taking the cores that request threads and other sessions need (serving.cores).
-        options.intra_op_num_threads = intra_op_threads or usable_cores()
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        threads = intra_op_threads or usable_cores()
         chosen = choose_providers(providers)
-        try:
-            session = ort.InferenceSession(str(onnx_path), options, providers=chosen)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"onnxruntime cannot load {onnx_path}: {exc}") from None
-        engine = cls(onnx_path, sidecar, policy, session)
-        engine._check_signature()
+        session = _session(onnx_path, chosen, threads, spinning=False)
         really = session.get_providers()
-        log.info("guard %s %s runs on %s", sidecar.name, sidecar.version, ", ".join(really))
+        alone = None
+        if alone_session and threads > 1 and really == ["CPUExecutionProvider"]:
+            alone = _session(onnx_path, really, threads, spinning=True)
+        engine = cls(onnx_path, sidecar, policy, session, alone)
+        engine._check_signature()
+        log.info(
+            "guard %s %s runs on %s%s",
+            sidecar.name,
+            sidecar.version,
+            ", ".join(really),
+            f", {threads} threads; a second session spins for calls alone" if alone else "",
+        )
         if really[0] != chosen[0]:
             log.warning("asked for %s but onnxruntime runs %s", chosen[0], really[0])
         return engine
@@ -171,10 +196,12 @@ class GuardEngine:
         """RGB image -> one float32 input array (CHW or HWC), as the sidecar describes."""
         return preprocess(img, self.sidecar.input)
 
-    def infer(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        """Preprocessed arrays -> (N, categories) probabilities, in `categories` order."""
+    def infer(self, batch: Sequence[np.ndarray], *, alone: bool = False) -> np.ndarray:
+        """Preprocessed arrays -> (N, categories) probabilities, in `categories` order.
+        `alone`: no other run needs the cores meanwhile (the alone session's, when open)."""
         x = np.stack(batch) if len(batch) > 1 else batch[0][None]
-        (out,) = self.session.run([self.sidecar.output.name], {self.sidecar.input.name: x})
+        session = self.alone_session if alone and self.alone_session else self.session
+        (out,) = session.run([self.sidecar.output.name], {self.sidecar.input.name: x})
         out = np.asarray(out, dtype=np.float32)
         if self._columns is not None:
             out = out[:, self._columns]
@@ -182,8 +209,8 @@ class GuardEngine:
             out = 1.0 / (1.0 + np.exp(-out))
         return out
 
-    def run(self, batch: Sequence[np.ndarray]) -> list[ItemOutput]:
-        return [ItemOutput(row) for row in self.infer(batch)]
+    def run(self, batch: Sequence[np.ndarray], *, alone: bool = False) -> list[ItemOutput]:
+        return [ItemOutput(row) for row in self.infer(batch, alone=alone)]
 
     @property
     def members(self) -> tuple[MemberInfo, ...]:
@@ -213,6 +240,8 @@ class GuardEngine:
         x = self._probe()
         for n in batch_sizes:
             self.infer([x] * n)
+        if self.alone_session:
+            self.infer([x], alone=True)
 
     def release_arena(self) -> None:
         """Give back the host memory onnxruntime's arena grew to for batches larger than the

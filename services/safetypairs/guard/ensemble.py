@@ -204,7 +204,12 @@ class EnsembleEngine:
 
     @classmethod
     def load(
-        cls, manifest_path: Path, *, providers: Sequence[str] = (), intra_op_threads: int = 0
+        cls,
+        manifest_path: Path,
+        *,
+        providers: Sequence[str] = (),
+        intra_op_threads: int = 0,
+        alone_session: bool = False,
     ) -> EnsembleEngine:
         manifest_path = Path(manifest_path)
         try:
@@ -236,6 +241,7 @@ class EnsembleEngine:
                 sha256=spec.get("sha256"),
                 providers=providers,
                 intra_op_threads=intra_op_threads,
+                alone_session=alone_session,
             )
             if engine.policy != policy:
                 raise ModelError(f"member {name} uses another policy than the ensemble")
@@ -264,13 +270,17 @@ class EnsembleEngine:
         """One decoded image, each member's own input from it."""
         return tuple(e.preprocess(img) for e in self._engines)
 
-    def _timed(self, i: int, batch: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    def _timed(self, i: int, batch: list[np.ndarray], alone: bool) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
-        out = self._engines[i].infer(batch)
+        out = self._engines[i].infer(batch, alone=alone)
         return out, time.perf_counter() - started
 
-    def run(self, batch: Sequence[tuple[np.ndarray, ...]]) -> list[ItemOutput]:
-        results = [self._timed(i, [item[i] for item in batch]) for i in range(len(self._engines))]
+    def run(
+        self, batch: Sequence[tuple[np.ndarray, ...]], *, alone: bool = False
+    ) -> list[ItemOutput]:
+        results = [
+            self._timed(i, [item[i] for item in batch], alone) for i in range(len(self._engines))
+        ]
         member_probs = [r[0] for r in results]
         fused = np.stack([f.apply(member_probs) for f in self._fusions], axis=1)
         outputs = []

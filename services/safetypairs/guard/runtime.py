@@ -5,7 +5,8 @@ them. Images are decoded and preprocessed per request in a thread pool (one thre
 core), so a bad image fails alone before it can join a batch. Where batching pays (measured at
 start-up, batching.py) good images meet other requests in the micro-batcher; where it does not
 (a CPU) the same thread runs the model on its image at once, requests side by side, one per
-core, with no hand-over to the batcher's thread.
+core, with no hand-over to the batcher's thread. A request whose image is the only one in the
+service takes the decoder and model session that are fastest alone (docs/guard.md).
 """
 
 from __future__ import annotations
@@ -53,18 +54,22 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
     def batch_limit(self) -> int:
         return self.batching.max_batch_size
 
-    def run_batch(self, batch: list[Any]) -> list[ItemOutput]:
+    def run_batch(self, batch: list[Any], *, alone: bool = False) -> list[ItemOutput]:
         """The batcher's model call; records each ensemble member's time once per batch."""
-        outputs = self.engine.run(batch)
+        outputs = self.engine.run(batch, alone=alone)
         for member in outputs[0].members if outputs else ():
             self.metrics.member_done(member.name, member.seconds)
         return outputs
 
-    def _run_alone(self, data: bytes) -> ItemOutput:
-        """Request thread, no batching: decode, preprocess and run the model on one image."""
-        x = self._prepare_sync(data)
+    def _run_unbatched(self, data: bytes) -> ItemOutput:
+        """Request thread, no batching: decode, preprocess and run the model on one image. The
+        only image in the service (asked before decoding and again before the model run: a
+        call that came in meanwhile makes it one of several) takes the decoder and the model
+        session that are fastest alone but would cost the calls beside it."""
+        x = self._prepare_sync(data, alone=self._alone())
+        alone = self._alone()
         started = time.perf_counter()
-        (output,) = self.run_batch([x])
+        (output,) = self.run_batch([x], alone=alone)
         self.metrics.batch_done(1, time.perf_counter() - started)
         return output
 
@@ -101,8 +106,12 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
 
     # -- screening -----------------------------------------------------------------------
 
-    def _prepare_sync(self, data: bytes) -> Any:
-        img = decode_image(data, self.limits, draft_size=2 * self.engine.card.input_size)
+    def _alone(self) -> bool:
+        return self.admission.in_service == 1
+
+    def _prepare_sync(self, data: bytes, alone: bool = False) -> Any:
+        size = 2 * self.engine.card.input_size
+        img = decode_image(data, self.limits, draft_size=size, alone=alone)
         return self.engine.preprocess(img)
 
     def _prepare_and_enqueue(
@@ -116,7 +125,7 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
             if self.batching.batches:
                 self.batcher.enqueue([self._prepare_sync(data)], [future])
             else:
-                deliver_threadsafe(loop, future, self._run_alone(data))
+                deliver_threadsafe(loop, future, self._run_unbatched(data))
         except Exception as exc:  # bad image, overload, model failure: the caller's error
             resolve_threadsafe(loop, future, exc)
 
@@ -201,7 +210,7 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
             except SafetyPairsError as exc:
                 return [exc]
         if not self.batching.batches:
-            return await self._side_by_side(self._run_alone, images)
+            return await self._side_by_side(self._run_unbatched, images)
         prepared = await self._side_by_side(self._prepare_sync, images)
         good = [i for i, p in enumerate(prepared) if not isinstance(p, SafetyPairsError)]
         outputs = await self.batcher.submit_many([prepared[i] for i in good])

@@ -10,7 +10,9 @@ The rule, the same for one model and for an ensemble (docs/settings.md):
   the usable cores, so each core has one request in hand;
 * each onnxruntime session (an ensemble's members run one after another) runs as many intra-op
   threads as there are usable cores, one inter-op thread, and no spinning: an idle spinning
-  thread would take the core another request needs.
+  thread would take the core another request needs. The one exception is a call alone in the
+  service, which has the cores to itself: on the CPU it runs on a second session whose threads
+  spin between operators and stop when its run ends (docs/guard.md, "A call alone").
 """
 
 from __future__ import annotations
