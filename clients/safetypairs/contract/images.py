@@ -131,18 +131,6 @@ def decode_image(
             raise InvalidInput(f"{_fmt(img.format)}image cannot be converted: {exc}") from None
 
 
-def declared_pixels(data: bytes) -> int | None:
-    """The pixel count an image's header declares (only the header is read), or None when
-    Pillow cannot open it as one of the allowed formats."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            width, height = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS).size
-    except Exception:  # Pillow's plugins raise many types; decode_image names the problem
-        return None
-    return width * height
-
-
 def _decode_fast(img: Image.Image, data: bytes, alone: bool) -> Image.Image | None:
     """The pixels decoded by libspng or OpenCV where they are faster and the image is plain
     8-bit RGB with no alpha, palette, transparency or EXIF block (Pillow's path handles those);

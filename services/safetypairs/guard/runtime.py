@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from safetypairs.contract.errors import InvalidInput, SafetyPairsError, item_error
-from safetypairs.contract.images import declared_pixels, decode_image
+from safetypairs.contract.images import decode_image
 from safetypairs.guard.batching import BatchPolicy, choose
 from safetypairs.guard.outputs import GuardModel, ItemOutput
 from safetypairs.serving.admission import check_image_count
@@ -41,23 +41,10 @@ class _Options:
     thresholds: np.ndarray  # threshold of each covered code
 
 
-# A call alone in the service runs on the event loop's thread, sparing the two hand-offs to a
-# request thread and back (0.3-0.6 ms on 2 cores), when its image declares at most this many
-# pixels (the loop waits meanwhile: about 11 ms for 451x300 here)...
-LOOP_MAX_PIXELS = 1 << 20
-# ...and when the last call that ran there ended at least this long ago. Calls queued behind
-# it arrive sooner and go to the request threads: without this, each would in turn find
-# itself alone and calls under load would take turns on the loop's one thread (measured: 28%
-# less throughput at 16 clients). A caller's next call after an answer takes longer here
-# (1.5-2.5 ms, the client and gRPC both ways).
-LOOP_IDLE_S = 0.001
-
-
 class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
     def setup(self) -> None:
         s = self.settings
         self.batching: BatchPolicy = choose(self.engine, s.batching, s.max_batch_size)
-        self._loop_call_ended = 0.0  # time.monotonic() when the last call on the loop ended
         super().setup()
         card = self.engine.card
         self._column = {code: i for i, code in enumerate(card.categories)}
@@ -183,23 +170,9 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
             members=members,
         )
 
-    def _runs_on_loop(self, data: bytes) -> bool:
-        if self.batching.batches or not self._alone():
-            return False
-        if time.monotonic() - self._loop_call_ended < LOOP_IDLE_S:
-            return False
-        pixels = declared_pixels(data)
-        return pixels is not None and pixels <= LOOP_MAX_PIXELS
-
     async def _output(self, data: bytes) -> ItemOutput:
-        """One image's model output: for a small image alone in the service, here on the
-        loop; otherwise from a request thread that hands it straight to this call (one
-        crossing of the event loop)."""
-        if self._runs_on_loop(data):
-            try:
-                return self._run_unbatched(data)
-            finally:
-                self._loop_call_ended = time.monotonic()
+        """One image's model output, from a request thread that hands it straight to this call
+        (one crossing of the event loop)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ItemOutput] = loop.create_future()
         self.cpu_pool.submit(self._prepare_and_enqueue, data, future, loop)
