@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Protocol
 
 from safetypairs.serving.grpc_server import GrpcServer
-from safetypairs.serving.memory import MemoryTrimmer
+from safetypairs.serving.memory import MemoryTrimmer, freeze_loaded_objects
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class WorkerLifecycle:
         await self.serve()
         self._hook_sigterm(asyncio.get_running_loop())
         self.trimmer.start()
+        freeze_loaded_objects()  # everything the worker needs is loaded by now
         self.ready = True
 
     async def stop(self) -> None:
