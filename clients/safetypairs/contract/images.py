@@ -28,7 +28,7 @@ ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 # for a 451x300 photo); OpenCV's full-size decode is faster than Pillow's full-size one
 # (0.64-0.87x) but its reduced modes were not measured against draft here.
 OPENCV_FORMATS = ("PNG", "WEBP", "BMP")
-# libspng (pyspng, in the guard extras) decodes 8-bit RGB PNGs to the same pixels in 0.6-0.7x
+# libspng (pyspng, in the guard extras) decodes 8-bit RGB PNGs to the same pixels in about 0.6x
 # OpenCV's time (benchmarks/image_decoders.py) but holds the GIL while it decodes, stalling the
 # event loop and the other request threads: it goes first for a call alone in the service,
 # after OpenCV (when installed) otherwise, and only up to this size (about 20 ms of decoding
