@@ -112,6 +112,28 @@ def test_a_bad_image_fails_a_tensor_call_by_index(engine, sample_photos):
         _answers(engine, "off", [sample_photos[0].read_bytes(), b"garbage"])
 
 
+@pytest.mark.parametrize(
+    ("batching", "spin_alone", "opened"),
+    [("off", True, True), ("on", True, False), ("off", False, False)],
+)
+def test_the_session_for_calls_alone_opens_only_where_calls_run_alone(
+    tiny_guard_onnx, batching, spin_alone, opened
+):
+    """With batching on, calls meet in the micro-batcher and never run alone: the second
+    session would only hold memory."""
+    engine = load_guard(str(tiny_guard_onnx), intra_op_threads=2)
+    settings = dataclasses.replace(GuardSettings(), batching=batching, ort_spin_alone=spin_alone)
+    registry = prometheus_client.CollectorRegistry()
+    runtime = GuardRuntime(engine, settings, ServiceMetrics("guard", prometheus_client, registry))
+
+    async def scenario() -> None:
+        runtime.start()
+        await runtime.stop()
+
+    asyncio.run(scenario())
+    assert (engine.alone_session is not None) is opened
+
+
 def test_usable_cores_follow_the_cgroup_quota(tmp_path):
     (tmp_path / "cpu.max").write_text("max 100000\n")
     unlimited = usable_cores(tmp_path)

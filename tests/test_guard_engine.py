@@ -63,7 +63,8 @@ def test_dynamic_batch_and_batch_independence(engine):
 def test_a_run_alone_spins_on_a_second_session_with_the_same_answers(default_guard_onnx):
     """The session for calls alone spins between operators and stops when its run ends; the
     first never spins. Both run the same graph: the same answers."""
-    engine = GuardEngine.load(default_guard_onnx, intra_op_threads=2, alone_session=True)
+    engine = GuardEngine.load(default_guard_onnx, intra_op_threads=2)
+    engine.open_alone_session()
     spin = "session.intra_op.allow_spinning"
     plain = engine.session.get_session_options()
     alone = engine.alone_session.get_session_options()
@@ -78,7 +79,8 @@ def test_a_run_alone_spins_on_a_second_session_with_the_same_answers(default_gua
 
 def test_no_second_session_where_it_cannot_spin_or_is_not_asked_for(default_guard_onnx):
     assert GuardEngine.load(default_guard_onnx, intra_op_threads=2).alone_session is None
-    one = GuardEngine.load(default_guard_onnx, intra_op_threads=1, alone_session=True)
+    one = GuardEngine.load(default_guard_onnx, intra_op_threads=1)
+    one.open_alone_session()
     assert one.alone_session is None  # one thread: nothing to spin
 
 

@@ -36,13 +36,7 @@ def guard_artifact_path(ref: str) -> Path:
     return candidates[0]
 
 
-def load_guard(
-    ref: str,
-    *,
-    providers: Sequence[str] = (),
-    intra_op_threads: int = 0,
-    alone_session: bool = False,
-) -> GuardModel:
+def load_guard(ref: str, *, providers: Sequence[str] = (), intra_op_threads: int = 0) -> GuardModel:
     # Imported here: `safetypairs serve` resolves the artifact (above) before it hands over to
     # BentoML, and need not pay for importing onnxruntime, numpy and Pillow to do so.
     from safetypairs.guard.engine import GuardEngine
@@ -50,12 +44,7 @@ def load_guard(
 
     path = guard_artifact_path(ref)
     engine = EnsembleEngine if path.suffix == ".json" else GuardEngine
-    return engine.load(
-        path,
-        providers=providers,
-        intra_op_threads=intra_op_threads,
-        alone_session=alone_session,
-    )
+    return engine.load(path, providers=providers, intra_op_threads=intra_op_threads)
 
 
 def load_configured_guard(settings: GuardSettings) -> GuardModel:
@@ -64,9 +53,4 @@ def load_configured_guard(settings: GuardSettings) -> GuardModel:
 
     ref = settings.guard_model or str(ensure_default_guard(settings.home_dir()))
     providers = [p.strip() for p in settings.ort_providers.split(",") if p.strip()]
-    return load_guard(
-        ref,
-        providers=providers,
-        intra_op_threads=settings.ort_intra_op_threads,
-        alone_session=settings.ort_spin_alone,
-    )
+    return load_guard(ref, providers=providers, intra_op_threads=settings.ort_intra_op_threads)

@@ -10,7 +10,7 @@ import hashlib
 import importlib.metadata
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +106,11 @@ class GuardEngine:
     sidecar: GuardSidecar
     policy: Policy
     session: ort.InferenceSession
-    # The same graph for a run that has the cores to itself (one call in the service): its
-    # intra-op threads spin between operators instead of sleeping, and stop when the run ends.
-    alone_session: ort.InferenceSession | None = None
+    threads: int = 1  # intra-op threads of each session
+    # The same graph for a run that has the cores to itself (one call in the service), once
+    # open_alone_session has opened it: its intra-op threads spin between operators instead
+    # of sleeping, and stop when the run ends.
+    _alone: list[ort.InferenceSession] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def load(
@@ -119,12 +121,10 @@ class GuardEngine:
         sha256: str | None = None,
         providers: Sequence[str] = (),
         intra_op_threads: int = 0,
-        alone_session: bool = False,
     ) -> GuardEngine:
         """Load `onnx_path` with its sidecar (default: same stem, .json); with `sha256`, the
         file must have that digest. `intra_op_threads` 0: the cores this process may use
-        (serving.cores). `alone_session`: also open the session `infer(..., alone=True)` runs
-        on, where the model runs on the CPU with more than one intra-op thread."""
+        (serving.cores)."""
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise ModelError(f"guard model file {onnx_path} does not exist")
@@ -145,21 +145,26 @@ class GuardEngine:
         chosen = choose_providers(providers)
         session = _session(onnx_path, chosen, threads, spinning=False)
         really = session.get_providers()
-        alone = None
-        if alone_session and threads > 1 and really == ["CPUExecutionProvider"]:
-            alone = _session(onnx_path, really, threads, spinning=True)
-        engine = cls(onnx_path, sidecar, policy, session, alone)
+        engine = cls(onnx_path, sidecar, policy, session, threads)
         engine._check_signature()
-        log.info(
-            "guard %s %s runs on %s%s",
-            sidecar.name,
-            sidecar.version,
-            ", ".join(really),
-            f", {threads} threads; a second session spins for calls alone" if alone else "",
-        )
+        log.info("guard %s %s runs on %s", sidecar.name, sidecar.version, ", ".join(really))
         if really[0] != chosen[0]:
             log.warning("asked for %s but onnxruntime runs %s", chosen[0], really[0])
         return engine
+
+    @property
+    def alone_session(self) -> ort.InferenceSession | None:
+        return self._alone[0] if self._alone else None
+
+    def open_alone_session(self) -> None:
+        """Open (and warm) the session `infer(..., alone=True)` runs on, where it can spin: on
+        the CPU with more than one intra-op thread. Opened only where calls run alone (no
+        batching): it costs a second session's memory (about 35 MB for EfficientNet-Lite0)."""
+        if self._alone or self.threads < 2 or self.providers != ["CPUExecutionProvider"]:
+            return
+        self._alone.append(_session(self.onnx_path, self.providers, self.threads, spinning=True))
+        self.infer([self._probe()], alone=True)
+        log.info("guard %s: a second session spins for calls alone", self.sidecar.name)
 
     def _check_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -240,8 +245,6 @@ class GuardEngine:
         x = self._probe()
         for n in batch_sizes:
             self.infer([x] * n)
-        if self.alone_session:
-            self.infer([x], alone=True)
 
     def release_arena(self) -> None:
         """Give back the host memory onnxruntime's arena grew to for batches larger than the

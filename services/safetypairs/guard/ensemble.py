@@ -209,7 +209,6 @@ class EnsembleEngine:
         *,
         providers: Sequence[str] = (),
         intra_op_threads: int = 0,
-        alone_session: bool = False,
     ) -> EnsembleEngine:
         manifest_path = Path(manifest_path)
         try:
@@ -241,7 +240,6 @@ class EnsembleEngine:
                 sha256=spec.get("sha256"),
                 providers=providers,
                 intra_op_threads=intra_op_threads,
-                alone_session=alone_session,
             )
             if engine.policy != policy:
                 raise ModelError(f"member {name} uses another policy than the ensemble")
@@ -301,6 +299,10 @@ class EnsembleEngine:
     def release_arena(self) -> None:
         for engine in self._engines:
             engine.release_arena()
+
+    def open_alone_session(self) -> None:
+        for engine in self._engines:
+            engine.open_alone_session()
 
 
 def _require(data: Any, keys: Sequence[str], where: str) -> None:

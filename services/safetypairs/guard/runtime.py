@@ -45,6 +45,8 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
     def setup(self) -> None:
         s = self.settings
         self.batching: BatchPolicy = choose(self.engine, s.batching, s.max_batch_size)
+        if s.ort_spin_alone and not self.batching.batches:  # calls can run alone
+            self.engine.open_alone_session()
         super().setup()
         card = self.engine.card
         self._column = {code: i for i, code in enumerate(card.categories)}
