@@ -210,7 +210,7 @@ class GuardSettings(ServingSettings):
         "the model (each ensemble member) whose intra-op threads spin between operators and "
         "stop when the run ends: about 1 ms less per call on 2 cores, for a second session's "
         "memory (about 35 MB for the baseline guard); calls side by side use the first, whose "
-        "threads never spin",
+        "threads never spin. Not opened where the guard batches",
     )
     batching: str = _setting(
         "auto",
