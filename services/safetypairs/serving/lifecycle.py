@@ -24,7 +24,11 @@ from types import FrameType
 from typing import Protocol
 
 from safetypairs.serving.grpc_server import GrpcServer
-from safetypairs.serving.memory import MemoryTrimmer, freeze_loaded_objects
+from safetypairs.serving.memory import (
+    MemoryTrimmer,
+    freeze_loaded_objects,
+    map_large_allocations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class WorkerLifecycle:
         self._hook_sigterm(asyncio.get_running_loop())
         self.trimmer.start()
         freeze_loaded_objects()  # everything the worker needs is loaded by now
+        map_large_allocations()
         self.ready = True
 
     async def stop(self) -> None:
