@@ -44,14 +44,14 @@ def map_large_allocations() -> None:
     block freed so far (up to 32 MiB), after which large images come from the heap and their
     memory stays there: under the hostile corpus the guard then grew 20-38 MiB over ten rounds.
     Setting it fixes it. Where the C library is not glibc, nothing."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    if (mallopt := _glibc("mallopt")) is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc(name: str) -> Callable[..., int] | None:
+    """glibc's function `name`, or None where the C library has none."""
     with contextlib.suppress(OSError, AttributeError):
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     return None
 
 
@@ -60,7 +60,7 @@ class MemoryTrimmer:
 
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
-        self._trim = _malloc_trim() if interval_s > 0 else None
+        self._trim = _glibc("malloc_trim") if interval_s > 0 else None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
