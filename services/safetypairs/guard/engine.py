@@ -22,6 +22,7 @@ from safetypairs.contract.policy import Policy, default_policy, policy_from_dict
 from safetypairs.contract.results import MemberInfo
 from safetypairs.guard.outputs import ItemOutput
 from safetypairs.guard.preprocess import preprocess
+from safetypairs.guard.resize import Beside
 from safetypairs.guard.sidecar import GuardCard, GuardSidecar, sidecar_path
 from safetypairs.serving.cores import usable_cores
 
@@ -197,9 +198,10 @@ class GuardEngine:
     def card(self) -> GuardCard:
         return self.sidecar.card
 
-    def preprocess(self, img: Image.Image) -> np.ndarray:
-        """RGB image -> one float32 input array (CHW or HWC), as the sidecar describes."""
-        return preprocess(img, self.sidecar.input)
+    def preprocess(self, img: Image.Image, beside: Beside | None = None) -> np.ndarray:
+        """RGB image -> one float32 input array (CHW or HWC), as the sidecar describes;
+        `beside`: idle threads that may share the resize."""
+        return preprocess(img, self.sidecar.input, beside)
 
     def infer(self, batch: Sequence[np.ndarray], *, alone: bool = False) -> np.ndarray:
         """Preprocessed arrays -> (N, categories) probabilities, in `categories` order.

@@ -41,6 +41,7 @@ from safetypairs.contract.policy import Policy, default_policy, policy_from_dict
 from safetypairs.contract.results import MemberInfo
 from safetypairs.guard.engine import GuardEngine
 from safetypairs.guard.outputs import ItemOutput, MemberRow
+from safetypairs.guard.resize import Beside
 from safetypairs.guard.sidecar import GuardCard
 
 FORMAT = "safetypairs-guard-ensemble"
@@ -264,9 +265,9 @@ class EnsembleEngine:
     def fusion(self) -> dict[str, str]:
         return {f.category: f.describe(self._names) for f in self._fusions}
 
-    def preprocess(self, img: Image.Image) -> tuple[np.ndarray, ...]:
+    def preprocess(self, img: Image.Image, beside: Beside | None = None) -> tuple[np.ndarray, ...]:
         """One decoded image, each member's own input from it."""
-        return tuple(e.preprocess(img) for e in self._engines)
+        return tuple(e.preprocess(img, beside) for e in self._engines)
 
     def _timed(self, i: int, batch: list[np.ndarray], alone: bool) -> tuple[np.ndarray, float]:
         started = time.perf_counter()

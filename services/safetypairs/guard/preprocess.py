@@ -2,8 +2,10 @@
 head is trained on exactly what the served graph will see.
 
 The least work that gives the reference tensor ((x/255*range - mean) / std after resize and
-crop, to 1e-6): scaling, mean, std, channel order and layout are one vectorised pass from the
-8-bit pixels (a view of Pillow's buffer) into the float32 array the model reads.
+crop, to 1e-6): the resize is Pillow's, pass by pass in Pillow 13's order and in bands on idle
+threads where there are any (guard/resize.py); scaling, mean, std, channel order and layout
+are one vectorised pass from the 8-bit pixels (a view of Pillow's buffer) into the float32
+array the model reads.
 """
 
 from __future__ import annotations
@@ -13,32 +15,35 @@ import io
 import numpy as np
 from PIL import Image
 
+from safetypairs.guard.resize import Beside, resize
 from safetypairs.guard.sidecar import GuardInput
 
+BICUBIC, BILINEAR = Image.Resampling.BICUBIC, Image.Resampling.BILINEAR
 
-def _resized(img: Image.Image, spec: GuardInput) -> Image.Image:
+
+def _resized(img: Image.Image, spec: GuardInput, beside: Beside | None) -> Image.Image:
     size = spec.size
     if spec.resize == "squash":
-        return img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return resize(img, (size, size), BICUBIC, reducing_gap=3.0, beside=beside)
     if spec.resize == "squash_center_crop":
         # Bilinear, as the Caffe-era reference pipelines these models come from.
-        img = img.resize((spec.resize_to, spec.resize_to), Image.Resampling.BILINEAR)
-        offset = (spec.resize_to - size) // 2
-        return img.crop((offset, offset, offset + size, offset + size))
-    # Shorter side to `size`, centre crop. Resampling only the crop's footprint (Pillow's
-    # `box`) would skip the cropped-off columns, but its 8-bit results differ from
-    # resize-then-crop by one level or more (measured: up to 11 on noise), past 1e-3.
+        side, offset = spec.resize_to, (spec.resize_to - size) // 2
+        crop = (offset, offset, offset + size, offset + size)
+        return resize(img, (side, side), BILINEAR, crop=crop, beside=beside)
+    # Shorter side to `size`, centre crop: only the crop's rows and columns are resampled
+    # (with a few around it; the same pixels as resize-then-crop, guard/resize.py).
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
     left, top = (nw - size) // 2, (nh - size) // 2
-    return img.crop((left, top, left + size, top + size))
+    crop = (left, top, left + size, top + size)
+    return resize(img, (nw, nh), BICUBIC, reducing_gap=3.0, crop=crop, beside=beside)
 
 
-def preprocess(img: Image.Image, spec: GuardInput) -> np.ndarray:
-    """RGB image -> one float32 input array (CHW or HWC)."""
-    img = _resized(img, spec)
+def preprocess(img: Image.Image, spec: GuardInput, beside: Beside | None = None) -> np.ndarray:
+    """RGB image -> one float32 input array (CHW or HWC). `beside`: idle threads the resize
+    may share its rows with (the same array either way)."""
+    img = _resized(img, spec, beside)
     if spec.jpeg_reencode:
         buf = io.BytesIO()
         img.save(buf, format="JPEG")

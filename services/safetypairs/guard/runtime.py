@@ -6,7 +6,7 @@ core), so a bad image fails alone before it can join a batch. Where batching pay
 start-up, batching.py) good images meet other requests in the micro-batcher; where it does not
 (a CPU) the same thread runs the model on its image at once, requests side by side, one per
 core, with no hand-over to the batcher's thread. A request whose image is the only one in the
-service takes the decoder and model session that are fastest alone (docs/guard.md).
+service takes the decoder, resize and model session that are fastest alone (docs/guard.md).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from safetypairs.contract.errors import InvalidInput, SafetyPairsError, item_err
 from safetypairs.contract.images import decode_image
 from safetypairs.guard.batching import BatchPolicy, choose
 from safetypairs.guard.outputs import GuardModel, ItemOutput
+from safetypairs.guard.resize import Beside
 from safetypairs.serving.admission import check_image_count
 from safetypairs.serving.batcher import deliver_threadsafe, resolve_threadsafe
 from safetypairs.serving.runtime_skeleton import BatchedRuntime
@@ -47,6 +48,8 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
         self.batching: BatchPolicy = choose(self.engine, s.batching, s.max_batch_size)
         if s.ort_spin_alone and not self.batching.batches:  # calls can run alone
             self.engine.open_alone_session()
+        # A call alone shares its resize with the request threads, idle then.
+        self._beside = Beside(self.cpu_pool, self.cpu_threads)
         super().setup()
         card = self.engine.card
         self._column = {code: i for i, code in enumerate(card.categories)}
@@ -66,8 +69,9 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
     def _run_unbatched(self, data: bytes) -> ItemOutput:
         """Request thread, no batching: decode, preprocess and run the model on one image. The
         only image in the service (asked before decoding and again before the model run: a
-        call that came in meanwhile makes it one of several) takes the decoder and the model
-        session that are fastest alone but would cost the calls beside it."""
+        call that came in meanwhile makes it one of several) takes the decoder, the banded
+        resize and the model session that are fastest alone but would cost the calls beside
+        it."""
         x = self._prepare_sync(data, alone=self._alone())
         alone = self._alone()
         started = time.perf_counter()
@@ -114,7 +118,7 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
     def _prepare_sync(self, data: bytes, alone: bool = False) -> Any:
         size = 2 * self.engine.card.input_size
         img = decode_image(data, self.limits, draft_size=size, alone=alone)
-        return self.engine.preprocess(img)
+        return self.engine.preprocess(img, self._beside if alone else None)
 
     def _prepare_and_enqueue(
         self, data: bytes, future: asyncio.Future, loop: asyncio.AbstractEventLoop
@@ -125,7 +129,7 @@ class GuardRuntime(BatchedRuntime[GuardModel, GuardSettings, Any, ItemOutput]):
             if future.done():
                 return
             if self.batching.batches:
-                self.batcher.enqueue([self._prepare_sync(data)], [future])
+                self.batcher.enqueue([self._prepare_sync(data, self._alone())], [future])
             else:
                 deliver_threadsafe(loop, future, self._run_unbatched(data))
         except Exception as exc:  # bad image, overload, model failure: the caller's error

@@ -43,8 +43,9 @@ class ServiceRuntime(Generic[EngineT, SettingsT]):
         self.metrics = metrics
         self.reference = reference
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+        self.cpu_threads = settings.decode_threads or usable_cores()
         self.cpu_pool = concurrent.futures.ThreadPoolExecutor(
-            settings.decode_threads or usable_cores(), thread_name_prefix="request-cpu"
+            self.cpu_threads, thread_name_prefix="request-cpu"
         )
         self._accepting = False
         self.setup()
