@@ -4,6 +4,7 @@ same ONNX file with the same preprocessing, measured with one client in interlea
     python benchmarks/peers/bench.py [--rounds 3] [--servers project,kserve,mlserver,pytriton]
     python benchmarks/peers/bench.py --ensemble      # the default ensemble vs its members alone
     python benchmarks/peers/bench.py --peer-ort tuned   # peers with the guard's ORT options
+    python benchmarks/peers/bench.py --without-opencv   # the guard's decoders as installed
 
 Each peer runs in its own virtual environment under .bench/peers/ (created on first use by
 envs.py: minutes). Every server is started fresh in every round, one after another, and all
@@ -162,7 +163,8 @@ class Server:
                 os.kill(pid, signal.SIGKILL)
 
 
-def project_server(model: str, onnx: str) -> Server:
+def project_server(model: str, onnx: str, shadow: Path | None = None) -> Server:
+    """The guard; with `shadow`, a folder put first on its import path (see no_opencv)."""
     grpc_port, http_port = free_port(), free_port()
     env = {
         "BENCH_GRPC_PORT": str(grpc_port),
@@ -170,8 +172,21 @@ def project_server(model: str, onnx: str) -> Server:
         "SAFETYPAIRS_GRPC_HOST": "127.0.0.1",
         "SAFETYPAIRS_GRPC_PORT": str(grpc_port),
     }
+    if shadow is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(shadow), os.environ.get("PYTHONPATH")])
+        )
     command = [sys.executable, "-m", "safetypairs.cli", "serve", "guard", "--host", "127.0.0.1"]
     return Server("project", [*command, "--http-port", str(http_port)], env, model)
+
+
+def no_opencv(work: Path) -> Path:
+    """A folder whose cv2 module fails to import, as in a default install of the guard (the
+    guard extras and images have no OpenCV; this environment has it from the dev extra)."""
+    shadow = work / "no-opencv"
+    shadow.mkdir(exist_ok=True)
+    (shadow / "cv2.py").write_text('raise ImportError("bench.py --without-opencv")\n')
+    return shadow
 
 
 def peer_server(peer: str, model: str, onnx: str, work: Path, peer_ort: str) -> Server:
@@ -409,6 +424,11 @@ def main() -> None:
         default="default",
         help="the peers' onnxruntime session options: its defaults, or the guard's own",
     )
+    parser.add_argument(
+        "--without-opencv",
+        action="store_true",
+        help="the guard decoding as a default install does: libspng and Pillow, no OpenCV",
+    )
     args = parser.parse_args()
 
     photo = (Path(skimage.__file__).parent / "data" / "chelsea.png").read_bytes()
@@ -426,11 +446,15 @@ def main() -> None:
             )
             print_ensemble_ratios(results)
             return
-        print(f"model: {onnx}; peers' onnxruntime options: {args.peer_ort}")
+        shadow = no_opencv(work) if args.without_opencv else None
+        print(
+            f"model: {onnx}; peers' onnxruntime options: {args.peer_ort}; "
+            f"the guard {'without' if shadow else 'with'} OpenCV"
+        )
         makers: dict[str, Callable[[], Server]] = {}
         for name in args.servers.split(","):
             if name == "project":
-                makers[name] = lambda: project_server(model, onnx)
+                makers[name] = lambda: project_server(model, onnx, shadow)
             else:
                 envs.ensure(name)  # before any timing
                 makers[name] = lambda name=name: peer_server(name, model, onnx, work, args.peer_ort)

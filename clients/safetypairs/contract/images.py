@@ -40,8 +40,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 @functools.cache
 def _opencv() -> Any:
-    """OpenCV when installed (the guard extras install it), imported on the first decode so
-    that the SDK's import stays light; None: Pillow decodes everything."""
+    """OpenCV when installed (the fast-decode extra installs it), imported on the first decode
+    so that the SDK's import stays light; None: libspng and Pillow decode everything."""
     try:
         import cv2
     except ImportError:
