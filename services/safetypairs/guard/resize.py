@@ -6,9 +6,9 @@ Why the passes are ours. Pillow resamples in two passes, each rounded to 8 bits,
 order shows in the pixels (one level here and there). Pillow up to 12 always ran the
 horizontal pass first; Pillow 13 runs the vertical one first when the height shrinks by more
 than twice as many pixels as the width. Each pass here is a one-axis Pillow resize, in
-Pillow 13's order: the pixels equal Pillow 13's `resize` and do not change with the Pillow
-version the guard runs on (it allows >= 10.3), so a guard served on one and trained on another
-sees the same tensor.
+Pillow 13's order: the pixels equal Pillow 13's `resize`, and Pillow's own choice of order no
+longer enters, so a guard served on one Pillow the guard allows (>= 10.3) and trained on
+another should see the same tensor (only Pillow 13 is installed and tested here).
 
 Why windows and bands are exact. An output pixel's filter weights depend only on where its
 centre falls in the source, so a window of output rows and columns resampled on its own gets
