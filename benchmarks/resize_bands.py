@@ -23,21 +23,20 @@ import numpy as np
 import skimage
 from PIL import Image
 
+from safetypairs.guard.preprocess import resize_for
 from safetypairs.guard.resize import Beside, resize
+from safetypairs.guard.sidecar import GuardInput
 from safetypairs.serving.cores import usable_cores
 
-BICUBIC, BILINEAR = Image.Resampling.BICUBIC, Image.Resampling.BILINEAR
-
-
-def targets(w: int, h: int):
-    """Each spec's resize of a (w, h) photo: name, size, filter, reducing gap, crop."""
-    scale = 224 / min(w, h)
-    nw, nh = max(224, round(w * scale)), max(224, round(h * scale))
-    left, top = (nw - 224) // 2, (nh - 224) // 2
-    crop = (left, top, left + 224, top + 224)
-    yield "shorter_side_center_crop", (nw, nh), BICUBIC, 3.0, crop
-    yield "squash_center_crop 256", (256, 256), BILINEAR, None, (16, 16, 240, 240)
-    yield "squash", (224, 224), BICUBIC, 3.0, (0, 0, 224, 224)
+# The guard's three input specs, as a sidecar gives them (mean and std do not enter the resize).
+SPECS = {
+    name: GuardInput("x", 224, (0.5,) * 3, (0.5,) * 3, resize=kind, resize_to=to)
+    for name, kind, to in (
+        ("shorter_side_center_crop", "shorter_side_center_crop", 0),
+        ("squash_center_crop 256", "squash_center_crop", 256),
+        ("squash", "squash", 0),
+    )
+}
 
 
 def pillow(photo: Image.Image, size, resample, gap, crop) -> Image.Image:
@@ -60,7 +59,9 @@ def main() -> None:
         beside = Beside(pool, threads)
         for name in ("chelsea.png", "astronaut.png", "coffee.png"):
             photo = Image.open(data_dir / name).convert("RGB")
-            for spec, size, resample, gap, crop in targets(*photo.size):
+            for spec, guard_input in SPECS.items():
+                size, resample, gap, crop = resize_for(photo.size, guard_input)
+                crop = crop or (0, 0, *size)
                 pass_ = (photo, size, resample)
                 ways = {
                     "pillow": partial(pillow, *pass_, gap, crop),

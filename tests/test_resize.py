@@ -10,21 +10,21 @@ import PIL
 import pytest
 from PIL import Image
 
-from safetypairs.guard.preprocess import preprocess
+from safetypairs.guard.preprocess import preprocess, resize_for
 from safetypairs.guard.resize import Beside, resize
 from safetypairs.guard.sidecar import GuardInput
 
-BICUBIC, BILINEAR = Image.Resampling.BICUBIC, Image.Resampling.BILINEAR
+BICUBIC = Image.Resampling.BICUBIC
+# The guard's three input specs, as a sidecar gives them.
+SPECS = {
+    kind: GuardInput("x", 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), resize=kind, resize_to=to)
+    for kind, to in (("shorter_side_center_crop", 0), ("squash", 0), ("squash_center_crop", 256))
+}
 
 
 def _targets(w: int, h: int):
-    """What the guard's three input specs resize a (w, h) image to, and the crop they keep."""
-    scale = 224 / min(w, h)
-    nw, nh = max(224, round(w * scale)), max(224, round(h * scale))
-    left, top = (nw - 224) // 2, (nh - 224) // 2
-    yield (nw, nh), BICUBIC, 3.0, (left, top, left + 224, top + 224)  # shorter_side_center_crop
-    yield (224, 224), BICUBIC, 3.0, None  # squash
-    yield (256, 256), BILINEAR, None, (16, 16, 240, 240)  # squash_center_crop
+    """What each spec resizes a (w, h) image to, and the crop it keeps (preprocess's own)."""
+    return [resize_for((w, h), spec) for spec in SPECS.values()]
 
 
 def _sizes(count: int, seed: int):
@@ -118,17 +118,9 @@ def test_a_band_no_thread_takes_runs_in_the_caller():
     assert np.array_equal(np.asarray(banded), np.asarray(resize(img, (336, 224), BICUBIC)))
 
 
-@pytest.mark.parametrize("kind", ["shorter_side_center_crop", "squash", "squash_center_crop"])
+@pytest.mark.parametrize("kind", list(SPECS))
 def test_preprocess_gives_one_tensor_with_or_without_threads_beside(kind):
-    spec = GuardInput(
-        "x",
-        224,
-        (0.5, 0.5, 0.5),
-        (0.5, 0.5, 0.5),
-        resize=kind,
-        resize_to=256 if kind == "squash_center_crop" else 0,
-    )
     img = _noise(640, 480, seed=3)
     with ThreadPoolExecutor(2) as pool:
-        banded = preprocess(img, spec, Beside(pool, 2))
-    assert np.array_equal(preprocess(img, spec), banded)
+        banded = preprocess(img, SPECS[kind], Beside(pool, 2))
+    assert np.array_equal(preprocess(img, SPECS[kind]), banded)

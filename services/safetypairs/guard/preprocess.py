@@ -11,6 +11,7 @@ array the model reads.
 from __future__ import annotations
 
 import io
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -21,29 +22,39 @@ from safetypairs.guard.sidecar import GuardInput
 BICUBIC, BILINEAR = Image.Resampling.BICUBIC, Image.Resampling.BILINEAR
 
 
-def _resized(img: Image.Image, spec: GuardInput, beside: Beside | None) -> Image.Image:
+class Resize(NamedTuple):
+    """What a spec resizes an image to, with Pillow's filter and reducing gap, and the crop
+    it keeps of that (None: all of it)."""
+
+    size: tuple[int, int]
+    resample: Image.Resampling
+    reducing_gap: float | None
+    crop: tuple[int, int, int, int] | None
+
+
+def resize_for(source: tuple[int, int], spec: GuardInput) -> Resize:
+    """The resize `spec` gives an image `source` pixels wide and high."""
     size = spec.size
     if spec.resize == "squash":
-        return resize(img, (size, size), BICUBIC, reducing_gap=3.0, beside=beside)
+        return Resize((size, size), BICUBIC, 3.0, None)
     if spec.resize == "squash_center_crop":
         # Bilinear, as the Caffe-era reference pipelines these models come from.
         side, offset = spec.resize_to, (spec.resize_to - size) // 2
-        crop = (offset, offset, offset + size, offset + size)
-        return resize(img, (side, side), BILINEAR, crop=crop, beside=beside)
+        return Resize((side, side), BILINEAR, None, (offset, offset, offset + size, offset + size))
     # Shorter side to `size`, centre crop: only the crop's rows and columns are resampled
     # (with a few around it; the same pixels as resize-then-crop, guard/resize.py).
-    w, h = img.size
+    w, h = source
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     left, top = (nw - size) // 2, (nh - size) // 2
-    crop = (left, top, left + size, top + size)
-    return resize(img, (nw, nh), BICUBIC, reducing_gap=3.0, crop=crop, beside=beside)
+    return Resize((nw, nh), BICUBIC, 3.0, (left, top, left + size, top + size))
 
 
 def preprocess(img: Image.Image, spec: GuardInput, beside: Beside | None = None) -> np.ndarray:
     """RGB image -> one float32 input array (CHW or HWC). `beside`: idle threads the resize
     may share its rows with (the same array either way)."""
-    img = _resized(img, spec, beside)
+    size, resample, reducing_gap, crop = resize_for(img.size, spec)
+    img = resize(img, size, resample, reducing_gap=reducing_gap, crop=crop, beside=beside)
     if spec.jpeg_reencode:
         buf = io.BytesIO()
         img.save(buf, format="JPEG")

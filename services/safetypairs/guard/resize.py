@@ -221,12 +221,12 @@ def resize(
     crop = crop or (0, 0, *size)
     parts = beside.threads if beside else 1
     plan = _plan(img.size, (extent_w, extent_h), size, crop, _SUPPORT[resample], parts)
+    c0, r0, c1, r1 = plan.window
     first, *rest = plan.bands
     if not rest or beside is None:
         window = _resampled(img, first, resample)
     else:
         handed = [beside.pool.submit(_resampled, img, band, resample) for band in rest]
-        c0, r0, c1, r1 = plan.window
         window = Image.new(img.mode, (c1 - c0, r1 - r0))
         window.paste(_resampled(img, first, resample), (0, 0))
         for band, future in zip(rest, handed, strict=True):
@@ -234,8 +234,7 @@ def resize(
             # rather than wait behind another call's work.
             done = _resampled(img, band, resample) if future.cancel() else future.result()
             window.paste(done, (0, band.top))
-    c0, r0, _, _ = plan.window
-    left, top, right, bottom = crop
-    if (left, top, right, bottom) == plan.window:
+    if crop == plan.window:
         return window
+    left, top, right, bottom = crop
     return window.crop((left - c0, top - r0, right - c0, bottom - r0))
